@@ -1,0 +1,34 @@
+# nvme-vfio: live migration of NVMe SR-IOV VFs under VFIO.
+#
+#   make check   every test: tools, kernel build, KUnit and VM tests
+#   make vm      a shell in the test VM (SR-IOV NVMe PF, Intel IOMMU)
+#
+# Build outputs live in $(NVME_VFIO_CACHE) (default ~/.cache/nvme-vfio).
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: all check deps kernel tools vm series clean-cache
+
+all: kernel tools
+
+check:
+	@bash scripts/check.sh
+
+deps:
+	@bash scripts/deps.sh
+
+kernel: deps
+	@bash scripts/build-kernel.sh
+
+tools: deps
+	cargo build --release --manifest-path tools/nvme-lm/Cargo.toml
+
+vm: kernel tools
+	python3 tests/vm/run-vm.py --interactive --kernel-dir "$$(bash scripts/build-kernel.sh)"
+
+series:
+	@bash scripts/series.sh
+
+clean-cache:
+	rm -rf "$${NVME_VFIO_CACHE:-$$HOME/.cache/nvme-vfio}"

@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Test cases of the codec, shared by the kernel's KUnit suite and the host
+//! tool's `cargo test`. Each returns `Err` naming the first broken
+//! expectation instead of panicking, so it runs the same in both places.
+
+use super::codec::cmd::{
+    AdminCmd,
+    Sequence,
+    SuspendType, //
+};
+use super::codec::identify::{
+    SecondaryList,
+    StateFormats, //
+};
+use super::codec::state::{
+    encode_v0,
+    ControllerState,
+    CqState,
+    Header,
+    QueueLimits,
+    QueueStateV0,
+    SqState,
+    HEADER_LEN, //
+};
+use super::codec::udmq::{
+    Change,
+    Entry,
+    Marker, //
+};
+use super::codec::Error;
+
+/// Result of one case.
+pub type CaseResult = Result<(), &'static str>;
+
+fn ensure(cond: bool, what: &'static str) -> CaseResult {
+    if cond {
+        Ok(())
+    } else {
+        Err(what)
+    }
+}
+
+const LIMITS: QueueLimits = QueueLimits {
+    max_qid: 4,
+    mqes: 1023,
+    vectors: 2,
+    contiguous_only: true,
+    page_size: 4096,
+};
+
+fn sample_queues() -> ([SqState; 2], [CqState; 2]) {
+    let cq = |qid: u16, vector: u16| CqState {
+        prp1: 0x10_0000 * u64::from(qid),
+        qsize: 63,
+        qid,
+        head: 5,
+        tail: 6,
+        contiguous: true,
+        interrupts: true,
+        phase: qid == 2,
+        vector,
+    };
+    let sq = |qid: u16| SqState {
+        prp1: 0x20_0000 * u64::from(qid),
+        qsize: 63,
+        qid,
+        cqid: qid,
+        contiguous: true,
+        priority: 0,
+        head: 7,
+        tail: 9,
+    };
+    ([sq(1), sq(2)], [cq(1, 0), cq(2, 1)])
+}
+
+/// Writes a full controller state (header + v0 state of the sample queues +
+/// `vendor` bytes) into `buf`; returns its length.
+fn sample_state(buf: &mut [u8], vendor: &[u8]) -> Result<usize, Error> {
+    let (sqs, cqs) = sample_queues();
+    let body = buf.get_mut(HEADER_LEN..).ok_or(Error::Overflow)?;
+    let nvme_len = encode_v0(&sqs, &cqs, body)?;
+    let end = nvme_len + vendor.len();
+    body.get_mut(nvme_len..end)
+        .ok_or(Error::Overflow)?
+        .copy_from_slice(vendor);
+    let h = Header {
+        version: 0,
+        suspended: true,
+        nvme_dwords: u32::try_from(nvme_len / 4).map_err(|_| Error::Overflow)?,
+        vendor_dwords: u32::try_from(vendor.len() / 4).map_err(|_| Error::Overflow)?,
+    };
+    buf.get_mut(..HEADER_LEN)
+        .ok_or(Error::Overflow)?
+        .copy_from_slice(&h.encode());
+    Ok(HEADER_LEN + end)
+}
+
+/// Header fields survive encode and parse.
+pub fn header_round_trip() -> CaseResult {
+    let h = Header {
+        version: 0,
+        suspended: true,
+        nvme_dwords: 26,
+        vendor_dwords: 3,
+    };
+    let raw = h.encode();
+    ensure(Header::parse(&raw) == Ok(h), "header did not round-trip")?;
+    ensure(h.total_len() == Ok(48 + 104 + 12), "total length wrong")
+}
+
+/// A short header, reserved bits, 128-bit sizes and absurd sizes are refused.
+pub fn header_rejects_malformed() -> CaseResult {
+    let h = Header {
+        version: 0,
+        suspended: false,
+        nvme_dwords: 2,
+        vendor_dwords: 0,
+    };
+    let raw = h.encode();
+    ensure(
+        matches!(
+            Header::parse(&raw[..47]),
+            Err(Error::Truncated { need: 48, have: 47 })
+        ),
+        "short header accepted",
+    )?;
+    let mut bad = raw;
+    bad[2] = 2;
+    ensure(Header::parse(&bad).is_err(), "CSATTR reserved bit accepted")?;
+    let mut bad = raw;
+    bad[10] = 1;
+    ensure(Header::parse(&bad).is_err(), "reserved byte accepted")?;
+    let mut bad = raw;
+    bad[31] = 1;
+    ensure(
+        Header::parse(&bad).is_err(),
+        "NVMECSS high 64 bits accepted",
+    )?;
+    let mut bad = raw;
+    bad[36] = 1;
+    ensure(
+        matches!(Header::parse(&bad), Err(Error::Overflow)),
+        "VSS above u32 accepted",
+    )?;
+    let mut bad = raw;
+    bad[18] = 0x20;
+    ensure(
+        matches!(Header::parse(&bad), Err(Error::OutOfLimits(_))),
+        "8 MiB state accepted",
+    )
+}
+
+/// A state must be exactly as long as its header says.
+pub fn state_length_must_match() -> CaseResult {
+    let mut buf = [0u8; 256];
+    let len = sample_state(&mut buf, &[1, 2, 3, 4, 5, 6, 7, 8]).map_err(|e| e.reason())?;
+    let st = ControllerState::parse(&buf[..len]).map_err(|e| e.reason())?;
+    ensure(st.vendor == [1, 2, 3, 4, 5, 6, 7, 8], "vendor part wrong")?;
+    ensure(st.nvme.len() == 8 + 4 * 24, "NVMe part wrong")?;
+    ensure(
+        matches!(
+            ControllerState::parse(&buf[..len - 1]),
+            Err(Error::Truncated { .. })
+        ),
+        "truncated state accepted",
+    )?;
+    ensure(
+        matches!(
+            ControllerState::parse(&buf[..len + 4]),
+            Err(Error::TrailingBytes { .. })
+        ),
+        "state with trailing bytes accepted",
+    )
+}
+
+/// Queue entries survive encode and parse, SQs first, then CQs.
+pub fn v0_round_trip() -> CaseResult {
+    let mut buf = [0u8; 256];
+    let len = sample_state(&mut buf, &[]).map_err(|e| e.reason())?;
+    let st = ControllerState::parse(&buf[..len]).map_err(|e| e.reason())?;
+    let v0 = QueueStateV0::parse(st.nvme).map_err(|e| e.reason())?;
+    let (sqs, cqs) = sample_queues();
+    ensure(
+        v0.sq_count() == 2 && v0.cq_count() == 2,
+        "queue counts wrong",
+    )?;
+    for (i, q) in (0u16..).zip(sqs.iter()) {
+        ensure(v0.sq(i) == Ok(*q), "SQ did not round-trip")?;
+    }
+    for (i, q) in (0u16..).zip(cqs.iter()) {
+        ensure(v0.cq(i) == Ok(*q), "CQ did not round-trip")?;
+    }
+    ensure(
+        v0.sq(2).is_err() && v0.cq(2).is_err(),
+        "index past the end accepted",
+    )?;
+    // Spot-check the layout against the specification's byte offsets.
+    let cq1 = &st.nvme[8 + 2 * 24..8 + 3 * 24];
+    ensure(
+        cq1[12] == 5 && cq1[14] == 6,
+        "CQ head/tail not at bytes 12/14",
+    )?;
+    ensure(
+        cq1[16] == 0x3 && cq1[18] == 0,
+        "CQ attributes not at byte 16",
+    )?;
+    ensure(
+        st.nvme[8 + 16] == 7 && st.nvme[8 + 18] == 9,
+        "SQ head/tail not at 16/18",
+    )
+}
+
+/// Entry counts that do not fit the declared size are refused.
+pub fn v0_rejects_counts_beyond_size() -> CaseResult {
+    let mut buf = [0u8; 256];
+    let len = sample_state(&mut buf, &[]).map_err(|e| e.reason())?;
+    let mut nvme = [0u8; 8 + 4 * 24];
+    nvme.copy_from_slice(&buf[HEADER_LEN..len]);
+    nvme[2] = 3;
+    ensure(
+        matches!(QueueStateV0::parse(&nvme), Err(Error::Truncated { .. })),
+        "entry count beyond NVMECSS accepted",
+    )?;
+    nvme[2] = 2;
+    nvme[0] = 1;
+    ensure(
+        QueueStateV0::parse(&nvme).is_err(),
+        "version 1 accepted as version 0",
+    )
+}
+
+/// A change to the sample queues that breaks one validation rule.
+type Mutation = fn(&mut [SqState; 2], &mut [CqState; 2]);
+
+fn validate_modified(f: impl Fn(&mut [SqState; 2], &mut [CqState; 2])) -> Result<(), Error> {
+    let (mut sqs, mut cqs) = sample_queues();
+    f(&mut sqs, &mut cqs);
+    let mut nvme = [0u8; 8 + 4 * 24];
+    encode_v0(&sqs, &cqs, &mut nvme)?;
+    QueueStateV0::parse(&nvme)?.validate(&LIMITS)
+}
+
+/// A good state validates; each broken rule is caught.
+pub fn v0_validate() -> CaseResult {
+    ensure(validate_modified(|_, _| {}).is_ok(), "good state rejected")?;
+    let bad: [(&'static str, Mutation); 10] = [
+        ("duplicate SQ id accepted", |s, _| s[1].qid = 1),
+        ("duplicate CQ id accepted", |_, c| c[1].qid = 1),
+        ("SQ to missing CQ accepted", |s, _| s[1].cqid = 3),
+        ("queue id 0 accepted", |s, _| s[0].qid = 0),
+        ("queue id above limit accepted", |_, c| c[0].qid = 5),
+        ("queue size above MQES accepted", |s, _| s[0].qsize = 1024),
+        ("head beyond queue accepted", |_, c| c[0].head = 64),
+        ("vector out of range accepted", |_, c| c[1].vector = 2),
+        ("unaligned base accepted", |s, _| s[0].prp1 += 8),
+        ("non-contiguous queue accepted", |_, c| {
+            c[0].contiguous = false
+        }),
+    ];
+    for (what, f) in bad {
+        ensure(validate_modified(f).is_err(), what)?;
+    }
+    // A vector past the limit is fine while interrupts are off.
+    ensure(
+        validate_modified(|_, c| {
+            c[1].vector = 9;
+            c[1].interrupts = false;
+        })
+        .is_ok(),
+        "vector checked with interrupts off",
+    )
+}
+
+/// CNS 20h: versions and UUIDs by 1-based index.
+pub fn state_formats() -> CaseResult {
+    let mut raw = [0u8; 2 + 4 + 16];
+    raw[0] = 2;
+    raw[1] = 1;
+    raw[2..4].copy_from_slice(&0u16.to_le_bytes());
+    raw[4..6].copy_from_slice(&7u16.to_le_bytes());
+    raw[6..22].copy_from_slice(&[0xab; 16]);
+    let f = StateFormats::parse(&raw).map_err(|e| e.reason())?;
+    ensure(
+        f.version_count() == 2 && f.uuid_count() == 1,
+        "counts wrong",
+    )?;
+    ensure(f.version(0).is_none(), "index 0 is not 'none'")?;
+    ensure(
+        f.version(1) == Some(0) && f.version(2) == Some(7),
+        "versions wrong",
+    )?;
+    ensure(f.version(3).is_none(), "index past the end accepted")?;
+    ensure(f.find_version(7) == Some(2), "find_version wrong")?;
+    ensure(f.find_uuid(&[0xab; 16]) == Some(1), "find_uuid wrong")?;
+    ensure(f.find_uuid(&[0xac; 16]).is_none(), "unknown UUID found")?;
+    ensure(
+        StateFormats::parse(&raw[..21]).is_err(),
+        "truncated formats accepted",
+    )
+}
+
+/// CNS 15h: entries are matched by VFN, never by position.
+pub fn secondary_list() -> CaseResult {
+    let mut raw = [0u8; 32 * 4];
+    raw[0] = 3;
+    for (i, (scid, vfn)) in [(0x41u16, 2u16), (0x40, 1), (0x42, 3)].iter().enumerate() {
+        let e = &mut raw[32 * (i + 1)..32 * (i + 2)];
+        e[0..2].copy_from_slice(&scid.to_le_bytes());
+        e[4] = u8::from(*vfn != 3);
+        e[8..10].copy_from_slice(&vfn.to_le_bytes());
+        e[10..12].copy_from_slice(&3u16.to_le_bytes());
+    }
+    let l = SecondaryList::parse(&raw).map_err(|e| e.reason())?;
+    ensure(l.len() == 3, "entry count wrong")?;
+    let c = l.find_vfn(1).ok_or("VFN 1 not found")?;
+    ensure(c.scid == 0x40 && c.online && c.vq == 3, "VFN 1 entry wrong")?;
+    ensure(
+        l.find_vfn(3).is_some_and(|c| !c.online),
+        "VFN 3 entry wrong",
+    )?;
+    ensure(
+        l.find_vfn(0).is_none() && l.find_vfn(4).is_none(),
+        "absent VFN found",
+    )?;
+    ensure(
+        SecondaryList::parse(&raw[..100]).is_err(),
+        "truncated list accepted",
+    )?;
+    raw[0] = 128;
+    ensure(SecondaryList::parse(&raw).is_err(), "128 entries accepted")
+}
+
+/// UDMQ entries: fields, markers, and reserved values.
+pub fn udmq_entries() -> CaseResult {
+    let mut raw = [0u8; 32];
+    raw[0..4].copy_from_slice(&1u32.to_le_bytes());
+    raw[4..8].copy_from_slice(&7u32.to_le_bytes());
+    raw[8..16].copy_from_slice(&0x1234u64.to_le_bytes());
+    raw[31] = 1;
+    let e = Entry::parse(&raw).map_err(|e| e.reason())?;
+    ensure(e.nsid == 1 && e.nlb == 7 && e.slba == 0x1234, "range wrong")?;
+    ensure(
+        e.phase && e.marker == Marker::None && e.change == Change::Range,
+        "attr wrong",
+    )?;
+    raw[31] = (7 << 1) | (2 << 6);
+    let e = Entry::parse(&raw).map_err(|e| e.reason())?;
+    ensure(
+        !e.phase && e.marker == Marker::Full && e.change == Change::NoChange,
+        "full",
+    )?;
+    raw[31] = 4 << 1;
+    ensure(Entry::parse(&raw).is_err(), "reserved ESA accepted")?;
+    raw[31] = 3 << 6;
+    ensure(Entry::parse(&raw).is_err(), "reserved LBACI accepted")?;
+    ensure(Entry::parse(&raw[..31]).is_err(), "short entry accepted")
+}
+
+/// Command dwords match the reference migration flow.
+pub fn command_encoding() -> CaseResult {
+    let c = AdminCmd::suspend(5, SuspendType::Suspend, true);
+    ensure(c.opcode == 0x41 && c.cdw(10) == 0, "suspend SEL")?;
+    ensure(c.cdw(11) == (1 << 31) | (1 << 16) | 5, "suspend CDW11")?;
+    ensure(
+        AdminCmd::resume(5).cdw(10) == 1 && AdminCmd::resume(5).cdw(11) == 5,
+        "resume",
+    )?;
+    let c = AdminCmd::get_state(5, 1, 0, 0, 152);
+    ensure(
+        c.opcode == 0x42 && c.cdw(10) == 1 << 16,
+        "get state CSVI in MOS",
+    )?;
+    ensure(
+        c.cdw(11) == 5 && c.cdw(15) == 152 / 4 - 1,
+        "get state NUMD is 0's based",
+    )?;
+    let c = AdminCmd::set_state(5, Sequence::Only, 1, 0, 0x1_0000_0004, 152);
+    ensure(c.cdw(10) == (3 << 16) | 2, "set state SEL/SEQIND")?;
+    ensure(
+        c.cdw(11) == (1 << 16) | 5 && c.cdw(15) == 152 / 4,
+        "set state CSVI/NUMD",
+    )?;
+    ensure(c.cdw(12) == 4 && c.cdw(13) == 1, "set state offset")?;
+    let c = AdminCmd::cdq_create(5, true, 1024);
+    ensure(
+        c.opcode == 0x45 && c.cdw(11) == (5 << 16) | 1 && c.cdw(12) == 1024,
+        "cdq",
+    )?;
+    ensure(
+        AdminCmd::track_user_data(3, true).cdw(10) == 1 << 16,
+        "track start",
+    )?;
+    let c = AdminCmd::cdq_set_head(3, 10, Some(20));
+    ensure(
+        c.cdw(10) == 0x21 && c.cdw(11) == (1 << 31) | 3,
+        "set features CDQ",
+    )?;
+    ensure(
+        c.cdw(12) == 10 && c.cdw(13) == 20 && c.cdw(9) == 0,
+        "HP/TPT",
+    )
+}

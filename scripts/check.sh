@@ -1,0 +1,86 @@
+#!/bin/bash
+# make check: every test suite of the project, summed into one closing line
+# "N passed, N failed". Installs what it needs, builds what changed.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+export PATH="$HOME/.cargo/bin:$PATH"
+cd "$REPO"
+
+PASSED=0 FAILED=0 SKIPPED=0 FAILED_NAMES=()
+T0=$(date +%s)
+
+ok() { PASSED=$((PASSED + 1)); echo "ok - $1"; }
+not_ok() { FAILED=$((FAILED + 1)); FAILED_NAMES+=("$1"); echo "not ok - $1"; }
+# check NAME CMD...: one test that passes if CMD exits 0.
+check() {
+	local name=$1; shift
+	echo "=== $name"
+	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+add_counts() { # "passed failed skipped" from a counter, under a suite NAME
+	local name=$1 p f s
+	read -r p f s
+	PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + s))
+	[ "$f" -eq 0 ] || FAILED_NAMES+=("$name ($f)")
+	echo "--- $name: $p passed, $f failed, $s skipped"
+}
+finish() {
+	echo
+	[ ${#FAILED_NAMES[@]} -eq 0 ] || printf 'failed: %s\n' "${FAILED_NAMES[@]}"
+	echo "make check took $(( $(date +%s) - T0 )) s"
+	echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+	[ "$FAILED" -eq 0 ]
+	exit
+}
+
+echo "=== deps"
+bash scripts/deps.sh || { not_ok deps; finish; }
+
+# --- host tools ---------------------------------------------------------
+TOOLS=tools/nvme-lm
+check "tools: cargo fmt --check" cargo fmt --manifest-path $TOOLS/Cargo.toml --check
+check "tools: clippy -D warnings" cargo clippy --quiet --manifest-path $TOOLS/Cargo.toml \
+	--release --all-targets -- -D warnings
+echo "=== tools: cargo test"
+cargo build --quiet --release --manifest-path $TOOLS/Cargo.toml || not_ok "tools: build"
+cargo test --release --manifest-path $TOOLS/Cargo.toml 2>&1 | tee "$CACHE/cargo-test.log" |
+	grep -E '^test |^test result' | grep -v '^test result: ok. 0 passed'
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1);
+	if ($(i) ~ /^failed/) f += $(i-1); if ($(i) ~ /^ignored/) s += $(i-1) } }
+	END { print p+0, f+0, s+0 }' "$CACHE/cargo-test.log" | add_counts "tools: cargo test"
+grep -q '^test result:' "$CACHE/cargo-test.log" || not_ok "tools: cargo test did not run"
+
+# --- kernel side --------------------------------------------------------
+kernel_rust=$(find drivers rust -name '*.rs' 2>/dev/null | sort)
+if [ -n "$kernel_rust" ]; then
+	# shellcheck disable=SC2086
+	check "kernel: rustfmt --check (our Rust)" rustfmt --check --edition 2021 $kernel_rust
+fi
+patches=$(ls patches/*.patch 2>/dev/null)
+our_c=$(find drivers include -name '*.[ch]' 2>/dev/null | sort)
+
+echo "=== kernel: build (LLVM, CLIPPY=1, our code warning-free)"
+if KOUT=$(bash scripts/build-kernel.sh); then
+	ok "kernel: build"
+	KTREE="$CACHE/linux-tree/$(basename "$KOUT")"
+	if [ -n "$patches$our_c" ]; then
+		# shellcheck disable=SC2086
+		check "kernel: checkpatch --strict" bash -c "cd '$KTREE' &&
+			{ [ -z '$patches' ] || ./scripts/checkpatch.pl --strict --no-tree -q \
+				$(printf "'$REPO/%s' " $patches); } &&
+			{ [ -z '$our_c' ] || ./scripts/checkpatch.pl --strict --no-tree -q -f \
+				$(printf "'$REPO/%s' " $our_c); }"
+	fi
+	echo "=== vm: smoke and KUnit (TCG, timeout ${VM_TIMEOUT:-900} s)"
+	python3 tests/vm/run-vm.py --kernel-dir "$KOUT" --timeout "${VM_TIMEOUT:-900}" \
+		-- bash tests/vm/run-tests.sh | tee "$CACHE/vm-check.log"
+	vm_rc=${PIPESTATUS[0]}
+	python3 tests/ktap-count.py <"$CACHE/vm-check.log" | add_counts "vm"
+	case $vm_rc in
+	124|125) not_ok "vm: guest did not finish (exit $vm_rc)" ;;
+	esac
+else
+	not_ok "kernel: build"
+	not_ok "vm: not run, no kernel"
+fi
+finish

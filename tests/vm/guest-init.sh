@@ -1,0 +1,38 @@
+#!/bin/bash
+# PID 1 of the test VM. The root file system is the host's, read-only; give
+# the guest the writable and virtual file systems it needs, mount the
+# kernel's modules and the job directory, then either run the job (its
+# stdout, KTAP, goes to ttyS1) or open a shell on the console.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/tmp TERM=${TERM:-linux} LANG=C.UTF-8
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+for d in /tmp /run /var/tmp /var/log /var/lib/dhcp /root; do
+	mount -t tmpfs -o mode=1777 tmpfs "$d" 2>/dev/null
+done
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro modules /lib/modules
+mkdir -p /run/job
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 job /run/job
+ip link set lo up 2>/dev/null
+hostname nvme-vfio-vm
+
+export NVME_VFIO_REPO=$nvmevfio_repo NVME_VFIO_JOB=/run/job
+cd "$NVME_VFIO_REPO" || exit 1
+
+if [ "$nvmevfio_mode" = shell ]; then
+	echo "nvme-vfio test VM: $(uname -r). Repo at $NVME_VFIO_REPO; 'poweroff -f' to leave."
+	setsid -c bash -l </dev/ttyS0 >/dev/ttyS0 2>&1
+else
+	# The job's stdout is the KTAP stream; stderr and the kernel log go to the
+	# console log.
+	bash -c "$(cat /run/job/cmd)" >/dev/ttyS1 2>/dev/ttyS0
+	echo "# nvme-vfio exit status $?" >/dev/ttyS1
+fi
+sync
+busybox poweroff -f

@@ -1,0 +1,123 @@
+# SR-IOV setup of QEMU's emulated NVMe PF inside the test VM. Sourced.
+# shellcheck shell=bash
+#
+# QEMU starts with every flexible VQ/VI resource on the primary controller.
+# Enabling VFs takes: release them from the primary (Virtualization
+# Management, Primary Flexible, NR=0), reset the PF so that takes effect,
+# keep the VFs away from host drivers (sriov_drivers_autoprobe=0), write
+# sriov_numvfs, then per secondary controller: assign VQ and VI resources and
+# set it online.
+
+NVME_PCI_ID="1b36:0010"
+VQ_PER_VF=${VQ_PER_VF:-3}
+VI_PER_VF=${VI_PER_VF:-2}
+
+# The emulated NVMe PF: the NVMe-class device that has SR-IOV capability.
+pf_bdf() {
+	local d
+	for d in /sys/bus/pci/devices/*; do
+		[ -f "$d/sriov_totalvfs" ] || continue
+		[ "$(cat "$d/class")" = 0x010802 ] || continue
+		basename "$d"; return 0
+	done
+	fail "no NVMe PF with SR-IOV capability found" || return
+}
+
+# /dev/nvmeN of the controller bound to PCI device $1.
+pci_nvme_dev() {
+	local n
+	n=$(ls "/sys/bus/pci/devices/$1/nvme" 2>/dev/null | head -n1)
+	[ -n "$n" ] || { fail "$1: no nvme controller bound"; return 1; }
+	echo "/dev/$n"
+}
+
+wait_ctrl_live() {
+	local dev=$1 i state
+	for i in $(seq 100); do
+		state=$(cat "/sys/class/nvme/${dev#/dev/}/state" 2>/dev/null)
+		[ "$state" = live ] && return 0
+		sleep 0.1
+	done
+	fail "${dev}: state '$state', not live after 10 s" || return
+}
+
+pf_cntlid() {
+	nvme id-ctrl "$1" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["cntlid"])'
+}
+
+# "scid vfn" for every secondary controller of PF device $1.
+secondary_list() {
+	nvme list-secondary "$1" -o binary | python3 -c '
+import struct, sys
+raw = sys.stdin.buffer.read()
+n = raw[0]
+for i in range(n):
+    e = raw[32 + 32 * i: 64 + 32 * i]
+    scid, pcid, scs, vfn, nvq, nvi = struct.unpack_from("<HHB3xHHH", e)
+    print(scid, vfn, scs & 1, nvq, nvi)
+'
+}
+
+# The secondary controller ID of VF number $2 (1-based) of PF device $1.
+vf_scid() {
+	secondary_list "$1" | awk -v vfn="$2" '$2 == vfn { print $1; found=1 } END { exit !found }' ||
+		fail "no secondary controller with VFN $2" || return
+}
+
+release_primary_flexible() {
+	local dev=$1 pcid
+	pcid=$(pf_cntlid "$dev") || return 1
+	nvme virt-mgmt "$dev" -c "$pcid" -r 0 -a 1 -n 0 >/dev/null || fail "release primary VQ failed" || return
+	nvme virt-mgmt "$dev" -c "$pcid" -r 1 -a 1 -n 0 >/dev/null || fail "release primary VI failed" || return
+	nvme reset "$dev" || fail "PF reset failed" || return
+	wait_ctrl_live "$dev"
+}
+
+enable_vfs() {
+	local pf=$1 n=$2
+	echo 0 >"/sys/bus/pci/devices/$pf/sriov_drivers_autoprobe" || return 1
+	echo 0 >"/sys/bus/pci/devices/$pf/sriov_numvfs" || return 1
+	[ "$n" -gt 0 ] || return 0
+	echo "$n" >"/sys/bus/pci/devices/$pf/sriov_numvfs" ||
+		fail "writing $n to sriov_numvfs failed" || return
+}
+
+vf_bdf() { basename "$(readlink "/sys/bus/pci/devices/$1/virtfn$2")"; }
+
+online_vf() {
+	local dev=$1 scid=$2
+	nvme virt-mgmt "$dev" -c "$scid" -a 7 >/dev/null || fail "scid $scid: offline failed" || return
+	nvme virt-mgmt "$dev" -c "$scid" -r 0 -a 8 -n "$VQ_PER_VF" >/dev/null ||
+		fail "scid $scid: assign $VQ_PER_VF VQ failed" || return
+	nvme virt-mgmt "$dev" -c "$scid" -r 1 -a 8 -n "$VI_PER_VF" >/dev/null ||
+		fail "scid $scid: assign $VI_PER_VF VI failed" || return
+	nvme virt-mgmt "$dev" -c "$scid" -a 9 >/dev/null || fail "scid $scid: online failed" || return
+}
+
+# Bind PCI device $1 to driver $2 through driver_override ("" unbinds only).
+bind_driver() {
+	local bdf=$1 drv=$2 d=/sys/bus/pci/devices/$1
+	if [ -e "$d/driver" ]; then
+		echo "$bdf" >"$d/driver/unbind" || fail "$bdf: unbind failed" || return
+	fi
+	echo "$drv" >"$d/driver_override"
+	[ -n "$drv" ] || return 0
+	echo "$bdf" >/sys/bus/pci/drivers_probe
+	[ "$(basename "$(readlink "$d/driver")")" = "$drv" ] ||
+		fail "$bdf: did not bind to $drv" || return
+}
+
+bound_driver() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)"; }
+
+# Full setup: $1 VFs, each online with resources. Sets PF and PF_DEV.
+sriov_setup() {
+	local n=$1 i scid
+	PF=$(pf_bdf) || return 1
+	PF_DEV=$(pci_nvme_dev "$PF") || return 1
+	release_primary_flexible "$PF_DEV" || return 1
+	enable_vfs "$PF" "$n" || return 1
+	for i in $(seq "$n"); do
+		scid=$(vf_scid "$PF_DEV" "$i") || return 1
+		online_vf "$PF_DEV" "$scid" || return 1
+	done
+}

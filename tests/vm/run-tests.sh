@@ -1,0 +1,8 @@
+#!/bin/bash
+# Everything make check runs inside the VM, in order. Each suite prints one
+# KTAP document on stdout; the host sums them. Exit status: 0 if all passed.
+cd "$(dirname "$0")/../.." || exit 1
+rc=0
+bash tests/vm/smoke.sh || rc=1
+bash tests/vm/kunit.sh || rc=1
+exit $rc

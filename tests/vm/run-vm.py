@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Boot the test kernel under QEMU and run one command inside it.
+
+The guest's root file system is this host's own root, shared read-only over
+virtio-9p; the kernel's modules and a per-run job directory are two more 9p
+shares. The command's standard output (KTAP) travels back over a second
+serial port into the job directory, the console log into a file beside it.
+Every run has a hard timeout. The machine is q35 with an emulated Intel
+IOMMU (interrupt remapping, caching mode) and QEMU's NVMe controller with
+SR-IOV: one PF, four VFs' worth of flexible queue and interrupt resources,
+one namespace backed by a file in the cache.
+
+  run-vm.py --kernel-dir OUT [--timeout S] [--interactive] [-- CMD ...]
+
+Exit status: the command's, or 124 on timeout, 125 if the guest died before
+reporting one.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CACHE = os.environ.get("NVME_VFIO_CACHE") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "nvme-vfio")
+
+# SR-IOV resources: each VF gets 3 VQ resources (admin + 2 I/O queue pairs)
+# and 2 VI (interrupt) resources out of the flexible pools.
+NUM_VFS = 4
+VQ_PER_VF = 3
+VI_PER_VF = 2
+NS_BYTES = 64 << 20
+
+
+def kvm_usable():
+    """KVM only where the CPU has VMX/SVM: /dev/kvm here may be PVM."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    return " vmx" in flags or " svm" in flags
+
+
+def nvme_args(ns_img):
+    vq_flex = NUM_VFS * VQ_PER_VF
+    vi_flex = NUM_VFS * VI_PER_VF
+    nvme = ",".join([
+        "nvme", "id=nvme0", "bus=rp0", "subsys=subsys0", "serial=NVMEVFIO0",
+        f"sriov_max_vfs={NUM_VFS}",
+        f"sriov_vq_flexible={vq_flex}", f"sriov_vi_flexible={vi_flex}",
+        f"max_ioqpairs={vq_flex + 2}", f"msix_qsize={vi_flex + 1}",
+        f"sriov_max_vq_per_vf={VQ_PER_VF}", f"sriov_max_vi_per_vf={VI_PER_VF}",
+    ] + [p for p in os.environ.get("NVME_VFIO_NVME_PROPS", "").split(",") if p])
+    return [
+        "-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1",
+        "-device", "nvme-subsys,id=subsys0,nqn=nqn.2026-11.io.nvme-vfio:subsys0",
+        "-device", nvme,
+        "-drive", f"file={ns_img},if=none,id=ns0,format=raw,cache=unsafe",
+        "-device", "nvme-ns,drive=ns0,bus=nvme0,nsid=1",
+    ]
+
+
+def share(tag, path, readonly):
+    ro = ",readonly=on" if readonly else ""
+    return ["-fsdev", f"local,id={tag},path={path},security_model=none,multidevs=remap{ro}",
+            "-device", f"virtio-9p-pci,fsdev={tag},mount_tag={tag}"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kernel-dir", required=True)
+    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--interactive", action="store_true")
+    ap.add_argument("--memory", default="2G")
+    ap.add_argument("--qemu", default=os.environ.get("NVME_VFIO_QEMU", "qemu-system-x86_64"))
+    ap.add_argument("cmd", nargs="*")
+    a = ap.parse_args()
+
+    kdir = os.path.abspath(a.kernel_dir)
+    bzimage = os.path.join(kdir, "arch/x86/boot/bzImage")
+    modules = os.path.join(kdir, "modroot/lib/modules")
+    for p in (bzimage, modules):
+        if not os.path.exists(p):
+            sys.exit(f"run-vm: {p} missing: build the kernel first (make kernel)")
+
+    vmdir = os.path.join(CACHE, "vm")
+    os.makedirs(vmdir, exist_ok=True)
+    job = tempfile.mkdtemp(prefix="job-", dir=vmdir)
+    ns_img = os.path.join(job, "ns0.img")
+    with open(ns_img, "wb") as f:
+        f.truncate(NS_BYTES)
+    with open(os.path.join(job, "cmd"), "w") as f:
+        f.write("\n".join(a.cmd) + "\n")
+
+    accel = ["-accel", "kvm", "-cpu", "host"] if kvm_usable() else ["-accel", "tcg", "-cpu", "max"]
+    append = " ".join([
+        "console=ttyS0", "root=/dev/root", "rootfstype=9p",
+        "rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose", "ro",
+        f"init={REPO}/tests/vm/guest-init.sh", "intel_iommu=on", "iommu.strict=1",
+        "panic=-1", "oops=panic", "quiet" if not a.interactive else "",
+        f"nvmevfio_repo={REPO}", f"nvmevfio_job={job}",
+        "nvmevfio_mode=" + ("shell" if a.interactive else "run"),
+    ])
+    qemu = [a.qemu, "-M", "q35,kernel-irqchip=split", *accel, "-smp", "2", "-m", a.memory,
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-device", "intel-iommu,intremap=on,caching-mode=on",
+            "-kernel", bzimage, "-append", append,
+            *share("rootfs", "/", True), *share("modules", modules, True),
+            *share("job", job, False), *nvme_args(ns_img)]
+    if os.path.isdir("/usr/share/qemu"):
+        qemu += ["-L", "/usr/share/qemu"]
+    console = os.path.join(job, "console.log")
+    ktap = os.path.join(job, "ktap.log")
+    if a.interactive:
+        qemu += ["-serial", "mon:stdio", "-serial", f"file:{ktap}"]
+        os.execvp(qemu[0], qemu)
+
+    qemu += ["-serial", f"file:{console}", "-serial", f"file:{ktap}"]
+    open(ktap, "w").close()
+    start = time.monotonic()
+    proc = subprocess.Popen(qemu, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    done = threading.Event()
+
+    def follow():
+        # Stream the guest's KTAP to our stdout as it arrives.
+        with open(ktap, "rb") as f:
+            while True:
+                chunk = f.read()
+                if chunk:
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.flush()
+                elif done.is_set():
+                    return
+                else:
+                    time.sleep(0.2)
+
+    t = threading.Thread(target=follow)
+    t.start()
+    timed_out = False
+    try:
+        qout, _ = proc.communicate(timeout=a.timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        qout, _ = proc.communicate()
+    done.set()
+    t.join()
+    elapsed = time.monotonic() - start
+
+    status = None
+    with open(ktap, errors="replace") as f:
+        for line in f:
+            if line.startswith("# nvme-vfio exit status "):
+                status = int(line.split()[-1])
+    if qout:
+        sys.stderr.write(qout.decode(errors="replace"))
+    if timed_out or status is None:
+        why = f"timed out after {a.timeout} s" if timed_out else "died without reporting a status"
+        print(f"run-vm: error: guest {why}; last console lines ({console}):", file=sys.stderr)
+        with open(console, errors="replace") as f:
+            sys.stderr.write("".join(f.readlines()[-40:]))
+        code = 124 if timed_out else 125
+    else:
+        code = status
+    print(f"# vm: {elapsed:.1f} s wall, exit {code}, logs in {job}", file=sys.stderr)
+    # Keep the logs of the last few runs only.
+    runs = sorted((os.path.join(vmdir, d) for d in os.listdir(vmdir) if d.startswith("job-")),
+                  key=os.path.getmtime)
+    for old in runs[:-5]:
+        shutil.rmtree(old, ignore_errors=True)
+    os.unlink(ns_img)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

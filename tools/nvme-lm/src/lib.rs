@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host-side tooling for nvme-vfio.
+//!
+//! [`codec`] is the kernel driver's own wire-format code
+//! (`drivers/vfio/pci/nvme/codec`), compiled here from the same files.
+//! [`vfio`] opens a VFIO device cdev and binds it to iommufd.
+
+#[path = "../../../drivers/vfio/pci/nvme"]
+mod driver {
+    pub mod codec;
+}
+pub use driver::codec;
+
+#[cfg(test)]
+#[path = "../../../drivers/vfio/pci/nvme/codec/cases.rs"]
+mod cases;
+#[cfg(test)]
+mod codec_tests;
+
+pub mod sys;
+pub mod vfio;

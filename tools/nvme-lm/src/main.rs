@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `nvme-lm`: host-side tool for nvme-vfio.
+
+use clap::{
+    Parser,
+    Subcommand, //
+};
+use nvme_lm::vfio::{
+    Device,
+    DmaBuffer,
+    Iommufd, //
+};
+use std::path::{
+    Path,
+    PathBuf, //
+};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "nvme-lm", about = "nvme-vfio host tool", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Open a VFIO device cdev, bind it to iommufd, attach it to a new IOAS,
+    /// map a DMA buffer and read its PCI identity.
+    VfioProbe {
+        /// The device cdev, e.g. /dev/vfio/devices/vfio0.
+        cdev: PathBuf,
+        /// Fail unless config space reads this VENDOR:DEVICE (hex).
+        #[arg(long)]
+        expect_id: Option<String>,
+    },
+}
+
+fn parse_id(s: &str) -> Result<(u16, u16), String> {
+    let (v, d) = s.split_once(':').ok_or("expected VENDOR:DEVICE")?;
+    let hex = |x: &str| u16::from_str_radix(x, 16).map_err(|e| format!("{x}: {e}"));
+    Ok((hex(v)?, hex(d)?))
+}
+
+fn vfio_probe(cdev: &Path, expect: Option<&str>) -> Result<(), String> {
+    let iommufd = Iommufd::open().map_err(|e| e.to_string())?;
+    let dev = Device::open(cdev, &iommufd).map_err(|e| e.to_string())?;
+    let info = dev.info();
+    println!(
+        "{}: devid {} ioas {} regions {} irqs {} flags {:#x}",
+        cdev.display(),
+        dev.devid(),
+        iommufd.ioas(),
+        info.num_regions,
+        info.num_irqs,
+        info.flags
+    );
+    let bar0 = dev
+        .region(nvme_lm::sys::VFIO_PCI_BAR0_REGION_INDEX)
+        .map_err(|e| e.to_string())?;
+    println!("BAR0: {} bytes, flags {:#x}", bar0.size, bar0.flags);
+    let buf = DmaBuffer::new(2 << 20).map_err(|e| e.to_string())?;
+    let iova = 0x1000_0000;
+    iommufd.map(&buf, iova).map_err(|e| e.to_string())?;
+    iommufd
+        .unmap(iova, buf.len() as u64)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "mapped and unmapped {} bytes at IOVA {:#x}",
+        buf.len(),
+        iova
+    );
+    let (v, d) = dev.pci_id().map_err(|e| e.to_string())?;
+    println!("config space: {v:04x}:{d:04x}");
+    if let Some(want) = expect {
+        let (wv, wd) = parse_id(want)?;
+        if (v, d) != (wv, wd) {
+            return Err(format!(
+                "config space reads {v:04x}:{d:04x}, expected {want}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match &cli.cmd {
+        Cmd::VfioProbe { cdev, expect_id } => vfio_probe(cdev, expect_id.as_deref()),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nvme-lm: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VFIO and iommufd uAPI: the ioctl numbers and structures this tool uses,
+//! from include/uapi/linux/{vfio,iommufd}.h. The host's own headers are
+//! older than the kernel under test, so they are spelled out here.
+
+/// `_IO(type, nr)`: no direction or size bits, as VFIO and iommufd use.
+const fn io(ty: u8, nr: u32) -> libc::c_ulong {
+    ((ty as libc::c_ulong) << 8) | nr as libc::c_ulong
+}
+
+const VFIO_TYPE: u8 = b';';
+const VFIO_BASE: u32 = 100;
+const IOMMUFD_TYPE: u8 = b';';
+
+/// VFIO_DEVICE_GET_INFO.
+pub const VFIO_DEVICE_GET_INFO: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 7);
+/// VFIO_DEVICE_GET_REGION_INFO.
+pub const VFIO_DEVICE_GET_REGION_INFO: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 8);
+/// VFIO_DEVICE_BIND_IOMMUFD.
+pub const VFIO_DEVICE_BIND_IOMMUFD: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 18);
+/// VFIO_DEVICE_ATTACH_IOMMUFD_PT.
+pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 19);
+/// IOMMU_IOAS_ALLOC.
+pub const IOMMU_IOAS_ALLOC: libc::c_ulong = io(IOMMUFD_TYPE, 0x81);
+/// IOMMU_IOAS_MAP.
+pub const IOMMU_IOAS_MAP: libc::c_ulong = io(IOMMUFD_TYPE, 0x85);
+/// IOMMU_IOAS_UNMAP.
+pub const IOMMU_IOAS_UNMAP: libc::c_ulong = io(IOMMUFD_TYPE, 0x86);
+
+/// VFIO_PCI_BAR0_REGION_INDEX.
+pub const VFIO_PCI_BAR0_REGION_INDEX: u32 = 0;
+/// VFIO_PCI_CONFIG_REGION_INDEX.
+pub const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
+/// IOMMU_IOAS_MAP_FIXED_IOVA.
+pub const IOMMU_IOAS_MAP_FIXED_IOVA: u32 = 1 << 0;
+/// IOMMU_IOAS_MAP_WRITEABLE.
+pub const IOMMU_IOAS_MAP_WRITEABLE: u32 = 1 << 1;
+/// IOMMU_IOAS_MAP_READABLE.
+pub const IOMMU_IOAS_MAP_READABLE: u32 = 1 << 2;
+
+/// struct vfio_device_info.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VfioDeviceInfo {
+    /// argsz.
+    pub argsz: u32,
+    /// flags (VFIO_DEVICE_FLAGS_*).
+    pub flags: u32,
+    /// num_regions.
+    pub num_regions: u32,
+    /// num_irqs.
+    pub num_irqs: u32,
+    /// cap_offset.
+    pub cap_offset: u32,
+    /// pad.
+    pub pad: u32,
+}
+
+/// struct vfio_region_info.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VfioRegionInfo {
+    /// argsz.
+    pub argsz: u32,
+    /// flags (VFIO_REGION_INFO_FLAG_*).
+    pub flags: u32,
+    /// index.
+    pub index: u32,
+    /// cap_offset.
+    pub cap_offset: u32,
+    /// size.
+    pub size: u64,
+    /// offset of the region in the device fd.
+    pub offset: u64,
+}
+
+/// struct vfio_device_bind_iommufd, without the optional token pointer.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VfioDeviceBindIommufd {
+    /// argsz.
+    pub argsz: u32,
+    /// flags.
+    pub flags: u32,
+    /// iommufd.
+    pub iommufd: i32,
+    /// out_devid.
+    pub out_devid: u32,
+}
+
+/// struct vfio_device_attach_iommufd_pt.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VfioDeviceAttachIommufdPt {
+    /// argsz.
+    pub argsz: u32,
+    /// flags.
+    pub flags: u32,
+    /// pt_id.
+    pub pt_id: u32,
+    /// pasid.
+    pub pasid: u32,
+}
+
+/// struct iommu_ioas_alloc.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct IommuIoasAlloc {
+    /// size.
+    pub size: u32,
+    /// flags.
+    pub flags: u32,
+    /// out_ioas_id.
+    pub out_ioas_id: u32,
+}
+
+/// struct iommu_ioas_map.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct IommuIoasMap {
+    /// size.
+    pub size: u32,
+    /// flags.
+    pub flags: u32,
+    /// ioas_id.
+    pub ioas_id: u32,
+    /// __reserved.
+    pub reserved: u32,
+    /// user_va.
+    pub user_va: u64,
+    /// length.
+    pub length: u64,
+    /// iova.
+    pub iova: u64,
+}
+
+/// struct iommu_ioas_unmap.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct IommuIoasUnmap {
+    /// size.
+    pub size: u32,
+    /// ioas_id.
+    pub ioas_id: u32,
+    /// iova.
+    pub iova: u64,
+    /// length.
+    pub length: u64,
+}
+
+/// The `size`/`argsz` value of a uAPI structure.
+pub fn argsz<T>() -> u32 {
+    // CAST: these structures are a few dozen bytes.
+    core::mem::size_of::<T>() as u32
+}

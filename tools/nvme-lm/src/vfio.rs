@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A VFIO device opened through its cdev (`/dev/vfio/devices/vfioN`) and
+//! bound to an iommufd I/O address space (IOAS).
+//!
+//! Two devices attached to the same [`Iommufd`] IOAS share one IOVA space,
+//! as one VM's memory does before and after a migration.
+
+use crate::sys;
+use std::fs::{
+    File,
+    OpenOptions, //
+};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+fn ioctl<T>(fd: &File, req: libc::c_ulong, arg: &mut T, what: &str) -> io::Result<()> {
+    // SAFETY: `arg` is a live, exclusively borrowed `#[repr(C)]` structure of
+    // the type `req` expects, with its size or argsz field set by the caller.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req, core::ptr::from_mut(arg)) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
+    }
+    Ok(())
+}
+
+/// An open `/dev/iommu` with one IOAS.
+pub struct Iommufd {
+    file: File,
+    ioas: u32,
+}
+
+impl Iommufd {
+    /// Opens `/dev/iommu` and allocates an IOAS.
+    pub fn open() -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/iommu")
+            .map_err(|e| io::Error::new(e.kind(), format!("open /dev/iommu: {e}")))?;
+        let mut alloc = sys::IommuIoasAlloc {
+            size: sys::argsz::<sys::IommuIoasAlloc>(),
+            ..Default::default()
+        };
+        ioctl(&file, sys::IOMMU_IOAS_ALLOC, &mut alloc, "IOMMU_IOAS_ALLOC")?;
+        Ok(Self {
+            file,
+            ioas: alloc.out_ioas_id,
+        })
+    }
+
+    /// The IOAS identifier.
+    pub fn ioas(&self) -> u32 {
+        self.ioas
+    }
+
+    /// Maps `buf` at `iova`, readable and writable by devices.
+    pub fn map(&self, buf: &DmaBuffer, iova: u64) -> io::Result<()> {
+        let mut map = sys::IommuIoasMap {
+            size: sys::argsz::<sys::IommuIoasMap>(),
+            flags: sys::IOMMU_IOAS_MAP_FIXED_IOVA
+                | sys::IOMMU_IOAS_MAP_READABLE
+                | sys::IOMMU_IOAS_MAP_WRITEABLE,
+            ioas_id: self.ioas,
+            user_va: buf.addr() as u64,
+            length: buf.len() as u64,
+            iova,
+            ..Default::default()
+        };
+        ioctl(&self.file, sys::IOMMU_IOAS_MAP, &mut map, "IOMMU_IOAS_MAP")
+    }
+
+    /// Unmaps `len` bytes at `iova`.
+    pub fn unmap(&self, iova: u64, len: u64) -> io::Result<()> {
+        let mut unmap = sys::IommuIoasUnmap {
+            size: sys::argsz::<sys::IommuIoasUnmap>(),
+            ioas_id: self.ioas,
+            iova,
+            length: len,
+        };
+        ioctl(
+            &self.file,
+            sys::IOMMU_IOAS_UNMAP,
+            &mut unmap,
+            "IOMMU_IOAS_UNMAP",
+        )
+    }
+}
+
+/// Page-aligned anonymous memory for device DMA.
+pub struct DmaBuffer {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl DmaBuffer {
+    /// Allocates `len` bytes (rounded up to pages), zeroed.
+    pub fn new(len: usize) -> io::Result<Self> {
+        let len = len.div_ceil(4096) * 4096;
+        // SAFETY: an anonymous private mapping with no address hint has no
+        // preconditions; the result is checked for MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// Start address.
+    pub fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` if the buffer is empty (never, after [`DmaBuffer::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for DmaBuffer {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe a mapping this object created and
+        // nothing else unmaps.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// A VFIO device opened through its cdev and attached to an IOAS.
+pub struct Device {
+    file: File,
+    devid: u32,
+    info: sys::VfioDeviceInfo,
+}
+
+impl Device {
+    /// Opens `cdev`, binds it to `iommufd` and attaches it to its IOAS.
+    pub fn open(cdev: &Path, iommufd: &Iommufd) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(cdev)
+            .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", cdev.display())))?;
+        let mut bind = sys::VfioDeviceBindIommufd {
+            argsz: sys::argsz::<sys::VfioDeviceBindIommufd>(),
+            iommufd: iommufd.file.as_raw_fd(),
+            ..Default::default()
+        };
+        ioctl(
+            &file,
+            sys::VFIO_DEVICE_BIND_IOMMUFD,
+            &mut bind,
+            "VFIO_DEVICE_BIND_IOMMUFD",
+        )?;
+        let mut attach = sys::VfioDeviceAttachIommufdPt {
+            argsz: sys::argsz::<sys::VfioDeviceAttachIommufdPt>(),
+            pt_id: iommufd.ioas,
+            ..Default::default()
+        };
+        ioctl(
+            &file,
+            sys::VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+            &mut attach,
+            "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
+        )?;
+        let mut info = sys::VfioDeviceInfo {
+            argsz: sys::argsz::<sys::VfioDeviceInfo>(),
+            ..Default::default()
+        };
+        ioctl(
+            &file,
+            sys::VFIO_DEVICE_GET_INFO,
+            &mut info,
+            "VFIO_DEVICE_GET_INFO",
+        )?;
+        Ok(Self {
+            file,
+            devid: bind.out_devid,
+            info,
+        })
+    }
+
+    /// The iommufd device identifier.
+    pub fn devid(&self) -> u32 {
+        self.devid
+    }
+
+    /// VFIO_DEVICE_GET_INFO as returned at open.
+    pub fn info(&self) -> &sys::VfioDeviceInfo {
+        &self.info
+    }
+
+    /// VFIO_DEVICE_GET_REGION_INFO for region `index`.
+    pub fn region(&self, index: u32) -> io::Result<sys::VfioRegionInfo> {
+        let mut r = sys::VfioRegionInfo {
+            argsz: sys::argsz::<sys::VfioRegionInfo>(),
+            index,
+            ..Default::default()
+        };
+        ioctl(
+            &self.file,
+            sys::VFIO_DEVICE_GET_REGION_INFO,
+            &mut r,
+            "VFIO_DEVICE_GET_REGION_INFO",
+        )?;
+        Ok(r)
+    }
+
+    /// Reads PCI config space at `off`.
+    pub fn config_read(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        let cfg = self.region(sys::VFIO_PCI_CONFIG_REGION_INDEX)?;
+        self.file.read_exact_at(buf, cfg.offset + off)
+    }
+
+    /// PCI vendor and device ID from config space.
+    pub fn pci_id(&self) -> io::Result<(u16, u16)> {
+        let mut id = [0u8; 4];
+        self.config_read(0, &mut id)?;
+        Ok((
+            u16::from_le_bytes([id[0], id[1]]),
+            u16::from_le_bytes([id[2], id[3]]),
+        ))
+    }
+}
