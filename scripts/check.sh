@@ -45,9 +45,10 @@ echo "=== tools: cargo test"
 cargo build --quiet --release --manifest-path $TOOLS/Cargo.toml || not_ok "tools: build"
 cargo test --release --manifest-path $TOOLS/Cargo.toml 2>&1 | tee "$CACHE/cargo-test.log" |
 	grep -E '^test |^test result' | grep -v '^test result: ok. 0 passed'
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1);
-	if ($(i) ~ /^failed/) f += $(i-1); if ($(i) ~ /^ignored/) s += $(i-1) } }
-	END { print p+0, f+0, s+0 }' "$CACHE/cargo-test.log" | add_counts "tools: cargo test"
+# Counts are added in this shell (process substitution, not a pipeline).
+add_counts "tools: cargo test" < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) {
+	if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1);
+	if ($(i) ~ /^ignored/) s += $(i-1) } } END { print p+0, f+0, s+0 }' "$CACHE/cargo-test.log")
 grep -q '^test result:' "$CACHE/cargo-test.log" || not_ok "tools: cargo test did not run"
 
 # --- kernel side --------------------------------------------------------
@@ -75,7 +76,7 @@ if KOUT=$(bash scripts/build-kernel.sh); then
 	python3 tests/vm/run-vm.py --kernel-dir "$KOUT" --timeout "${VM_TIMEOUT:-900}" \
 		-- bash tests/vm/run-tests.sh | tee "$CACHE/vm-check.log"
 	vm_rc=${PIPESTATUS[0]}
-	python3 tests/ktap-count.py <"$CACHE/vm-check.log" | add_counts "vm"
+	add_counts "vm" < <(python3 tests/ktap-count.py <"$CACHE/vm-check.log")
 	case $vm_rc in
 	124|125) not_ok "vm: guest did not finish (exit $vm_rc)" ;;
 	esac

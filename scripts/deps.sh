@@ -14,7 +14,7 @@ APT_PKGS=(
 	bc flex bison libssl-dev libelf-dev cpio kmod ccache make gcc
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	ninja-build libglib2.0-dev libpixman-1-dev python3-venv pkg-config
-	nvme-cli pciutils busybox-static xz-utils zstd rsync
+	nvme-cli pciutils busybox-static xz-utils zstd rsync dpkg-dev
 	iproute2 procps util-linux
 )
 BPO_PKGS=(qemu-system-x86 qemu-utils meson python3-pycotap)

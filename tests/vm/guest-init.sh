@@ -23,6 +23,8 @@ ip link set lo up 2>/dev/null
 hostname nvme-vfio-vm
 
 export NVME_VFIO_REPO=$nvmevfio_repo NVME_VFIO_JOB=/run/job
+# shellcheck disable=SC1091
+[ -f /run/job/env ] && . /run/job/env
 cd "$NVME_VFIO_REPO" || exit 1
 
 if [ "$nvmevfio_mode" = shell ]; then
@@ -31,7 +33,7 @@ if [ "$nvmevfio_mode" = shell ]; then
 else
 	# The job's stdout is the KTAP stream; stderr and the kernel log go to the
 	# console log.
-	bash -c "$(cat /run/job/cmd)" >/dev/ttyS1 2>/dev/ttyS0
+	bash -c "$(cat /run/job/cmd)" </dev/null >/dev/ttyS1 2>/dev/ttyS0
 	echo "# nvme-vfio exit status $?" >/dev/ttyS1
 fi
 sync

@@ -18,6 +18,7 @@ reporting one.
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -36,6 +37,8 @@ NUM_VFS = 4
 VQ_PER_VF = 3
 VI_PER_VF = 2
 NS_BYTES = 64 << 20
+# Environment variables passed through to the guest's tests.
+PASS_ENV_PREFIXES = ("SMOKE_", "KUNIT_", "NVME_LM", "TEST_")
 
 
 def kvm_usable():
@@ -96,11 +99,16 @@ def main():
     with open(ns_img, "wb") as f:
         f.truncate(NS_BYTES)
     with open(os.path.join(job, "cmd"), "w") as f:
-        f.write("\n".join(a.cmd) + "\n")
+        f.write(shlex.join(a.cmd) + "\n")
+    # Test knobs reach the guest through the job directory.
+    with open(os.path.join(job, "env"), "w") as f:
+        for k, v in sorted(os.environ.items()):
+            if k.startswith(PASS_ENV_PREFIXES):
+                f.write(f"export {k}={shlex.quote(v)}\n")
 
     accel = ["-accel", "kvm", "-cpu", "host"] if kvm_usable() else ["-accel", "tcg", "-cpu", "max"]
     append = " ".join([
-        "console=ttyS0", "root=/dev/root", "rootfstype=9p",
+        "console=ttyS0", "root=rootfs", "rootfstype=9p",
         "rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose", "ro",
         f"init={REPO}/tests/vm/guest-init.sh", "intel_iommu=on", "iommu.strict=1",
         "panic=-1", "oops=panic", "quiet" if not a.interactive else "",

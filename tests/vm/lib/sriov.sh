@@ -82,7 +82,11 @@ enable_vfs() {
 		fail "writing $n to sriov_numvfs failed" || return
 }
 
-vf_bdf() { basename "$(readlink "/sys/bus/pci/devices/$1/virtfn$2")"; }
+vf_bdf() {
+	local l
+	l=$(readlink "/sys/bus/pci/devices/$1/virtfn$2") || fail "VF $2 of $1 does not exist" || return
+	basename "$l"
+}
 
 online_vf() {
 	local dev=$1 scid=$2
