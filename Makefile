@@ -8,9 +8,9 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all check deps kernel tools vm series clean-cache
+.PHONY: all check deps kernel qemu tools vm series clean-cache
 
-all: kernel tools
+all: kernel qemu tools
 
 check:
 	@bash scripts/check.sh
@@ -24,8 +24,12 @@ kernel: deps
 tools: deps
 	cargo build --release --manifest-path tools/nvme-lm/Cargo.toml
 
-vm: kernel tools
-	python3 tests/vm/run-vm.py --interactive --kernel-dir "$$(bash scripts/build-kernel.sh)"
+qemu: deps
+	@bash scripts/build-qemu.sh
+
+vm: kernel tools qemu
+	NVME_VFIO_QEMU="$$(bash scripts/build-qemu.sh)" NVME_VFIO_NVME_PROPS=$${NVME_VFIO_NVME_PROPS-hmlm=on} \
+		python3 tests/vm/run-vm.py --interactive --kernel-dir "$$(bash scripts/build-kernel.sh)"
 
 series:
 	@bash scripts/series.sh

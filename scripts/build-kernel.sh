@@ -17,7 +17,8 @@ tree="$CACHE/linux-tree/$vdir"
 out="$CACHE/linux-build/$vdir"
 mkdir -p "$CACHE/linux-tree" "$out"
 
-python3 "$REPO/scripts/sync-tree.py" "$src" "$tree" "$REPO"
+python3 "$REPO/scripts/sync-tree.py" "$src" "$tree" \
+	--overlay "$REPO" drivers,include,rust,Documentation --series "$REPO/patches/series"
 
 toolchain="$(rustc -V) $(bindgen --version 2>&1) $(clang$LLVM_SUFFIX --version | head -1)"
 key=$(hash_inputs "$ver" "$toolchain" "$REPO/tests/config/guest.config" \

@@ -60,8 +60,19 @@ fi
 patches=$(ls patches/*.patch 2>/dev/null)
 our_c=$(find drivers include -name '*.[ch]' 2>/dev/null | sort)
 
+echo "=== qemu: build (the outer VMM, with our HMLM emulation)"
+if QEMU_BIN=$(bash scripts/build-qemu.sh); then
+	ok "qemu: build"
+	export NVME_VFIO_QEMU=$QEMU_BIN
+	export NVME_VFIO_NVME_PROPS=${NVME_VFIO_NVME_PROPS-hmlm=on}
+else
+	not_ok "qemu: build"
+fi
+
 echo "=== kernel: build (LLVM, CLIPPY=1, our code warning-free)"
-if KOUT=$(bash scripts/build-kernel.sh); then
+if [ -z "${NVME_VFIO_QEMU:-}" ]; then
+	not_ok "vm: not run, no QEMU"
+elif KOUT=$(bash scripts/build-kernel.sh); then
 	ok "kernel: build"
 	KTREE="$CACHE/linux-tree/$(basename "$KOUT")"
 	if [ -n "$patches$our_c" ]; then
@@ -72,7 +83,7 @@ if KOUT=$(bash scripts/build-kernel.sh); then
 			{ [ -z '$our_c' ] || ./scripts/checkpatch.pl --strict --no-tree -q -f \
 				$(printf "'$REPO/%s' " $our_c); }"
 	fi
-	echo "=== vm: smoke and KUnit (TCG, timeout ${VM_TIMEOUT:-900} s)"
+	echo "=== vm: smoke, KUnit, HMLM (TCG, timeout ${VM_TIMEOUT:-900} s)"
 	python3 tests/vm/run-vm.py --kernel-dir "$KOUT" --timeout "${VM_TIMEOUT:-900}" \
 		-- bash tests/vm/run-tests.sh | tee "$CACHE/vm-check.log"
 	vm_rc=${PIPESTATUS[0]}

@@ -8,9 +8,10 @@ content differs, always by replace-then-rename so the pristine tree behind
 the hard links is never modified. Unchanged files keep their mtime, so an
 out-of-tree Kbuild build stays incremental.
 
-usage: sync-tree.py PRISTINE TREE REPO
+usage: sync-tree.py PRISTINE TREE [--overlay ROOT DIR,DIR...] [--series FILE]
 """
 
+import argparse
 import os
 import re
 import shutil
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 
-OVERLAY_DIRS = ("drivers", "include", "rust", "Documentation")
 OWNED_LIST = ".nvme-vfio-owned"
 
 
@@ -39,9 +39,9 @@ def write_replace(path, data, mode=None):
     os.replace(tmp, path)
 
 
-def overlay_files(repo):
+def overlay_files(repo, dirs):
     out = {}
-    for top in OVERLAY_DIRS:
+    for top in dirs:
         base = os.path.join(repo, top)
         for root, _dirs, files in os.walk(base):
             for name in files:
@@ -52,15 +52,14 @@ def overlay_files(repo):
     return out
 
 
-def series(repo):
-    path = os.path.join(repo, "patches", "series")
-    if not os.path.exists(path):
+def series(path):
+    if not path or not os.path.exists(path):
         return []
     names = []
     for line in open(path):
         line = line.split("#", 1)[0].strip()
         if line:
-            names.append(os.path.join(repo, "patches", line))
+            names.append(os.path.join(os.path.dirname(path), line))
     return names
 
 
@@ -74,7 +73,13 @@ def patched_paths(patch):
 
 
 def main():
-    pristine, tree, repo = (os.path.abspath(a) for a in sys.argv[1:4])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("pristine")
+    ap.add_argument("tree")
+    ap.add_argument("--overlay", nargs=2, metavar=("ROOT", "DIRS"))
+    ap.add_argument("--series")
+    a = ap.parse_args()
+    pristine, tree = os.path.abspath(a.pristine), os.path.abspath(a.tree)
     if not os.path.isdir(tree):
         tmp = tree + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -82,12 +87,13 @@ def main():
         os.rename(tmp, tree)
 
     desired = {}
-    for rel, full in overlay_files(repo).items():
+    repo, dirs = (a.overlay[0], a.overlay[1].split(",")) if a.overlay else (None, [])
+    for rel, full in (overlay_files(repo, dirs) if repo else {}).items():
         if os.path.exists(os.path.join(pristine, rel)):
             sys.exit(f"sync-tree: {rel} exists upstream: change it with a patch in patches/, not the overlay")
         desired[rel] = read(full)
 
-    patches = series(repo)
+    patches = series(a.series)
     if patches:
         with tempfile.TemporaryDirectory(prefix="nvme-vfio-stage-") as stage:
             touched = set()

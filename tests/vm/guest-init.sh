@@ -19,13 +19,20 @@ mount -t debugfs debugfs /sys/kernel/debug
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro modules /lib/modules
 mkdir -p /run/job
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 job /run/job
+# The repository has its own share: its host path may lie under a directory
+# the guest covers with a tmpfs (/tmp, /root).
+mkdir -p "$nvmevfio_repo" 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro repo "$nvmevfio_repo"
 ip link set lo up 2>/dev/null
 hostname nvme-vfio-vm
 
 export NVME_VFIO_REPO=$nvmevfio_repo NVME_VFIO_JOB=/run/job
 # shellcheck disable=SC1091
 [ -f /run/job/env ] && . /run/job/env
-cd "$NVME_VFIO_REPO" || exit 1
+if ! cd "$NVME_VFIO_REPO"; then
+	echo "guest-init: repository $NVME_VFIO_REPO not reachable" >/dev/ttyS0
+	busybox poweroff -f
+fi
 
 if [ "$nvmevfio_mode" = shell ]; then
 	echo "nvme-vfio test VM: $(uname -r). Repo at $NVME_VFIO_REPO; 'poweroff -f' to leave."

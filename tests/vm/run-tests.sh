@@ -5,4 +5,5 @@ cd "$(dirname "$0")/../.." || exit 1
 rc=0
 bash tests/vm/smoke.sh || rc=1
 bash tests/vm/kunit.sh || rc=1
+bash tests/vm/hmlm.sh || rc=1
 exit $rc

@@ -38,7 +38,7 @@ VQ_PER_VF = 3
 VI_PER_VF = 2
 NS_BYTES = 64 << 20
 # Environment variables passed through to the guest's tests.
-PASS_ENV_PREFIXES = ("SMOKE_", "KUNIT_", "NVME_LM", "TEST_")
+PASS_ENV_PREFIXES = ("SMOKE_", "KUNIT_", "NVME_LM", "TEST_", "HMLM_")
 
 
 def kvm_usable():
@@ -120,9 +120,12 @@ def main():
             "-device", "intel-iommu,intremap=on,caching-mode=on",
             "-kernel", bzimage, "-append", append,
             *share("rootfs", "/", True), *share("modules", modules, True),
+            *share("repo", REPO, True),
             *share("job", job, False), *nvme_args(ns_img)]
-    if os.path.isdir("/usr/share/qemu"):
-        qemu += ["-L", "/usr/share/qemu"]
+    # Firmware from Debian's packages (our QEMU build installs no blobs).
+    for d in ("/usr/share/qemu", "/usr/share/seabios"):
+        if os.path.isdir(d):
+            qemu += ["-L", d]
     console = os.path.join(job, "console.log")
     ktap = os.path.join(job, "ktap.log")
     if a.interactive:

@@ -18,5 +18,9 @@ mod cases;
 #[cfg(test)]
 mod codec_tests;
 
+pub mod dma;
+pub mod nvme;
+pub mod passthru;
+pub mod selftest;
 pub mod sys;
 pub mod vfio;

@@ -35,6 +35,36 @@ enum Cmd {
         #[arg(long)]
         expect_id: Option<String>,
     },
+    /// In-VM test suites against the emulated controller (KTAP output).
+    Selftest {
+        #[command(subcommand)]
+        suite: Suite,
+    },
+}
+
+#[derive(Subcommand)]
+enum Suite {
+    /// Host Managed Live Migration: conformance and a full migration.
+    Hmlm {
+        /// The PF's controller device (bound to nvme).
+        #[arg(long)]
+        pf: PathBuf,
+        /// Source VF: its VFIO cdev.
+        #[arg(long)]
+        vf_a: PathBuf,
+        /// Source VF: its secondary controller ID.
+        #[arg(long)]
+        scid_a: u16,
+        /// Destination VF: its VFIO cdev.
+        #[arg(long)]
+        vf_b: PathBuf,
+        /// Destination VF: its secondary controller ID.
+        #[arg(long)]
+        scid_b: u16,
+        /// Run only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
 }
 
 fn parse_id(s: &str) -> Result<(u16, u16), String> {
@@ -88,6 +118,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::VfioProbe { cdev, expect_id } => vfio_probe(cdev, expect_id.as_deref()),
+        Cmd::Selftest {
+            suite:
+                Suite::Hmlm {
+                    pf,
+                    vf_a,
+                    scid_a,
+                    vf_b,
+                    scid_b,
+                    filter,
+                },
+        } => {
+            let setup = nvme_lm::selftest::hmlm::Setup {
+                pf: pf.clone(),
+                a: (vf_a.clone(), *scid_a),
+                b: (vf_b.clone(), *scid_b),
+                filter: filter.clone(),
+            };
+            match nvme_lm::selftest::hmlm::run(&setup) {
+                0 => Ok(()),
+                n => Err(format!("{n} test cases failed")),
+            }
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,8 @@ const IOMMUFD_TYPE: u8 = b';';
 pub const VFIO_DEVICE_GET_INFO: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 7);
 /// VFIO_DEVICE_GET_REGION_INFO.
 pub const VFIO_DEVICE_GET_REGION_INFO: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 8);
+/// VFIO_DEVICE_RESET.
+pub const VFIO_DEVICE_RESET: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 11);
 /// VFIO_DEVICE_BIND_IOMMUFD.
 pub const VFIO_DEVICE_BIND_IOMMUFD: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 18);
 /// VFIO_DEVICE_ATTACH_IOMMUFD_PT.

@@ -137,6 +137,53 @@ impl DmaBuffer {
     }
 }
 
+/// A device BAR accessed with `pread`/`pwrite` on the VFIO device file:
+/// works for every BAR layout (no mmap, so no conflict with an MSI-X table
+/// sharing the BAR).
+pub struct Mmio {
+    file: File,
+    offset: u64,
+    size: u64,
+}
+
+impl Mmio {
+    fn check(&self, off: u64, n: u64) -> io::Result<u64> {
+        if off + n > self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("register {off:#x} beyond BAR ({} bytes)", self.size),
+            ));
+        }
+        Ok(self.offset + off)
+    }
+
+    /// 32-bit read.
+    pub fn read32(&self, off: u64) -> io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.file.read_exact_at(&mut b, self.check(off, 4)?)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// 64-bit read.
+    pub fn read64(&self, off: u64) -> io::Result<u64> {
+        let mut b = [0u8; 8];
+        self.file.read_exact_at(&mut b, self.check(off, 8)?)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// 32-bit write.
+    pub fn write32(&self, off: u64, v: u32) -> io::Result<()> {
+        self.file
+            .write_all_at(&v.to_le_bytes(), self.check(off, 4)?)
+    }
+
+    /// 64-bit write.
+    pub fn write64(&self, off: u64, v: u64) -> io::Result<()> {
+        self.file
+            .write_all_at(&v.to_le_bytes(), self.check(off, 8)?)
+    }
+}
+
 impl Drop for DmaBuffer {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` describe a mapping this object created and
@@ -229,6 +276,37 @@ impl Device {
     pub fn config_read(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         let cfg = self.region(sys::VFIO_PCI_CONFIG_REGION_INDEX)?;
         self.file.read_exact_at(buf, cfg.offset + off)
+    }
+
+    /// Register access to BAR `index` through the device file.
+    pub fn bar(&self, index: u32) -> io::Result<Mmio> {
+        let r = self.region(index)?;
+        Ok(Mmio {
+            file: self.file.try_clone()?,
+            offset: r.offset,
+            size: r.size,
+        })
+    }
+
+    /// Sets Bus Master Enable (and Memory Space Enable) in the PCI command
+    /// register, so the device may DMA.
+    pub fn enable_bus_master(&self) -> io::Result<()> {
+        let cfg = self.region(sys::VFIO_PCI_CONFIG_REGION_INDEX)?;
+        let mut cmd = [0u8; 2];
+        self.file.read_exact_at(&mut cmd, cfg.offset + 4)?;
+        let v = u16::from_le_bytes(cmd) | 0x6;
+        self.file.write_all_at(&v.to_le_bytes(), cfg.offset + 4)
+    }
+
+    /// VFIO_DEVICE_RESET (a function-level reset of the device).
+    pub fn reset(&self) -> io::Result<()> {
+        // SAFETY: VFIO_DEVICE_RESET takes no argument.
+        let r = unsafe { libc::ioctl(self.file.as_raw_fd(), sys::VFIO_DEVICE_RESET) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("VFIO_DEVICE_RESET: {e}")));
+        }
+        Ok(())
     }
 
     /// PCI vendor and device ID from config space.

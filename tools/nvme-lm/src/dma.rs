@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! DMA memory for the userspace NVMe client: one arena of anonymous memory
+//! mapped once into an iommufd IOAS, carved into page-aligned chunks.
+//!
+//! Every device attached to that IOAS sees the same IOVAs, the way one VM's
+//! memory looks to a VF before and after migration.
+
+use crate::vfio::{
+    DmaBuffer,
+    Iommufd, //
+};
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
+
+/// Page size of every allocation's alignment.
+pub const PAGE: usize = 4096;
+
+/// Memory mapped into an IOAS at `iova_base`.
+pub struct Arena {
+    buf: DmaBuffer,
+    iova_base: u64,
+    next: Cell<usize>,
+}
+
+/// A piece of the arena.
+#[derive(Clone)]
+pub struct Chunk {
+    arena: Rc<Arena>,
+    off: usize,
+    len: usize,
+}
+
+impl Arena {
+    /// Allocates `len` bytes and maps them at `iova_base` in `iommufd`'s IOAS.
+    pub fn new(iommufd: &Iommufd, len: usize, iova_base: u64) -> io::Result<Rc<Self>> {
+        let buf = DmaBuffer::new(len)?;
+        iommufd.map(&buf, iova_base)?;
+        Ok(Rc::new(Self {
+            buf,
+            iova_base,
+            next: Cell::new(0),
+        }))
+    }
+
+    /// A zeroed, page-aligned chunk of at least `len` bytes.
+    pub fn alloc(self: &Rc<Self>, len: usize) -> io::Result<Chunk> {
+        let len = len.max(1).div_ceil(PAGE) * PAGE;
+        let off = self.next.get();
+        if off + len > self.buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "DMA arena exhausted ({} of {} bytes used)",
+                    off,
+                    self.buf.len()
+                ),
+            ));
+        }
+        self.next.set(off + len);
+        let c = Chunk {
+            arena: Rc::clone(self),
+            off,
+            len,
+        };
+        c.fill(0);
+        Ok(c)
+    }
+}
+
+impl Chunk {
+    /// Device address of the first byte.
+    pub fn iova(&self) -> u64 {
+        self.arena.iova_base + self.off as u64
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` if empty (never: allocations are at least a page).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn ptr(&self, off: usize, n: usize) -> *mut u8 {
+        assert!(off + n <= self.len, "DMA chunk access out of bounds");
+        (self.arena.buf.addr() + self.off + off) as *mut u8
+    }
+
+    /// Copies `src` to offset `off` (volatile: the device reads it).
+    pub fn write(&self, off: usize, src: &[u8]) {
+        let p = self.ptr(off, src.len());
+        for (i, b) in src.iter().enumerate() {
+            // SAFETY: `p..p+src.len()` lies inside the arena mapping (checked
+            // by `ptr`), which lives as long as `self.arena`.
+            unsafe { p.add(i).write_volatile(*b) };
+        }
+    }
+
+    /// Copies from offset `off` into `dst` (volatile: the device writes it).
+    pub fn read(&self, off: usize, dst: &mut [u8]) {
+        let p = self.ptr(off, dst.len());
+        for (i, b) in dst.iter_mut().enumerate() {
+            // SAFETY: as in `write`.
+            *b = unsafe { p.add(i).read_volatile() };
+        }
+    }
+
+    /// Sets every byte to `v`.
+    pub fn fill(&self, v: u8) {
+        let p = self.ptr(0, self.len);
+        for i in 0..self.len {
+            // SAFETY: as in `write`.
+            unsafe { p.add(i).write_volatile(v) };
+        }
+    }
+
+    /// Reads a little-endian u32 at `off` (volatile).
+    pub fn read_u32(&self, off: usize) -> u32 {
+        let mut b = [0u8; 4];
+        self.read(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+}

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A submission/completion queue pair in DMA memory, polled.
+//!
+//! The pair holds only the host's side of the protocol (SQ tail, CQ head,
+//! expected phase, commands in flight). Doorbells belong to whichever
+//! controller runs the queues now, so the same pair can continue on a
+//! destination controller after a migration.
+
+use super::regs;
+use super::sqe::{
+    Cqe,
+    Sqe, //
+};
+use crate::dma::{
+    Arena,
+    Chunk, //
+};
+use crate::vfio::Mmio;
+use std::collections::BTreeSet;
+use std::io;
+use std::rc::Rc;
+
+/// Where a controller's doorbells are.
+#[derive(Clone)]
+pub struct Doorbells {
+    /// BAR0 of the controller.
+    pub bar: Rc<Mmio>,
+    /// Doorbell stride in bytes (from CAP.DSTRD).
+    pub stride: u64,
+}
+
+impl Doorbells {
+    fn sq_tail(&self, qid: u16) -> u64 {
+        regs::DOORBELL_BASE + 2 * u64::from(qid) * self.stride
+    }
+
+    fn cq_head(&self, qid: u16) -> u64 {
+        regs::DOORBELL_BASE + (2 * u64::from(qid) + 1) * self.stride
+    }
+}
+
+/// A queue pair: queue identifier `qid` for both the SQ and its CQ.
+pub struct QueuePair {
+    /// Queue identifier (0 = admin).
+    pub qid: u16,
+    depth: u16,
+    sq: Chunk,
+    cq: Chunk,
+    sq_tail: u16,
+    sq_head: u16,
+    cq_head: u16,
+    phase: bool,
+    next_cid: u16,
+    in_flight: BTreeSet<u16>,
+}
+
+impl QueuePair {
+    /// Allocates an SQ and a CQ of `depth` entries each.
+    pub fn new(arena: &Rc<Arena>, qid: u16, depth: u16) -> io::Result<Self> {
+        Ok(Self {
+            qid,
+            depth,
+            sq: arena.alloc(usize::from(depth) * 64)?,
+            cq: arena.alloc(usize::from(depth) * 16)?,
+            sq_tail: 0,
+            sq_head: 0,
+            cq_head: 0,
+            phase: true,
+            next_cid: 0,
+            in_flight: BTreeSet::new(),
+        })
+    }
+
+    /// Number of entries of each queue.
+    pub fn depth(&self) -> u16 {
+        self.depth
+    }
+
+    /// IOVA of the submission queue.
+    pub fn sq_iova(&self) -> u64 {
+        self.sq.iova()
+    }
+
+    /// IOVA of the completion queue.
+    pub fn cq_iova(&self) -> u64 {
+        self.cq.iova()
+    }
+
+    /// Commands submitted and not completed yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// `true` if one more command fits without overrunning either queue.
+    pub fn has_room(&self) -> bool {
+        (self.sq_tail + 1) % self.depth != self.sq_head
+            && self.in_flight.len() + 1 < usize::from(self.depth)
+    }
+
+    /// Writes `sqe` at the tail with a fresh command identifier and rings
+    /// the tail doorbell; returns the identifier.
+    pub fn submit(&mut self, db: &Doorbells, mut sqe: Sqe) -> io::Result<u16> {
+        self.enqueue(&mut sqe)?;
+        self.ring(db)?;
+        Ok(sqe.cid)
+    }
+
+    /// Writes `sqe` at the tail without ringing the doorbell (batching).
+    pub fn enqueue(&mut self, sqe: &mut Sqe) -> io::Result<u16> {
+        if !self.has_room() {
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, "queue full"));
+        }
+        while self.in_flight.contains(&self.next_cid) {
+            self.next_cid = self.next_cid.wrapping_add(1);
+        }
+        sqe.cid = self.next_cid;
+        self.next_cid = self.next_cid.wrapping_add(1);
+        self.sq.write(usize::from(self.sq_tail) * 64, &sqe.encode());
+        self.sq_tail = (self.sq_tail + 1) % self.depth;
+        self.in_flight.insert(sqe.cid);
+        Ok(sqe.cid)
+    }
+
+    /// Rings the SQ tail doorbell.
+    pub fn ring(&self, db: &Doorbells) -> io::Result<()> {
+        db.bar
+            .write32(db.sq_tail(self.qid), u32::from(self.sq_tail))
+    }
+
+    /// The next completion, if one is posted; consumes it and rings the CQ
+    /// head doorbell. A completion for a command identifier that is not in
+    /// flight (a duplicate) is an error.
+    pub fn poll(&mut self, db: &Doorbells) -> io::Result<Option<Cqe>> {
+        let mut raw = [0u8; 16];
+        self.cq.read(usize::from(self.cq_head) * 16, &mut raw);
+        let cqe = Cqe::parse(&raw);
+        if cqe.phase != self.phase {
+            return Ok(None);
+        }
+        self.cq_head = (self.cq_head + 1) % self.depth;
+        if self.cq_head == 0 {
+            self.phase = !self.phase;
+        }
+        self.sq_head = cqe.sq_head;
+        db.bar
+            .write32(db.cq_head(self.qid), u32::from(self.cq_head))?;
+        if !self.in_flight.remove(&cqe.cid) {
+            return Err(io::Error::other(format!(
+                "queue {}: completion for command {} which is not in flight (duplicate?)",
+                self.qid, cqe.cid
+            )));
+        }
+        Ok(Some(cqe))
+    }
+
+    /// Polls until the completion of `cid` arrives (other completions are
+    /// returned in `others`), or `timeout_ms` passes.
+    pub fn wait(
+        &mut self,
+        db: &Doorbells,
+        cid: u16,
+        timeout_ms: u64,
+        others: &mut Vec<Cqe>,
+    ) -> io::Result<Cqe> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(c) = self.poll(db)? {
+                if c.cid == cid {
+                    return Ok(c);
+                }
+                others.push(c);
+                continue;
+            }
+            if start.elapsed().as_millis() as u64 > timeout_ms {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "queue {}: command {cid} not completed in {timeout_ms} ms",
+                        self.qid
+                    ),
+                ));
+            }
+            std::thread::yield_now();
+        }
+    }
+}

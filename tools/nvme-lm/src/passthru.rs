@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The PF-side helper of the tests: admin commands issued on a controller
+//! bound to the kernel's nvme driver, by admin passthrough on `/dev/nvmeN`
+//! (NVME_IOCTL_ADMIN_CMD). Data buffers are the kernel's to map for the
+//! command's duration, so this suits commands whose data moves at command
+//! time (Migration Send/Receive, Identify), not the Controller Data Queue,
+//! whose ring the controller keeps writing.
+
+use crate::codec::cmd::AdminCmd;
+use std::fs::{
+    File,
+    OpenOptions, //
+};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+/// struct nvme_passthru_cmd (include/uapi/linux/nvme_ioctl.h).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct PassthruCmd {
+    opcode: u8,
+    flags: u8,
+    rsvd1: u16,
+    nsid: u32,
+    cdw2: u32,
+    cdw3: u32,
+    metadata: u64,
+    addr: u64,
+    metadata_len: u32,
+    data_len: u32,
+    cdw10: u32,
+    cdw11: u32,
+    cdw12: u32,
+    cdw13: u32,
+    cdw14: u32,
+    cdw15: u32,
+    timeout_ms: u32,
+    result: u32,
+}
+
+/// NVME_IOCTL_ADMIN_CMD = _IOWR('N', 0x41, struct nvme_admin_cmd).
+const NVME_IOCTL_ADMIN_CMD: libc::c_ulong =
+    (3 << 30) | ((core::mem::size_of::<PassthruCmd>() as libc::c_ulong) << 16) | (0x4e << 8) | 0x41;
+
+/// The outcome of a command the controller completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// NVMe status without the phase bit: `(DNR << 14) | (SCT << 8) | SC`.
+    pub status: u16,
+    /// Completion dword 0.
+    pub dw0: u32,
+}
+
+impl Completion {
+    /// Status code type and code, without DNR and More.
+    pub fn code(&self) -> u16 {
+        self.status & 0x7ff
+    }
+}
+
+/// An NVMe controller character device.
+pub struct Passthru {
+    file: File,
+}
+
+impl Passthru {
+    /// Opens `/dev/nvmeN`.
+    pub fn open(dev: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dev)
+            .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", dev.display())))?;
+        Ok(Self { file })
+    }
+
+    /// Issues `cmd` with `data` as its buffer (direction from the opcode).
+    /// An NVMe error status is a [`Completion`], not an `Err`: `Err` means
+    /// the command did not reach the controller or timed out.
+    pub fn admin(&self, cmd: &AdminCmd, data: Option<&mut [u8]>) -> io::Result<Completion> {
+        let (addr, len) = match data {
+            Some(d) => (
+                d.as_mut_ptr() as u64,
+                u32::try_from(d.len()).map_err(io::Error::other)?,
+            ),
+            None => (0, 0),
+        };
+        let mut c = PassthruCmd {
+            opcode: cmd.opcode,
+            nsid: cmd.nsid,
+            addr,
+            data_len: len,
+            cdw10: cmd.cdw[0],
+            cdw11: cmd.cdw[1],
+            cdw12: cmd.cdw[2],
+            cdw13: cmd.cdw[3],
+            cdw14: cmd.cdw[4],
+            cdw15: cmd.cdw[5],
+            timeout_ms: 30_000,
+            ..Default::default()
+        };
+        // SAFETY: `c` is a live `struct nvme_passthru_cmd`; `addr`/`len`
+        // describe a buffer borrowed mutably for the duration of the call.
+        let r = unsafe { libc::ioctl(self.file.as_raw_fd(), NVME_IOCTL_ADMIN_CMD, &mut c) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("admin passthrough opcode {:#x}: {e}", cmd.opcode),
+            ));
+        }
+        Ok(Completion {
+            // CAST: the ioctl returns the 16-bit NVMe status (phase removed).
+            status: r as u16,
+            dw0: c.result,
+        })
+    }
+}

@@ -1,0 +1,668 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Conformance and end-to-end tests of the emulated controller's Host
+//! Managed Live Migration, driven by admin passthrough on the PF (bound to
+//! the kernel's nvme driver) and by the userspace client on two VFs bound
+//! to vfio-pci and attached to one IOAS.
+
+use super::guest::{
+    Guest,
+    NSID, //
+};
+use super::{
+    ensure,
+    CaseResult,
+    Ktap, //
+};
+use crate::codec::cmd::{
+    status,
+    AdminCmd,
+    Sequence,
+    SuspendType, //
+};
+use crate::codec::identify::{
+    StateFormats,
+    ID_CTRL_OACS,
+    OACS_HMLM, //
+};
+use crate::codec::state::{
+    ControllerState,
+    QueueLimits,
+    QueueStateV0,
+    HEADER_LEN, //
+};
+use crate::dma::Arena;
+use crate::fail;
+use crate::nvme::Sqe;
+use crate::passthru::{
+    Completion,
+    Passthru, //
+};
+use crate::vfio::{
+    Device,
+    Iommufd, //
+};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// The vendor-specific state format of the emulated controller.
+pub const QEMU_VENDOR_UUID: [u8; 16] = [
+    0x1c, 0x9f, 0x3a, 0x4e, 0x8b, 0x7d, 0x4e, 0x2a, 0x9f, 0x61, 0x6e, 0x76, 0x6d, 0x65, 0x2d, 0x6c,
+];
+
+const INVALID_OPCODE: u16 = 0x001;
+const INVALID_FIELD: u16 = 0x002;
+const CMD_SEQ_ERROR: u16 = 0x00c;
+const INVALID_CTRL_ID: u16 = 0x11f;
+
+/// What the suite runs against.
+pub struct Setup {
+    /// The PF's controller device, e.g. /dev/nvme0.
+    pub pf: PathBuf,
+    /// Source VF cdev and its secondary controller ID.
+    pub a: (PathBuf, u16),
+    /// Destination VF cdev and its secondary controller ID.
+    pub b: (PathBuf, u16),
+    /// Run only cases whose name contains this.
+    pub filter: Option<String>,
+}
+
+struct Env {
+    pf: Passthru,
+    iommufd: Iommufd,
+    arena: Rc<Arena>,
+    a: Device,
+    b: Device,
+    scid_a: u16,
+    scid_b: u16,
+}
+
+fn code(c: &Completion) -> u16 {
+    c.code()
+}
+
+fn expect_status(c: std::io::Result<Completion>, want: u16, what: &str) -> CaseResult {
+    let c = c.map_err(|e| format!("{what}: {e}"))?;
+    ensure(code(&c) == want, || {
+        format!("{what}: status {:#x}, expected {want:#x}", c.status)
+    })
+}
+
+impl Env {
+    fn open(s: &Setup) -> Result<Self, String> {
+        let pf = Passthru::open(&s.pf).map_err(|e| e.to_string())?;
+        let iommufd = Iommufd::open().map_err(|e| e.to_string())?;
+        let arena = Arena::new(&iommufd, 64 << 20, 0x1_0000_0000).map_err(|e| e.to_string())?;
+        let a = Device::open(&s.a.0, &iommufd).map_err(|e| e.to_string())?;
+        let b = Device::open(&s.b.0, &iommufd).map_err(|e| e.to_string())?;
+        Ok(Self {
+            pf,
+            iommufd,
+            arena,
+            a,
+            b,
+            scid_a: s.a.1,
+            scid_b: s.b.1,
+        })
+    }
+
+    fn admin(&self, cmd: &AdminCmd, data: Option<&mut [u8]>) -> std::io::Result<Completion> {
+        self.pf.admin(cmd, data)
+    }
+
+    fn ok(
+        &self,
+        cmd: &AdminCmd,
+        data: Option<&mut [u8]>,
+        what: &str,
+    ) -> Result<Completion, String> {
+        let c = self.admin(cmd, data).map_err(|e| format!("{what}: {e}"))?;
+        if c.code() != 0 {
+            fail!("{what}: NVMe status {:#x}", c.status);
+        }
+        Ok(c)
+    }
+
+    fn suspend(&self, scid: u16) -> Result<(), String> {
+        self.ok(
+            &AdminCmd::suspend(scid, SuspendType::Suspend, false),
+            None,
+            "Suspend",
+        )
+        .map(|_| ())
+    }
+
+    fn resume(&self, scid: u16) -> Result<(), String> {
+        self.ok(&AdminCmd::resume(scid), None, "Resume").map(|_| ())
+    }
+
+    /// Reads the whole state (CSVI 1, CSUUIDI 1): header first for sizes.
+    fn get_state(&self, scid: u16) -> Result<(Vec<u8>, bool), String> {
+        let mut h = vec![0u8; HEADER_LEN];
+        self.ok(
+            &AdminCmd::get_state(scid, 1, 1, 0, 48),
+            Some(&mut h),
+            "Get State header",
+        )?;
+        let hdr = crate::codec::state::Header::parse(&h).map_err(|e| e.reason().to_string())?;
+        let len = hdr.total_len().map_err(|e| e.reason().to_string())?;
+        let mut st = vec![0u8; len];
+        let c = self.ok(
+            &AdminCmd::get_state(scid, 1, 1, 0, len as u32),
+            Some(&mut st),
+            "Get State",
+        )?;
+        Ok((st, c.dw0 & 1 != 0))
+    }
+
+    fn set_state(
+        &self,
+        scid: u16,
+        seq: Sequence,
+        off: u64,
+        data: &mut [u8],
+    ) -> std::io::Result<Completion> {
+        let cmd = AdminCmd::set_state(scid, seq, 1, 1, off, data.len() as u32);
+        self.admin(&cmd, Some(data))
+    }
+
+    fn identify_pf(&self, cns: u8) -> Result<Vec<u8>, String> {
+        let mut buf = vec![0u8; 4096];
+        self.ok(&AdminCmd::identify(cns, 0), Some(&mut buf), "Identify")?;
+        Ok(buf)
+    }
+}
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([b[off], b[off + 1]])
+}
+
+fn pf_identify(env: &Env) -> CaseResult {
+    let id = env.identify_pf(1)?;
+    let oacs = u16_at(&id, ID_CTRL_OACS);
+    ensure(oacs & OACS_HMLM != 0, || {
+        format!("OACS {oacs:#x} lacks bit 11 (HMLMS)")
+    })?;
+    ensure(oacs & (1 << 8) == 0, || {
+        "DBBUF advertised together with HMLM".into()
+    })?;
+    ensure(id[576] & 2 != 0, || {
+        format!("TRATTR {:#x} lacks TUDCS", id[576])
+    })?;
+    for (name, off) in [
+        ("MCUDMQ", 578),
+        ("MNSUDMQ", 580),
+        ("MCMR", 582),
+        ("NMCMR", 584),
+        ("MCDQPC", 586),
+    ] {
+        ensure(u16_at(&id, off) != 0, || format!("{name} is 0"))?;
+    }
+    println!(
+        "# OACS {oacs:#x} TRATTR {:#x} MCUDMQ {} MNSUDMQ {} MCDQPC {}",
+        id[576],
+        u16_at(&id, 578),
+        u16_at(&id, 580),
+        u16_at(&id, 586)
+    );
+    Ok(())
+}
+
+fn pf_state_formats(env: &Env) -> CaseResult {
+    let raw = env.identify_pf(0x20)?;
+    let f = StateFormats::parse(&raw).map_err(|e| e.reason().to_string())?;
+    ensure(f.version_count() == 1 && f.version(1) == Some(0), || {
+        "NV/VERS: version 0 not listed first".into()
+    })?;
+    ensure(f.find_uuid(&QEMU_VENDOR_UUID) == Some(1), || {
+        "vendor state UUID not listed".into()
+    })
+}
+
+fn vf_has_no_hmlm(env: &Env) -> CaseResult {
+    let mut g = Guest::start(&env.a, Rc::clone(&env.arena), 1, 16).map_err(|e| e.to_string())?;
+    let id = g
+        .ctrl
+        .identify(&mut g.admin, &env.arena, 1, 0, 0)
+        .map_err(|e| e.to_string())?;
+    ensure(u16_at(&id, ID_CTRL_OACS) & OACS_HMLM == 0, || {
+        "VF advertises HMLM".into()
+    })?;
+    for cmd in [
+        AdminCmd::suspend(env.scid_b, SuspendType::Suspend, false),
+        AdminCmd::get_state(env.scid_b, 1, 0, 0, 48),
+        AdminCmd::cdq_create(env.scid_b, true, 64),
+        AdminCmd::track_user_data(1, true),
+    ] {
+        let c = g
+            .ctrl
+            .admin(&mut g.admin, Sqe::from_admin(&cmd))
+            .map_err(|e| e.to_string())?;
+        ensure(c.code() == INVALID_OPCODE, || {
+            format!(
+                "opcode {:#x} on a VF: status {:#x}, expected Invalid Opcode",
+                cmd.opcode, c.status
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn unknown_cntlid(env: &Env) -> CaseResult {
+    for scid in [0x7f, 0] {
+        expect_status(
+            env.admin(&AdminCmd::suspend(scid, SuspendType::Suspend, false), None),
+            INVALID_CTRL_ID,
+            "Suspend",
+        )?;
+        expect_status(
+            env.admin(&AdminCmd::resume(scid), None),
+            INVALID_CTRL_ID,
+            "Resume",
+        )?;
+        let mut b = vec![0u8; 48];
+        expect_status(
+            env.admin(&AdminCmd::get_state(scid, 1, 0, 0, 48), Some(&mut b)),
+            INVALID_CTRL_ID,
+            "Get State",
+        )?;
+        expect_status(
+            env.admin(&AdminCmd::cdq_create(scid, true, 64), None),
+            INVALID_CTRL_ID,
+            "CDQ create",
+        )?;
+    }
+    Ok(())
+}
+
+fn suspend_resume(env: &Env) -> CaseResult {
+    let _g = Guest::start(&env.a, Rc::clone(&env.arena), 1, 16).map_err(|e| e.to_string())?;
+    let s = env.scid_a;
+    expect_status(
+        env.admin(&AdminCmd::resume(s), None),
+        status::CONTROLLER_NOT_SUSPENDED,
+        "Resume of running controller",
+    )?;
+    expect_status(
+        env.admin(
+            &AdminCmd::suspend(s, SuspendType::Notification, false),
+            None,
+        ),
+        0,
+        "Suspend notification",
+    )?;
+    let (_, csup) = env.get_state(s)?;
+    ensure(!csup, || "CSUP set after a mere notification".into())?;
+    env.suspend(s)?;
+    expect_status(
+        env.admin(&AdminCmd::suspend(s, SuspendType::Suspend, false), None),
+        status::CONTROLLER_SUSPENDED,
+        "second Suspend",
+    )?;
+    let (st, csup) = env.get_state(s)?;
+    let h = crate::codec::state::Header::parse(&st).map_err(|e| e.reason().to_string())?;
+    ensure(csup && h.suspended, || {
+        format!("suspended: CSUP {csup}, CSATTR {}", h.suspended)
+    })?;
+    env.resume(s)?;
+    let (_, csup) = env.get_state(s)?;
+    ensure(!csup, || "CSUP still set after Resume".into())?;
+    expect_status(
+        env.admin(&AdminCmd::resume(s), None),
+        status::CONTROLLER_NOT_SUSPENDED,
+        "second Resume",
+    )
+}
+
+fn get_state_layout(env: &Env) -> CaseResult {
+    let g = Guest::start(&env.a, Rc::clone(&env.arena), 2, 32).map_err(|e| e.to_string())?;
+    env.suspend(env.scid_a)?;
+    let (st, _) = env.get_state(env.scid_a)?;
+    let cs = ControllerState::parse(&st).map_err(|e| format!("state: {}", e.reason()))?;
+    let v0 = QueueStateV0::parse(cs.nvme).map_err(|e| format!("v0: {}", e.reason()))?;
+    ensure(v0.sq_count() == 2 && v0.cq_count() == 2, || {
+        format!("{} SQs, {} CQs", v0.sq_count(), v0.cq_count())
+    })?;
+    let lim = QueueLimits {
+        max_qid: 2,
+        mqes: 2047,
+        vectors: 2,
+        contiguous_only: true,
+        page_size: 4096,
+    };
+    v0.validate(&lim)
+        .map_err(|e| format!("v0 does not validate: {}", e.reason()))?;
+    for (i, q) in g.io.iter().enumerate() {
+        let i = i as u16;
+        let sq = v0.sq(i).map_err(|e| e.reason().to_string())?;
+        let cq = v0.cq(i).map_err(|e| e.reason().to_string())?;
+        ensure(
+            sq.qid == q.qid && sq.prp1 == q.sq_iova() && sq.qsize == 31 && sq.cqid == q.qid,
+            || format!("SQ {sq:?}"),
+        )?;
+        ensure(
+            cq.qid == q.qid && cq.prp1 == q.cq_iova() && !cq.interrupts && cq.phase,
+            || format!("CQ {cq:?}"),
+        )?;
+    }
+    ensure(
+        cs.vendor.len() >= 128 && cs.vendor[0..4] == *b"QNLM",
+        || "vendor section missing".into(),
+    )?;
+    // Offset reads return the same bytes as the whole read.
+    for off in [4usize, 48, 52, 100] {
+        let len = (st.len() - off) & !3;
+        let mut part = vec![0u8; len];
+        env.ok(
+            &AdminCmd::get_state(env.scid_a, 1, 1, off as u64, len as u32),
+            Some(&mut part),
+            "Get State at offset",
+        )?;
+        ensure(part == st[off..off + len], || {
+            format!("bytes at offset {off} differ")
+        })?;
+    }
+    let mut b = vec![0u8; 8];
+    expect_status(
+        env.admin(&AdminCmd::get_state(env.scid_a, 1, 1, 2, 8), Some(&mut b)),
+        INVALID_FIELD,
+        "unaligned offset",
+    )?;
+    expect_status(
+        env.admin(&AdminCmd::get_state(env.scid_a, 2, 0, 0, 8), Some(&mut b)),
+        INVALID_FIELD,
+        "CSVI 2",
+    )?;
+    expect_status(
+        env.admin(&AdminCmd::get_state(env.scid_a, 1, 2, 0, 8), Some(&mut b)),
+        INVALID_FIELD,
+        "CSUUIDI 2",
+    )?;
+    println!(
+        "# state: {} bytes ({} NVMe, {} vendor)",
+        st.len(),
+        cs.nvme.len(),
+        cs.vendor.len()
+    );
+    env.resume(env.scid_a)
+}
+
+fn set_state_rejects(env: &Env) -> CaseResult {
+    // A source state to corrupt: A with two queue pairs, suspended.
+    let _g = Guest::start(&env.a, Rc::clone(&env.arena), 2, 32).map_err(|e| e.to_string())?;
+    env.suspend(env.scid_a)?;
+    let (good, _) = env.get_state(env.scid_a)?;
+    env.b.reset().map_err(|e| e.to_string())?;
+    let b = env.scid_b;
+    let mut st = good.clone();
+    expect_status(
+        env.set_state(b, Sequence::Only, 0, &mut st),
+        status::CONTROLLER_NOT_SUSPENDED,
+        "Set State on a running controller",
+    )?;
+    env.suspend(b)?;
+    let corrupt = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut s = good.clone();
+        f(&mut s);
+        s
+    };
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "reserved header byte",
+            corrupt(&|s| s[5] = 1),
+            INVALID_FIELD,
+        ),
+        (
+            "NVMECSS larger than the data",
+            corrupt(&|s| s[16] += 1),
+            INVALID_FIELD,
+        ),
+        ("NVMECSS high half", corrupt(&|s| s[24] = 1), INVALID_FIELD),
+        ("v0 version 1", corrupt(&|s| s[48] = 1), INVALID_FIELD),
+        (
+            "SQ count beyond size",
+            corrupt(&|s| s[50] = 9),
+            INVALID_FIELD,
+        ),
+        (
+            "duplicate SQ id",
+            corrupt(&|s| {
+                let q = s[56 + 10];
+                s[56 + 24 + 10] = q;
+            }),
+            INVALID_FIELD,
+        ),
+        (
+            "SQ id beyond VF resources",
+            corrupt(&|s| s[56 + 10] = 9),
+            INVALID_FIELD,
+        ),
+        (
+            "SQ to a missing CQ",
+            corrupt(&|s| s[56 + 12] = 7),
+            INVALID_FIELD,
+        ),
+        (
+            "queue size above MQES",
+            corrupt(&|s| {
+                s[56 + 8] = 0xff;
+                s[56 + 9] = 0xff;
+            }),
+            INVALID_FIELD,
+        ),
+        (
+            "unaligned queue base",
+            corrupt(&|s| s[56] = 8),
+            INVALID_FIELD,
+        ),
+        (
+            "vendor magic",
+            corrupt(&|s| {
+                let v = s.len() - (s.len() - 56 - 96);
+                s[v] ^= 0xff;
+            }),
+            INVALID_FIELD,
+        ),
+        ("truncated", good[..good.len() - 4].to_vec(), INVALID_FIELD),
+    ];
+    for (what, mut s, want) in cases {
+        expect_status(env.set_state(b, Sequence::Only, 0, &mut s), want, what)?;
+    }
+    let mut s = good.clone();
+    expect_status(
+        env.set_state(b, Sequence::Middle, 0, &mut s[..8]),
+        CMD_SEQ_ERROR,
+        "middle piece without a first",
+    )?;
+    expect_status(
+        env.set_state(b, Sequence::First, 4, &mut s[..8]),
+        INVALID_FIELD,
+        "first piece at offset 4",
+    )?;
+    expect_status(
+        env.set_state(b, Sequence::First, 0, &mut s[..8]),
+        0,
+        "first piece",
+    )?;
+    expect_status(
+        env.set_state(b, Sequence::Last, 12, &mut s[8..16]),
+        INVALID_FIELD,
+        "piece at a gap",
+    )?;
+    let cmd = AdminCmd::set_state(b, Sequence::Only, 2, 0, 0, 8);
+    expect_status(env.admin(&cmd, Some(&mut s[..8])), INVALID_FIELD, "CSVI 2")?;
+    // Nothing was loaded: B still has no I/O queues.
+    let (bs, _) = env.get_state(b)?;
+    let cs = ControllerState::parse(&bs).map_err(|e| e.reason().to_string())?;
+    let v0 = QueueStateV0::parse(cs.nvme).map_err(|e| e.reason().to_string())?;
+    ensure(v0.sq_count() == 0 && v0.cq_count() == 0, || {
+        "a rejected state left queues behind".into()
+    })?;
+    // A controller with I/O queues refuses a state.
+    let mut s = good.clone();
+    expect_status(
+        env.set_state(env.scid_a, Sequence::Only, 0, &mut s),
+        CMD_SEQ_ERROR,
+        "Set State into a controller with I/O queues",
+    )?;
+    env.resume(b)?;
+    env.resume(env.scid_a)
+}
+
+fn cdq_errors(env: &Env) -> CaseResult {
+    expect_status(
+        env.admin(&AdminCmd::cdq_create(env.scid_a, true, 8), None),
+        INVALID_FIELD,
+        "CDQ of one entry",
+    )?;
+    expect_status(
+        env.admin(&AdminCmd::cdq_create(env.scid_a, true, 12), None),
+        INVALID_FIELD,
+        "CDQ size not whole entries",
+    )?;
+    let mut qt1 = AdminCmd::cdq_create(env.scid_a, true, 64);
+    qt1.cdw[0] |= 1 << 16;
+    expect_status(env.admin(&qt1, None), INVALID_FIELD, "queue type 1")?;
+    expect_status(
+        env.admin(&AdminCmd::cdq_delete(9), None),
+        status::INVALID_CDQ,
+        "delete unknown CDQ",
+    )?;
+    expect_status(
+        env.admin(&AdminCmd::track_user_data(9, true), None),
+        status::INVALID_CDQ,
+        "Track Send, unknown CDQ",
+    )?;
+    let mut sel1 = AdminCmd::track_user_data(9, true);
+    sel1.cdw[0] |= 1;
+    expect_status(
+        env.admin(&sel1, None),
+        INVALID_FIELD,
+        "Track Memory Changes (SEL 1)",
+    )?;
+    expect_status(
+        env.admin(&AdminCmd::cdq_set_head(9, 0, None), None),
+        status::INVALID_CDQ,
+        "Set Features 21h, unknown CDQ",
+    )?;
+    Ok(())
+}
+
+/// Runs I/O on A, suspends A with commands in flight (fetched ones and
+/// ones only rung after the suspend), moves the state to B in pieces,
+/// resumes B, continues on B: every command completes exactly once and all
+/// data verifies.
+fn migrate(env: &Env) -> CaseResult {
+    let e = |x: std::io::Error| x.to_string();
+    let mut g = Guest::start(&env.a, Rc::clone(&env.arena), 2, 64).map_err(e)?;
+    for lba in 0..64u64 {
+        g.submit_write((lba % 2) as usize, lba, true).map_err(e)?;
+    }
+    g.drain(30_000).map_err(e)?;
+    let t0 = std::time::Instant::now();
+    // In flight at suspend: rung just before it...
+    for lba in 64..80u64 {
+        g.submit_write((lba % 2) as usize, lba, false).map_err(e)?;
+        g.submit_read((lba % 2) as usize, lba - 64, false)
+            .map_err(e)?;
+    }
+    g.ring_all().map_err(e)?;
+    env.suspend(env.scid_a)?;
+    let t_suspend = t0.elapsed();
+    // ... and rung while suspended: the SQ holds them, B will run them.
+    for lba in 80..96u64 {
+        g.submit_write((lba % 2) as usize, lba, false).map_err(e)?;
+    }
+    g.ring_all().map_err(e)?;
+    let (st, csup) = env.get_state(env.scid_a)?;
+    ensure(csup, || "source not suspended".into())?;
+    let t_get = t0.elapsed();
+    // The destination as a VMM leaves it before RUNNING: reset, config
+    // space (bus master) restored, suspended and empty.
+    env.b.reset().map_err(e)?;
+    env.b.enable_bus_master().map_err(e)?;
+    env.suspend(env.scid_b)?;
+    // Three pieces: first, middle, last.
+    let mut st = st;
+    let third = (st.len() / 3) & !3;
+    let (p1, rest) = st.split_at_mut(third);
+    let (p2, p3) = rest.split_at_mut(third);
+    expect_status(
+        env.set_state(env.scid_b, Sequence::First, 0, p1),
+        0,
+        "Set State, first piece",
+    )?;
+    expect_status(
+        env.set_state(env.scid_b, Sequence::Middle, third as u64, p2),
+        0,
+        "Set State, middle piece",
+    )?;
+    expect_status(
+        env.set_state(env.scid_b, Sequence::Last, 2 * third as u64, p3),
+        0,
+        "Set State, last piece",
+    )?;
+    env.resume(env.scid_b)?;
+    let t_resume = t0.elapsed();
+    g.switch_to(&env.b).map_err(e)?;
+    let inflight = g.pending.len();
+    let done = g
+        .drain(30_000)
+        .map_err(|x| format!("after migration: {x}"))?;
+    ensure(done == inflight, || {
+        format!("{done} of {inflight} in-flight commands completed")
+    })?;
+    // The admin queue moved too.
+    let id = g
+        .ctrl
+        .identify(&mut g.admin, &env.arena, 1, 0, 0)
+        .map_err(e)?;
+    ensure(u16_at(&id, 78) == env.scid_b, || {
+        format!("admin queue answers as CNTLID {}", u16_at(&id, 78))
+    })?;
+    for lba in 96..128u64 {
+        g.submit_write((lba % 2) as usize, lba, true).map_err(e)?;
+    }
+    g.drain(30_000).map_err(e)?;
+    let verified = g.verify_all().map_err(e)?;
+    println!(
+        "# {inflight} commands in flight moved, {verified} blocks verified on B; suspend {:.1} ms, get state {:.1} ms, set+resume {:.1} ms, state {} bytes",
+        t_suspend.as_secs_f64() * 1e3,
+        (t_get - t_suspend).as_secs_f64() * 1e3,
+        (t_resume - t_get).as_secs_f64() * 1e3,
+        st.len()
+    );
+    // The source, reset, is an ordinary controller again.
+    env.a.reset().map_err(e)?;
+    let mut ga = Guest::start(&env.a, Rc::clone(&env.arena), 1, 16)
+        .map_err(|x| format!("source after reset: {x}"))?;
+    ga.model = g.model.clone();
+    ga.submit_read(0, 5, true).map_err(e)?;
+    ga.drain(10_000)
+        .map_err(|x| format!("source after reset: {x}"))?;
+    let _ = NSID;
+    Ok(())
+}
+
+/// Runs the suite; returns the number of failed cases.
+pub fn run(s: &Setup) -> usize {
+    let mut k = Ktap::begin("hmlm", 9, s.filter.clone());
+    let env = match Env::open(s) {
+        Ok(env) => env,
+        Err(e) => {
+            k.case("setup", || Err(e.clone()));
+            return k.failed().max(1);
+        }
+    };
+    let _ = &env.iommufd;
+    k.case("pf_identify_advertises_hmlm", || pf_identify(&env));
+    k.case("pf_state_formats", || pf_state_formats(&env));
+    k.case("vf_has_no_hmlm", || vf_has_no_hmlm(&env));
+    k.case("unknown_cntlid_rejected", || unknown_cntlid(&env));
+    k.case("suspend_resume_semantics", || suspend_resume(&env));
+    k.case("get_state_layout", || get_state_layout(&env));
+    k.case("set_state_rejects_bad_input", || set_state_rejects(&env));
+    k.case("cdq_command_errors", || cdq_errors(&env));
+    k.case("migrate_with_inflight_io", || migrate(&env));
+    k.failed()
+}
