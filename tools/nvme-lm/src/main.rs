@@ -65,6 +65,18 @@ enum Suite {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// Controller Data Queue (dirty LBA logging), PF driven from userspace.
+    Cdq {
+        /// The PF's PCI address (bound to vfio-pci).
+        #[arg(long)]
+        pf_bdf: String,
+        /// The PF's VFIO cdev.
+        #[arg(long)]
+        pf_cdev: PathBuf,
+        /// Run only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
 }
 
 fn parse_id(s: &str) -> Result<(u16, u16), String> {
@@ -136,6 +148,24 @@ fn main() -> ExitCode {
                 filter: filter.clone(),
             };
             match nvme_lm::selftest::hmlm::run(&setup) {
+                0 => Ok(()),
+                n => Err(format!("{n} test cases failed")),
+            }
+        }
+        Cmd::Selftest {
+            suite:
+                Suite::Cdq {
+                    pf_bdf,
+                    pf_cdev,
+                    filter,
+                },
+        } => {
+            let setup = nvme_lm::selftest::cdq::Setup {
+                pf_bdf: pf_bdf.clone(),
+                pf_cdev: pf_cdev.clone(),
+                filter: filter.clone(),
+            };
+            match nvme_lm::selftest::cdq::run(&setup) {
                 0 => Ok(()),
                 n => Err(format!("{n} test cases failed")),
             }

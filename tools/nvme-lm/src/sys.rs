@@ -17,6 +17,14 @@ const IOMMUFD_TYPE: u8 = b';';
 pub const VFIO_DEVICE_GET_INFO: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 7);
 /// VFIO_DEVICE_GET_REGION_INFO.
 pub const VFIO_DEVICE_GET_REGION_INFO: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 8);
+/// VFIO_DEVICE_FEATURE.
+pub const VFIO_DEVICE_FEATURE: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 17);
+/// VFIO_DEVICE_FEATURE_SET.
+pub const VFIO_DEVICE_FEATURE_SET: u32 = 1 << 17;
+/// VFIO_DEVICE_FEATURE_PCI_VF_TOKEN.
+pub const VFIO_DEVICE_FEATURE_PCI_VF_TOKEN: u32 = 0;
+/// VFIO_DEVICE_BIND_FLAG_TOKEN.
+pub const VFIO_DEVICE_BIND_FLAG_TOKEN: u32 = 1 << 0;
 /// VFIO_DEVICE_RESET.
 pub const VFIO_DEVICE_RESET: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 11);
 /// VFIO_DEVICE_BIND_IOMMUFD.
@@ -77,7 +85,7 @@ pub struct VfioRegionInfo {
     pub offset: u64,
 }
 
-/// struct vfio_device_bind_iommufd, without the optional token pointer.
+/// struct vfio_device_bind_iommufd.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct VfioDeviceBindIommufd {
@@ -89,6 +97,20 @@ pub struct VfioDeviceBindIommufd {
     pub iommufd: i32,
     /// out_devid.
     pub out_devid: u32,
+    /// token_uuid_ptr (with VFIO_DEVICE_BIND_FLAG_TOKEN).
+    pub token_uuid_ptr: u64,
+}
+
+/// struct vfio_device_feature carrying a VF token.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VfioFeatureVfToken {
+    /// argsz.
+    pub argsz: u32,
+    /// flags: feature index and direction.
+    pub flags: u32,
+    /// The token (a UUID).
+    pub uuid: [u8; 16],
 }
 
 /// struct vfio_device_attach_iommufd_pt.

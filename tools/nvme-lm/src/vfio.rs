@@ -202,6 +202,16 @@ pub struct Device {
 impl Device {
     /// Opens `cdev`, binds it to `iommufd` and attaches it to its IOAS.
     pub fn open(cdev: &Path, iommufd: &Iommufd) -> io::Result<Self> {
+        Self::open_with_token(cdev, iommufd, None)
+    }
+
+    /// Like [`Device::open`], presenting `token`: the VF token a VF of a PF
+    /// that is itself bound to vfio-pci needs.
+    pub fn open_with_token(
+        cdev: &Path,
+        iommufd: &Iommufd,
+        token: Option<&[u8; 16]>,
+    ) -> io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -212,6 +222,10 @@ impl Device {
             iommufd: iommufd.file.as_raw_fd(),
             ..Default::default()
         };
+        if let Some(t) = token {
+            bind.flags = sys::VFIO_DEVICE_BIND_FLAG_TOKEN;
+            bind.token_uuid_ptr = t.as_ptr() as u64;
+        }
         ioctl(
             &file,
             sys::VFIO_DEVICE_BIND_IOMMUFD,
@@ -286,6 +300,21 @@ impl Device {
             offset: r.offset,
             size: r.size,
         })
+    }
+
+    /// Sets the VF token of this PF (VFIO_DEVICE_FEATURE_PCI_VF_TOKEN).
+    pub fn set_vf_token(&self, token: &[u8; 16]) -> io::Result<()> {
+        let mut f = sys::VfioFeatureVfToken {
+            argsz: sys::argsz::<sys::VfioFeatureVfToken>(),
+            flags: sys::VFIO_DEVICE_FEATURE_SET | sys::VFIO_DEVICE_FEATURE_PCI_VF_TOKEN,
+            uuid: *token,
+        };
+        ioctl(
+            &self.file,
+            sys::VFIO_DEVICE_FEATURE,
+            &mut f,
+            "VFIO_DEVICE_FEATURE(PCI_VF_TOKEN)",
+        )
     }
 
     /// Sets Bus Master Enable (and Memory Space Enable) in the PCI command

@@ -32,6 +32,9 @@ pub const ADMIN_TIMEOUT_MS: u64 = 10_000;
 pub struct Controller {
     bar: Rc<Mmio>,
     cap: u64,
+    /// Admin completions that arrived while waiting for another command
+    /// (Asynchronous Event Requests), oldest first.
+    stashed: std::cell::RefCell<Vec<Cqe>>,
 }
 
 fn err(msg: String) -> io::Error {
@@ -43,7 +46,11 @@ impl Controller {
     pub fn new(dev: &Device) -> io::Result<Self> {
         let bar = Rc::new(dev.bar(crate::sys::VFIO_PCI_BAR0_REGION_INDEX)?);
         let cap = bar.read64(regs::CAP)?;
-        Ok(Self { bar, cap })
+        Ok(Self {
+            bar,
+            cap,
+            stashed: std::cell::RefCell::new(Vec::new()),
+        })
     }
 
     /// CAP.
@@ -110,10 +117,18 @@ impl Controller {
         let cid = admin.submit(&db, sqe)?;
         let mut others = Vec::new();
         let c = admin.wait(&db, cid, ADMIN_TIMEOUT_MS, &mut others)?;
-        if let Some(o) = others.first() {
-            return Err(err(format!("unexpected admin completion {o:?}")));
-        }
+        self.stashed.borrow_mut().extend(others);
         Ok(c)
+    }
+
+    /// Admin completions of commands other than the ones waited for (AERs),
+    /// including any posted since, consumed.
+    pub fn take_async(&self, admin: &mut QueuePair) -> io::Result<Vec<Cqe>> {
+        let db = self.doorbells();
+        while let Some(c) = admin.poll(&db)? {
+            self.stashed.borrow_mut().push(c);
+        }
+        Ok(std::mem::take(&mut *self.stashed.borrow_mut()))
     }
 
     /// Like [`Controller::admin`], but a non-zero status is an error.

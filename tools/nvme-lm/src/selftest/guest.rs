@@ -169,6 +169,77 @@ impl Guest {
         Ok(cid)
     }
 
+    /// Writes `nlb` blocks (at most one page of data) at `slba` on queue
+    /// `qi` and waits for the completion.
+    pub fn write_range(&mut self, qi: usize, slba: u64, nlb: u16) -> io::Result<()> {
+        let len = self.lba_size * usize::from(nlb);
+        if len > crate::dma::PAGE {
+            return Err(other(format!("write of {len} bytes exceeds one page")));
+        }
+        let buf = self.arena.alloc(len)?;
+        for i in 0..u64::from(nlb) {
+            let g = self
+                .model
+                .get(&(slba + i))
+                .map_or(1, |g| g.wrapping_add(1).max(1));
+            buf.write(
+                i as usize * self.lba_size,
+                &pattern(slba + i, g, self.lba_size),
+            );
+            self.model.insert(slba + i, g);
+        }
+        let sqe = Sqe::rw(io_opcode::WRITE, NSID, slba, nlb, buf.iova(), 0);
+        self.io_sync(qi, sqe, "Write")
+    }
+
+    /// Write Zeroes of `nlb` blocks at `slba` (reads of them are unchecked).
+    pub fn write_zeroes(&mut self, qi: usize, slba: u64, nlb: u16) -> io::Result<()> {
+        for i in 0..u64::from(nlb) {
+            self.model.remove(&(slba + i));
+        }
+        let mut sqe = Sqe::rw(io_opcode::WRITE_ZEROES, NSID, slba, nlb, 0, 0);
+        sqe.prp1 = 0;
+        self.io_sync(qi, sqe, "Write Zeroes")
+    }
+
+    /// Dataset Management, deallocate: `ranges` of (slba, nlb).
+    pub fn deallocate(&mut self, qi: usize, ranges: &[(u64, u32)]) -> io::Result<()> {
+        let list = self.arena.alloc(16 * ranges.len())?;
+        for (i, (slba, nlb)) in ranges.iter().enumerate() {
+            let mut r = [0u8; 16];
+            r[4..8].copy_from_slice(&nlb.to_le_bytes());
+            r[8..16].copy_from_slice(&slba.to_le_bytes());
+            list.write(16 * i, &r);
+            for b in 0..u64::from(*nlb) {
+                self.model.remove(&(slba + b));
+            }
+        }
+        let n = u32::try_from(ranges.len() - 1).map_err(other)?;
+        let sqe = Sqe {
+            opcode: io_opcode::DSM,
+            nsid: NSID,
+            prp1: list.iova(),
+            cdw: [n, 1 << 2, 0, 0, 0, 0],
+            ..Sqe::default()
+        };
+        self.io_sync(qi, sqe, "Dataset Management")
+    }
+
+    fn io_sync(&mut self, qi: usize, sqe: Sqe, what: &str) -> io::Result<()> {
+        let db = self.db();
+        let q = &mut self.io[qi];
+        let cid = q.submit(&db, sqe)?;
+        let mut others = Vec::new();
+        let c = q.wait(&db, cid, 10_000, &mut others)?;
+        if !others.is_empty() {
+            return Err(other(format!("{what}: unexpected completions {others:?}")));
+        }
+        if c.code() != 0 {
+            return Err(other(format!("{what}: status {:#x}", c.status)));
+        }
+        Ok(())
+    }
+
     /// Rings every I/O queue's SQ doorbell.
     pub fn ring_all(&self) -> io::Result<()> {
         let db = self.db();

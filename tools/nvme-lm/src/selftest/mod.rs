@@ -3,6 +3,7 @@
 //! Tests that run inside the test VM against the emulated controller, with
 //! KTAP output. Each case returns `Err(reason)` instead of panicking.
 
+pub mod cdq;
 pub mod guest;
 pub mod hmlm;
 
