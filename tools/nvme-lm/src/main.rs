@@ -35,6 +35,11 @@ enum Cmd {
         #[arg(long)]
         expect_id: Option<String>,
     },
+    /// Live-migration capabilities of an NVMe controller (a PF's /dev/nvmeN).
+    Caps {
+        /// The controller's character device.
+        dev: PathBuf,
+    },
     /// In-VM test suites against the emulated controller (KTAP output).
     Selftest {
         #[command(subcommand)]
@@ -130,6 +135,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::VfioProbe { cdev, expect_id } => vfio_probe(cdev, expect_id.as_deref()),
+        Cmd::Caps { dev } => nvme_lm::passthru::Passthru::open(dev)
+            .map_err(|e| e.to_string())
+            .and_then(|p| nvme_lm::caps::report(&p))
+            .map(|r| print!("{r}")),
         Cmd::Selftest {
             suite:
                 Suite::Hmlm {

@@ -192,6 +192,16 @@ impl Guest {
         self.io_sync(qi, sqe, "Write")
     }
 
+    /// Flush on queue `qi`, waited for.
+    pub fn flush(&mut self, qi: usize) -> io::Result<()> {
+        let sqe = Sqe {
+            opcode: io_opcode::FLUSH,
+            nsid: NSID,
+            ..Sqe::default()
+        };
+        self.io_sync(qi, sqe, "Flush")
+    }
+
     /// Write Zeroes of `nlb` blocks at `slba` (reads of them are unchecked).
     pub fn write_zeroes(&mut self, qi: usize, slba: u64, nlb: u16) -> io::Result<()> {
         for i in 0..u64::from(nlb) {

@@ -216,7 +216,19 @@ fn pf_state_formats(env: &Env) -> CaseResult {
     })?;
     ensure(f.find_uuid(&QEMU_VENDOR_UUID) == Some(1), || {
         "vendor state UUID not listed".into()
-    })
+    })?;
+    // The same, as the `nvme-lm caps` report shows it.
+    let r = crate::caps::report(&env.pf)?;
+    for want in [
+        "host managed live migration: yes",
+        "state format csvi=1: NVMe version 0",
+        "state format csuuidi=1: vendor 1c9f3a4e-8b7d-4e2a-9f61-6e766d652d6c",
+    ] {
+        ensure(r.contains(want), || {
+            format!("caps report lacks {want:?}:\n{r}")
+        })?;
+    }
+    Ok(())
 }
 
 fn vf_has_no_hmlm(env: &Env) -> CaseResult {
@@ -559,6 +571,18 @@ fn migrate(env: &Env) -> CaseResult {
         g.submit_write((lba % 2) as usize, lba, true).map_err(e)?;
     }
     g.drain(30_000).map_err(e)?;
+    g.flush(0).map_err(e)?;
+    // An Asynchronous Event Request stays outstanding across the move.
+    let aer_cid = g
+        .admin
+        .submit(
+            &g.ctrl.doorbells(),
+            Sqe {
+                opcode: 0x0c,
+                ..Sqe::default()
+            },
+        )
+        .map_err(e)?;
     let t0 = std::time::Instant::now();
     // In flight at suspend: rung just before it...
     for lba in 64..80u64 {
@@ -612,6 +636,15 @@ fn migrate(env: &Env) -> CaseResult {
     ensure(done == inflight, || {
         format!("{done} of {inflight} in-flight commands completed")
     })?;
+    // The outstanding AER moved with its command identifier.
+    let (bst, _) = env.get_state(env.scid_b)?;
+    let cs = ControllerState::parse(&bst).map_err(|x| x.reason().to_string())?;
+    ensure(cs.vendor.get(51) == Some(&1), || {
+        format!("B has {:?} outstanding AERs", cs.vendor.get(51))
+    })?;
+    ensure(u16_at(cs.vendor, 128) == aer_cid, || {
+        format!("AER CID {} on B, {aer_cid} on A", u16_at(cs.vendor, 128))
+    })?;
     // The admin queue moved too.
     let id = g
         .ctrl
@@ -624,6 +657,7 @@ fn migrate(env: &Env) -> CaseResult {
         g.submit_write((lba % 2) as usize, lba, true).map_err(e)?;
     }
     g.drain(30_000).map_err(e)?;
+    g.flush(1).map_err(e)?;
     let verified = g.verify_all().map_err(e)?;
     println!(
         "# {inflight} commands in flight moved, {verified} blocks verified on B; suspend {:.1} ms, get state {:.1} ms, set+resume {:.1} ms, state {} bytes",
