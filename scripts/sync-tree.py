@@ -59,7 +59,7 @@ def series(path):
     for line in open(path):
         line = line.split("#", 1)[0].strip()
         if line:
-            names.append(os.path.join(os.path.dirname(path), line))
+            names.append(os.path.join(os.path.dirname(os.path.abspath(path)), line))
     return names
 
 

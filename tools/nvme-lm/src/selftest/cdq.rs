@@ -138,6 +138,10 @@ impl Cdq {
         contiguous: bool,
     ) -> Result<Self, String> {
         let e = |x: std::io::Error| x.to_string();
+        // Each case starts from no queue, whatever an earlier one left.
+        for id in 1..=16 {
+            pf.cmd(&AdminCmd::cdq_delete(id), 0)?;
+        }
         let ring = arena.alloc(entries as usize * 32).map_err(e)?;
         let prp1 = if contiguous {
             ring.iova()
