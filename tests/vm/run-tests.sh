@@ -6,6 +6,7 @@ rc=0
 bash tests/vm/smoke.sh || rc=1
 bash tests/vm/kunit.sh || rc=1
 bash tests/vm/hmlm.sh || rc=1
+bash tests/vm/pf-service.sh || rc=1
 # Last: it takes the PF away from the nvme driver.
 bash tests/vm/cdq.sh || rc=1
 exit $rc

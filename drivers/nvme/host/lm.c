@@ -1,0 +1,777 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * NVMe Host Managed Live Migration (NVMe Base 2.1) service for the VFIO
+ * variant driver of an SR-IOV virtual function.
+ *
+ * The variant driver bound to a VF acquires a handle for that VF; every
+ * operation on the handle becomes one admin command on the PF's admin
+ * queue that names the VF's secondary controller, looked up here from the
+ * Secondary Controller List by VF number. Callers pass kernel buffers and
+ * typed arguments only: no opcode, controller ID or DMA address. The
+ * Controller Data Queue ring is allocated and DMA-mapped here, on the PF,
+ * and stays kernel memory.
+ *
+ * Locking: nvme_lm.lock (a mutex) serializes the commands of one handle and
+ * the consumption of its CDQ. nvme_lm_list_lock (a mutex) protects the list
+ * of handles; nvme_lm_cdq_lock (a spinlock, taken from the completion
+ * interrupt) protects the list of CDQs that events are matched against.
+ * Order: nvme_lm.lock, then nvme_lm_cdq_lock.
+ *
+ * Timeouts: every command has the admin timeout of nvme-core
+ * (nvme_core.admin_timeout, 60 s by default). A Suspend completes only when
+ * the VF's in-flight commands have, so it can take that long.
+ */
+
+#include <linux/dma-mapping.h>
+#include <linux/nvme-lm.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/unaligned.h>
+#include "nvme.h"
+#include "lm.h"
+
+/* Identify Controller: Max PRP entries of a CDQ command's PRP list. */
+#define NVME_LM_ID_MCDQPC		586
+#define NVME_LM_SECONDARY_ENTRY_SIZE	32
+#define NVME_LM_SECONDARY_MAX		127
+
+/* The modules the service is exported to: the variant driver, its test. */
+#define NVME_LM_USERS	"nvme_vfio_pci,nvme_lm_selftest"
+
+/**
+ * struct nvme_lm - a migration handle for one VF
+ * @vf: the VF, whose driver holds the handle
+ * @ctrl: the PF's controller (a reference is held)
+ * @entry: in nvme_lm_handles
+ * @cntlid: the VF's secondary controller ID
+ * @mcdqpc: the PF's limit of pages in a PRP-list CDQ
+ * @lock: serializes this handle's commands and its CDQ's consumption
+ * @cdq: the VF's User Data Migration Queue, if created
+ */
+struct nvme_lm {
+	struct pci_dev *vf;
+	struct nvme_ctrl *ctrl;
+	struct list_head entry;
+	u16 cntlid;
+	u16 mcdqpc;
+	struct mutex lock; /* serializes commands and CDQ consumption */
+	struct nvme_lm_cdq *cdq;
+};
+
+/**
+ * struct nvme_lm_cdq - a User Data Migration Queue, kernel-owned
+ * @lm: its handle
+ * @entry: in nvme_lm_cdqs, under nvme_lm_cdq_lock
+ * @cdqid: the controller's ID for it
+ * @nr_entries: ring size in entries
+ * @head: next entry to consume (under @lm->lock)
+ * @phase: phase tag of new entries at @head (under @lm->lock)
+ * @overflow: the controller reported the queue full since the last read
+ * @notify: owner's event callback, may be NULL
+ * @data: its argument
+ * @npages: pages of ring memory
+ * @pages: their kernel addresses
+ * @pages_dma: their bus addresses on the PF
+ * @prp_list: PRP list of @pages (if more than one)
+ * @prp_list_dma: its bus address
+ */
+struct nvme_lm_cdq {
+	struct nvme_lm *lm;
+	struct list_head entry;
+	u16 cdqid;
+	u32 nr_entries;
+	u32 head;
+	u8 phase;
+	bool overflow;
+	nvme_lm_cdq_notify_t notify;
+	void *data;
+	u32 npages;
+	void **pages;
+	dma_addr_t *pages_dma;
+	__le64 *prp_list;
+	dma_addr_t prp_list_dma;
+};
+
+static LIST_HEAD(nvme_lm_handles);
+static DEFINE_MUTEX(nvme_lm_list_lock);
+static LIST_HEAD(nvme_lm_cdqs);
+static DEFINE_SPINLOCK(nvme_lm_cdq_lock);
+
+/**
+ * nvme_lm_errno() - the errno for an NVMe status of an HMLM command
+ * @status: the NVMe status, (SCT << 8) | SC, possibly with DNR and More
+ *
+ * Return: a negative errno.
+ */
+static int nvme_lm_errno(u16 status)
+{
+	switch (status & NVME_SCT_SC_MASK) {
+	case NVME_SC_INVALID_FIELD:
+	case NVME_SC_CTRL_NOT_SUSPENDED:
+		return -EINVAL;
+	case NVME_SC_CMD_SEQ_ERROR:
+		return -EBUSY;
+	case NVME_SC_CTRL_ID_INVALID:
+		return -ENODEV;
+	case NVME_SC_INVALID_CDQ:
+		return -ENOENT;
+	case NVME_SC_NOT_ENOUGH_RESOURCES:
+	case NVME_SC_CDQ_FULL:
+		return -ENOSPC;
+	case NVME_SC_CTRL_SUSPENDED:
+		return -EALREADY;
+	default:
+		return -EIO;
+	}
+}
+
+/**
+ * nvme_lm_find_scid() - the secondary controller of a VF
+ * @list: a Secondary Controller List (Identify CNS 15h)
+ * @len: its length in bytes
+ * @vfn: the VF number, 1-based (pci_iov_vf_id() + 1)
+ * @scid: where to store the secondary controller ID
+ *
+ * Entries are matched by VF number, never by position.
+ *
+ * Return: 0, or -ENOENT if no entry has @vfn.
+ */
+static int nvme_lm_find_scid(const u8 *list, size_t len, u16 vfn, u16 *scid)
+{
+	unsigned int i, nr;
+
+	if (!len || !vfn)
+		return -ENOENT;
+	nr = min_t(unsigned int, list[0], NVME_LM_SECONDARY_MAX);
+	for (i = 0; i < nr; i++) {
+		const u8 *e = list + NVME_LM_SECONDARY_ENTRY_SIZE * (i + 1);
+
+		if (e + NVME_LM_SECONDARY_ENTRY_SIZE > list + len)
+			break;
+		if (get_unaligned_le16(e + 8) == vfn) {
+			*scid = get_unaligned_le16(e);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int nvme_lm_submit(struct nvme_lm *lm, struct nvme_command *c,
+			  void *buf, unsigned int len, u32 *dw0,
+			  const char *what)
+{
+	union nvme_result res = {};
+	int ret;
+
+	if (nvme_ctrl_state(lm->ctrl) != NVME_CTRL_LIVE) {
+		dev_err(&lm->vf->dev, "%s: PF controller %s is not live\n",
+			what, dev_name(lm->ctrl->device));
+		return -ENODEV;
+	}
+
+	ret = __nvme_submit_sync_cmd(lm->ctrl->admin_q, c, &res, buf, len,
+				     NVME_QID_ANY, 0);
+	if (ret < 0) {
+		dev_err(&lm->vf->dev, "%s: %pe\n", what, ERR_PTR(ret));
+		return ret;
+	}
+	if (ret > 0) {
+		dev_err(&lm->vf->dev, "%s: NVMe status %#x\n", what, ret);
+		return nvme_lm_errno(ret);
+	}
+	if (dw0)
+		*dw0 = le32_to_cpu(res.u32);
+	return 0;
+}
+
+static int nvme_lm_identify(struct nvme_lm *lm, u8 cns, void *buf)
+{
+	struct nvme_command c = { };
+
+	c.identify.opcode = nvme_admin_identify;
+	c.identify.cns = cns;
+	return nvme_lm_submit(lm, &c, buf, NVME_IDENTIFY_DATA_SIZE, NULL,
+			      "Identify");
+}
+
+/**
+ * nvme_lm_get() - acquire the migration handle of a VF
+ * @vf: the VF; the caller must be its bound driver
+ *
+ * Checks that @vf's PF is bound to nvme-pci and supports Host Managed Live
+ * Migration, and resolves the VF's secondary controller ID.
+ *
+ * Return: the handle, or an ERR_PTR: -EINVAL if @vf is not a VF,
+ * -ENODEV if its PF is not bound to nvme-pci or lists no controller for it,
+ * -EOPNOTSUPP if the PF lacks HMLM, -ENOMEM, or a command's error.
+ */
+struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
+{
+	struct nvme_ctrl *ctrl;
+	struct nvme_lm *lm;
+	u8 *buf;
+	int ret;
+
+	if (!vf->is_virtfn)
+		return ERR_PTR(-EINVAL);
+
+	ctrl = nvme_pci_pf_ctrl(vf);
+	if (IS_ERR(ctrl))
+		return ERR_CAST(ctrl);
+	if (!(ctrl->oacs & NVME_CTRL_OACS_HMLM))
+		return ERR_PTR(-EOPNOTSUPP);
+
+	lm = kzalloc_obj(*lm, GFP_KERNEL);
+	buf = kzalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	if (!lm || !buf) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	lm->vf = vf;
+	lm->ctrl = ctrl;
+	mutex_init(&lm->lock);
+
+	ret = nvme_lm_identify(lm, NVME_ID_CNS_CTRL, buf);
+	if (ret)
+		goto out_free;
+	lm->mcdqpc = get_unaligned_le16(buf + NVME_LM_ID_MCDQPC);
+
+	ret = nvme_lm_identify(lm, NVME_ID_CNS_SCNDRY_CTRL_LIST, buf);
+	if (ret)
+		goto out_free;
+	ret = nvme_lm_find_scid(buf, NVME_IDENTIFY_DATA_SIZE,
+				pci_iov_vf_id(vf) + 1, &lm->cntlid);
+	if (ret) {
+		dev_err(&vf->dev, "no secondary controller for VF %d on %s\n",
+			pci_iov_vf_id(vf) + 1, dev_name(ctrl->device));
+		ret = -ENODEV;
+		goto out_free;
+	}
+	kfree(buf);
+
+	nvme_get_ctrl(ctrl);
+	pci_dev_get(vf);
+	mutex_lock(&nvme_lm_list_lock);
+	list_add(&lm->entry, &nvme_lm_handles);
+	mutex_unlock(&nvme_lm_list_lock);
+	return lm;
+
+out_free:
+	kfree(buf);
+	kfree(lm);
+	return ERR_PTR(ret);
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_get, NVME_LM_USERS);
+
+/**
+ * nvme_lm_put() - release a migration handle
+ * @lm: the handle; its CDQ, if any, is destroyed
+ *
+ * The VF's driver must call this before its remove() returns.
+ */
+void nvme_lm_put(struct nvme_lm *lm)
+{
+	if (IS_ERR_OR_NULL(lm))
+		return;
+	if (lm->cdq)
+		nvme_lm_cdq_destroy(lm->cdq);
+	mutex_lock(&nvme_lm_list_lock);
+	list_del(&lm->entry);
+	mutex_unlock(&nvme_lm_list_lock);
+	nvme_put_ctrl(lm->ctrl);
+	pci_dev_put(lm->vf);
+	mutex_destroy(&lm->lock);
+	kfree(lm);
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_put, NVME_LM_USERS);
+
+/**
+ * nvme_lm_cntlid() - the VF's secondary controller ID
+ * @lm: the handle
+ *
+ * Return: the controller ID every command of @lm names.
+ */
+u16 nvme_lm_cntlid(const struct nvme_lm *lm)
+{
+	return lm->cntlid;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cntlid, NVME_LM_USERS);
+
+/**
+ * nvme_lm_state_formats() - Supported Controller State Formats
+ * @lm: the handle
+ * @buf: a kernel buffer (not on the stack)
+ * @len: its size, at least NVME_IDENTIFY_DATA_SIZE
+ *
+ * Reads Identify CNS 20h from the PF, as raw bytes for the caller to parse.
+ *
+ * Return: 0 or a negative errno.
+ */
+int nvme_lm_state_formats(struct nvme_lm *lm, void *buf, size_t len)
+{
+	int ret;
+
+	if (len < NVME_IDENTIFY_DATA_SIZE)
+		return -EINVAL;
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_identify(lm, NVME_ID_CNS_CTRL_STATE_FORMATS, buf);
+	mutex_unlock(&lm->lock);
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_state_formats, NVME_LM_USERS);
+
+/**
+ * nvme_lm_suspend() - suspend the VF's controller
+ * @lm: the handle
+ * @type: notification only, or a full suspend
+ *
+ * A full suspend returns once every command the controller had fetched has
+ * completed; after it the controller does no DMA and raises no interrupt.
+ *
+ * Return: 0; -EALREADY if already suspended; another negative errno.
+ */
+int nvme_lm_suspend(struct nvme_lm *lm, enum nvme_lm_suspend_type type)
+{
+	struct nvme_command c = { };
+	int ret;
+
+	if (type != NVME_LM_SUSPEND_NOTIFY && type != NVME_LM_SUSPEND_FULL)
+		return -EINVAL;
+	c.common.opcode = nvme_admin_migration_send;
+	c.common.cdw11 = cpu_to_le32(lm->cntlid | (u32)type << 16);
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_submit(lm, &c, NULL, 0, NULL, "Migration Send: Suspend");
+	mutex_unlock(&lm->lock);
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_suspend, NVME_LM_USERS);
+
+/**
+ * nvme_lm_resume() - resume the VF's controller
+ * @lm: the handle
+ *
+ * Return: 0; -EINVAL if it was not suspended; another negative errno.
+ */
+int nvme_lm_resume(struct nvme_lm *lm)
+{
+	struct nvme_command c = { };
+	int ret;
+
+	c.common.opcode = nvme_admin_migration_send;
+	c.common.cdw10 = cpu_to_le32(1);
+	c.common.cdw11 = cpu_to_le32(lm->cntlid);
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_submit(lm, &c, NULL, 0, NULL, "Migration Send: Resume");
+	mutex_unlock(&lm->lock);
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_resume, NVME_LM_USERS);
+
+/**
+ * nvme_lm_get_state() - read the VF controller's state
+ * @lm: the handle
+ * @csvi: NVMe-defined state version index, 1-based (0: none)
+ * @csuuidi: vendor-specific state UUID index, 1-based (0: none)
+ * @offset: byte offset into the state, a multiple of 4
+ * @buf: a kernel buffer (not on the stack)
+ * @len: bytes to read, a non-zero multiple of 4
+ * @suspended: set to whether the controller is suspended (may be NULL)
+ *
+ * Return: 0 or a negative errno.
+ */
+int nvme_lm_get_state(struct nvme_lm *lm, u8 csvi, u8 csuuidi, u64 offset,
+		      void *buf, u32 len, bool *suspended)
+{
+	struct nvme_command c = { };
+	u32 dw0 = 0;
+	int ret;
+
+	if (!len || len % 4 || offset % 4)
+		return -EINVAL;
+	c.common.opcode = nvme_admin_migration_recv;
+	c.common.cdw10 = cpu_to_le32((u32)csvi << 16);
+	c.common.cdw11 = cpu_to_le32(lm->cntlid | (u32)csuuidi << 16);
+	c.common.cdw12 = cpu_to_le32(lower_32_bits(offset));
+	c.common.cdw13 = cpu_to_le32(upper_32_bits(offset));
+	c.common.cdw15 = cpu_to_le32(len / 4 - 1);
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_submit(lm, &c, buf, len, &dw0,
+			     "Migration Receive: Get Controller State");
+	mutex_unlock(&lm->lock);
+	if (!ret && suspended)
+		*suspended = dw0 & 1;
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_get_state, NVME_LM_USERS);
+
+/**
+ * nvme_lm_set_state() - load a piece of state into the VF's controller
+ * @lm: the handle
+ * @seq: which piece: first, middle, last, or the only one
+ * @csvi: NVMe-defined state version index, 1-based (0: none)
+ * @csuuidi: vendor-specific state UUID index, 1-based (0: none)
+ * @offset: byte offset of this piece in the state, a multiple of 4
+ * @buf: the piece, in a kernel buffer (not on the stack)
+ * @len: its length, a non-zero multiple of 4
+ *
+ * The controller must be suspended. The caller validates the state first:
+ * it may come from userspace.
+ *
+ * Return: 0 or a negative errno.
+ */
+int nvme_lm_set_state(struct nvme_lm *lm, enum nvme_lm_seq seq, u8 csvi,
+		      u8 csuuidi, u64 offset, const void *buf, u32 len)
+{
+	struct nvme_command c = { };
+	int ret;
+
+	if (!len || len % 4 || offset % 4 || seq > NVME_LM_SEQ_ONLY)
+		return -EINVAL;
+	c.common.opcode = nvme_admin_migration_send;
+	c.common.cdw10 = cpu_to_le32(2 | (u32)seq << 16);
+	c.common.cdw11 = cpu_to_le32(lm->cntlid | (u32)csvi << 16 |
+				     (u32)csuuidi << 24);
+	c.common.cdw12 = cpu_to_le32(lower_32_bits(offset));
+	c.common.cdw13 = cpu_to_le32(upper_32_bits(offset));
+	c.common.cdw15 = cpu_to_le32(len / 4);
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_submit(lm, &c, (void *)buf, len, NULL,
+			     "Migration Send: Set Controller State");
+	mutex_unlock(&lm->lock);
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_set_state, NVME_LM_USERS);
+
+/* Controller Data Queue ------------------------------------------------- */
+
+static u8 *nvme_lm_cdq_entry(struct nvme_lm_cdq *q, u32 idx)
+{
+	size_t off = (size_t)idx * NVME_LM_CDQ_ENTRY_SIZE;
+
+	return (u8 *)q->pages[off / NVME_CTRL_PAGE_SIZE] +
+		off % NVME_CTRL_PAGE_SIZE;
+}
+
+static void nvme_lm_cdq_free(struct nvme_lm_cdq *q)
+{
+	struct device *dev = q->lm->ctrl->dev;
+	u32 i;
+
+	if (q->prp_list)
+		dma_free_coherent(dev, NVME_CTRL_PAGE_SIZE, q->prp_list,
+				  q->prp_list_dma);
+	for (i = 0; q->pages && i < q->npages; i++)
+		if (q->pages[i])
+			dma_free_coherent(dev, NVME_CTRL_PAGE_SIZE, q->pages[i],
+					  q->pages_dma[i]);
+	kfree(q->pages);
+	kfree(q->pages_dma);
+	kfree(q);
+}
+
+/**
+ * nvme_lm_cdq_create() - create the VF's User Data Migration Queue
+ * @lm: the handle
+ * @nr_entries: ring size in 32-byte entries (at least 2)
+ * @notify: called on tail-trigger and queue-full events (may be NULL)
+ * @data: argument of @notify
+ *
+ * The ring is allocated and DMA-mapped on the PF: one page is given to the
+ * controller as a contiguous queue, more pages through a PRP list within
+ * the controller's MCDQPC limit. Logging starts with nvme_lm_cdq_log().
+ *
+ * Return: the queue, or an ERR_PTR: -EINVAL for a size the controller
+ * cannot take, -EBUSY if the VF has one already, -ENOMEM, or a command's
+ * error.
+ */
+struct nvme_lm_cdq *nvme_lm_cdq_create(struct nvme_lm *lm, u32 nr_entries,
+				       nvme_lm_cdq_notify_t notify, void *data)
+{
+	u64 bytes = (u64)nr_entries * NVME_LM_CDQ_ENTRY_SIZE;
+	u32 npages = DIV_ROUND_UP_ULL(bytes, NVME_CTRL_PAGE_SIZE);
+	struct device *dev = lm->ctrl->dev;
+	struct nvme_command c = { };
+	struct nvme_lm_cdq *q;
+	u32 i, dw0 = 0;
+	int ret;
+
+	if (nr_entries < 2 ||
+	    (npages > 1 && (npages > lm->mcdqpc ||
+			    npages > NVME_CTRL_PAGE_SIZE / sizeof(__le64))))
+		return ERR_PTR(-EINVAL);
+
+	q = kzalloc_obj(*q, GFP_KERNEL);
+	if (!q)
+		return ERR_PTR(-ENOMEM);
+	q->lm = lm;
+	q->nr_entries = nr_entries;
+	q->phase = 1;
+	q->notify = notify;
+	q->data = data;
+	q->npages = npages;
+	q->pages = kcalloc(npages, sizeof(*q->pages), GFP_KERNEL);
+	q->pages_dma = kcalloc(npages, sizeof(*q->pages_dma), GFP_KERNEL);
+	if (!q->pages || !q->pages_dma)
+		goto nomem;
+	for (i = 0; i < npages; i++) {
+		q->pages[i] = dma_alloc_coherent(dev, NVME_CTRL_PAGE_SIZE,
+						 &q->pages_dma[i], GFP_KERNEL);
+		if (!q->pages[i])
+			goto nomem;
+	}
+	if (npages > 1) {
+		q->prp_list = dma_alloc_coherent(dev, NVME_CTRL_PAGE_SIZE,
+						 &q->prp_list_dma, GFP_KERNEL);
+		if (!q->prp_list)
+			goto nomem;
+		for (i = 0; i < npages; i++)
+			q->prp_list[i] = cpu_to_le64(q->pages_dma[i]);
+	}
+
+	c.common.opcode = nvme_admin_cdq;
+	c.common.cdw11 = cpu_to_le32((npages == 1) | (u32)lm->cntlid << 16);
+	c.common.cdw12 = cpu_to_le32(bytes / 4);
+	c.common.dptr.prp1 = cpu_to_le64(npages == 1 ? q->pages_dma[0] :
+					 q->prp_list_dma);
+
+	mutex_lock(&lm->lock);
+	if (lm->cdq) {
+		ret = -EBUSY;
+		goto unlock;
+	}
+	ret = nvme_lm_submit(lm, &c, NULL, 0, &dw0,
+			     "Controller Data Queue: Create");
+	if (ret)
+		goto unlock;
+	q->cdqid = dw0 & 0xffff;
+	spin_lock_irq(&nvme_lm_cdq_lock);
+	list_add(&q->entry, &nvme_lm_cdqs);
+	spin_unlock_irq(&nvme_lm_cdq_lock);
+	lm->cdq = q;
+unlock:
+	mutex_unlock(&lm->lock);
+	if (ret) {
+		nvme_lm_cdq_free(q);
+		return ERR_PTR(ret);
+	}
+	return q;
+
+nomem:
+	nvme_lm_cdq_free(q);
+	return ERR_PTR(-ENOMEM);
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_create, NVME_LM_USERS);
+
+/**
+ * nvme_lm_cdq_destroy() - delete a User Data Migration Queue
+ * @cdq: the queue
+ *
+ * Deletes it on the controller (if the PF still answers) and frees the
+ * ring. No event callback runs after this returns.
+ */
+void nvme_lm_cdq_destroy(struct nvme_lm_cdq *cdq)
+{
+	struct nvme_lm *lm = cdq->lm;
+	struct nvme_command c = { };
+
+	c.common.opcode = nvme_admin_cdq;
+	c.common.cdw10 = cpu_to_le32(1);
+	c.common.cdw11 = cpu_to_le32(cdq->cdqid);
+
+	mutex_lock(&lm->lock);
+	if (nvme_ctrl_state(lm->ctrl) == NVME_CTRL_LIVE)
+		nvme_lm_submit(lm, &c, NULL, 0, NULL,
+			       "Controller Data Queue: Delete");
+	spin_lock_irq(&nvme_lm_cdq_lock);
+	list_del(&cdq->entry);
+	spin_unlock_irq(&nvme_lm_cdq_lock);
+	lm->cdq = NULL;
+	mutex_unlock(&lm->lock);
+	nvme_lm_cdq_free(cdq);
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_destroy, NVME_LM_USERS);
+
+/**
+ * nvme_lm_cdq_log() - start or stop logging user data changes
+ * @cdq: the queue
+ * @start: start (true) or stop (false)
+ *
+ * Return: 0; -EALREADY if the controller is suspended; -ENOSPC if the queue
+ * is still full; another negative errno.
+ */
+int nvme_lm_cdq_log(struct nvme_lm_cdq *cdq, bool start)
+{
+	struct nvme_command c = { };
+	int ret;
+
+	c.common.opcode = nvme_admin_track_send;
+	c.common.cdw10 = cpu_to_le32((u32)start << 16);
+	c.common.cdw11 = cpu_to_le32(cdq->cdqid);
+	mutex_lock(&cdq->lm->lock);
+	ret = nvme_lm_submit(cdq->lm, &c, NULL, 0, NULL,
+			     start ? "Track Send: start" : "Track Send: stop");
+	mutex_unlock(&cdq->lm->lock);
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_log, NVME_LM_USERS);
+
+static int nvme_lm_cdq_set_head(struct nvme_lm_cdq *q, bool arm, u32 tpt)
+{
+	struct nvme_command c = { };
+
+	c.features.opcode = nvme_admin_set_features;
+	c.features.fid = cpu_to_le32(NVME_FEAT_CDQ);
+	c.common.cdw11 = cpu_to_le32(q->cdqid | (u32)arm << 31);
+	c.common.cdw12 = cpu_to_le32(q->head);
+	c.common.cdw13 = cpu_to_le32(tpt);
+	return nvme_lm_submit(q->lm, &c, NULL, 0, NULL,
+			      "Set Features: Controller Data Queue");
+}
+
+/**
+ * nvme_lm_cdq_read() - consume new entries
+ * @cdq: the queue
+ * @buf: room for @max_entries entries of NVME_LM_CDQ_ENTRY_SIZE bytes
+ * @max_entries: how many to take at most
+ * @overflow: set if the controller reported the queue full since the last
+ *	read (the caller must then treat the namespace as entirely changed);
+ *	may be NULL
+ *
+ * Copies the entries whose phase tag is current, in order, and returns the
+ * new head to the controller.
+ *
+ * Return: the number of entries copied, or a negative errno.
+ */
+int nvme_lm_cdq_read(struct nvme_lm_cdq *cdq, void *buf, u32 max_entries,
+		     bool *overflow)
+{
+	u32 n = 0;
+	int ret = 0;
+
+	mutex_lock(&cdq->lm->lock);
+	while (n < max_entries) {
+		const u8 *e = nvme_lm_cdq_entry(cdq, cdq->head);
+
+		if ((READ_ONCE(e[NVME_LM_CDQ_ENTRY_SIZE - 1]) & 1) != cdq->phase)
+			break;
+		dma_rmb();
+		memcpy((u8 *)buf + (size_t)n * NVME_LM_CDQ_ENTRY_SIZE, e,
+		       NVME_LM_CDQ_ENTRY_SIZE);
+		n++;
+		if (++cdq->head == cdq->nr_entries) {
+			cdq->head = 0;
+			cdq->phase ^= 1;
+		}
+	}
+	if (n)
+		ret = nvme_lm_cdq_set_head(cdq, false, 0);
+	if (overflow) {
+		spin_lock_irq(&nvme_lm_cdq_lock);
+		*overflow = cdq->overflow;
+		cdq->overflow = false;
+		spin_unlock_irq(&nvme_lm_cdq_lock);
+	}
+	mutex_unlock(&cdq->lm->lock);
+	return ret ? ret : n;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_read, NVME_LM_USERS);
+
+/**
+ * nvme_lm_cdq_arm() - ask for an event when entries accumulate
+ * @cdq: the queue
+ * @entries_ahead: raise the tail-trigger event once this many entries
+ *	past the current head have been written (1 to the ring size - 1)
+ *
+ * One event per arming; arm again after it.
+ *
+ * Return: 0 or a negative errno.
+ */
+int nvme_lm_cdq_arm(struct nvme_lm_cdq *cdq, u32 entries_ahead)
+{
+	int ret;
+
+	if (!entries_ahead || entries_ahead >= cdq->nr_entries)
+		return -EINVAL;
+	mutex_lock(&cdq->lm->lock);
+	ret = nvme_lm_cdq_set_head(cdq, true, (cdq->head + entries_ahead) %
+				   cdq->nr_entries);
+	mutex_unlock(&cdq->lm->lock);
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_arm, NVME_LM_USERS);
+
+/**
+ * nvme_lm_handle_aen() - deliver a PF's one-shot CDQ event
+ * @ctrl: the PF's controller
+ * @status: the completion status of the Asynchronous Event Request
+ * @result: completion dwords 0 (event) and 1 (the CDQ ID)
+ *
+ * Called from the PF's completion interrupt for every asynchronous event,
+ * before nvme-core handles (and requeues) it.
+ */
+void nvme_lm_handle_aen(struct nvme_ctrl *ctrl, __le16 status, u64 result)
+{
+	u32 dw0 = lower_32_bits(result);
+	u16 cdqid = upper_32_bits(result) & 0xffff;
+	u8 info = (dw0 >> 8) & 0xff;
+	struct nvme_lm_cdq *q;
+	unsigned long flags;
+
+	if (le16_to_cpu(status) >> 1 || (dw0 & 0x7) != NVME_AER_ONE_SHOT)
+		return;
+
+	spin_lock_irqsave(&nvme_lm_cdq_lock, flags);
+	list_for_each_entry(q, &nvme_lm_cdqs, entry) {
+		if (q->lm->ctrl != ctrl || q->cdqid != cdqid)
+			continue;
+		if (info == NVME_LM_CDQ_FULL)
+			q->overflow = true;
+		if (q->notify && info <= NVME_LM_CDQ_FULL)
+			q->notify(q->data, info);
+		break;
+	}
+	spin_unlock_irqrestore(&nvme_lm_cdq_lock, flags);
+}
+
+/**
+ * nvme_lm_pf_remove() - release the VF drivers that use a departing PF
+ * @ctrl: the PF's controller, whose drvdata is already cleared
+ *
+ * Unbinds, one at a time, the driver of every VF that holds a migration
+ * handle on @ctrl; their remove() releases the handle. A handle still held
+ * after its VF's driver is gone is a driver bug.
+ */
+void nvme_lm_pf_remove(struct nvme_ctrl *ctrl)
+{
+	struct pci_dev *vf, *prev = NULL;
+	struct nvme_lm *lm;
+
+	for (;;) {
+		vf = NULL;
+		mutex_lock(&nvme_lm_list_lock);
+		list_for_each_entry(lm, &nvme_lm_handles, entry) {
+			if (lm->ctrl == ctrl) {
+				vf = pci_dev_get(lm->vf);
+				break;
+			}
+		}
+		mutex_unlock(&nvme_lm_list_lock);
+		if (!vf)
+			break;
+		if (WARN(vf == prev, "%s: %s keeps its migration handle\n",
+			 dev_name(ctrl->device), pci_name(vf))) {
+			pci_dev_put(vf);
+			break;
+		}
+		dev_info(ctrl->device, "releasing %s, a live migration user\n",
+			 pci_name(vf));
+		device_release_driver(&vf->dev);
+		pci_dev_put(prev);
+		prev = vf;
+	}
+	pci_dev_put(prev);
+}
+
+#if IS_ENABLED(CONFIG_NVME_HOST_LM_KUNIT_TEST)
+#include "lm_test.c"
+#endif

@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Test driver of the NVMe live migration service: bound to an NVMe VF
+ * through driver_override only, it holds the VF's migration handle and
+ * exposes the service's operations in debugfs, for the in-VM tests:
+ *
+ *   /sys/kernel/debug/nvme_lm_selftest/<VF>/
+ *     cntlid   the handle's secondary controller ID
+ *     cmd      write "suspend", "notify", "resume", "get-state",
+ *              "set-state [pieces]", "cdq-create <entries>", "cdq-start",
+ *              "cdq-stop", "cdq-arm <entries>", "cdq-destroy"; the write
+ *              fails with the operation's errno
+ *     state    the state buffer get-state fills and set-state sends
+ *     cdq      read: consumes CDQ entries (32 bytes each)
+ *     events   tail-trigger and full events seen, overflow flag
+ */
+
+#include <linux/debugfs.h>
+#include <linux/module.h>
+#include <linux/nvme-lm.h>
+#include <linux/pci.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/unaligned.h>
+#include <linux/vmalloc.h>
+
+#define LM_SELFTEST_STATE_MAX	SZ_64K
+
+struct lm_selftest {
+	struct pci_dev *pdev;
+	struct nvme_lm *lm;
+	struct nvme_lm_cdq *cdq;
+	struct dentry *dir;
+	struct mutex lock; /* serializes debugfs operations */
+	u8 *state;
+	size_t state_len;
+	atomic_t tail_events;
+	atomic_t full_events;
+	bool overflow;
+};
+
+static struct dentry *lm_selftest_root;
+
+static void lm_selftest_notify(void *data, enum nvme_lm_cdq_event event)
+{
+	struct lm_selftest *t = data;
+
+	if (event == NVME_LM_CDQ_FULL)
+		atomic_inc(&t->full_events);
+	else
+		atomic_inc(&t->tail_events);
+}
+
+/* Reads the whole state: the header first, for the sizes. */
+static int lm_selftest_get_state(struct lm_selftest *t)
+{
+	u64 nvmecss, vss, len;
+	int ret;
+
+	ret = nvme_lm_get_state(t->lm, 1, 1, 0, t->state, 48, NULL);
+	if (ret)
+		return ret;
+	nvmecss = get_unaligned_le64(t->state + 16);
+	vss = get_unaligned_le64(t->state + 32);
+	len = 48 + 4 * (nvmecss + vss);
+	if (nvmecss > LM_SELFTEST_STATE_MAX || vss > LM_SELFTEST_STATE_MAX ||
+	    len > LM_SELFTEST_STATE_MAX)
+		return -EOVERFLOW;
+	ret = nvme_lm_get_state(t->lm, 1, 1, 0, t->state, len, NULL);
+	if (!ret)
+		t->state_len = len;
+	return ret;
+}
+
+static int lm_selftest_set_state(struct lm_selftest *t, unsigned int pieces)
+{
+	size_t piece, off = 0;
+	int ret = 0;
+
+	if (!t->state_len || t->state_len % 4)
+		return -EINVAL;
+	if (pieces <= 1)
+		return nvme_lm_set_state(t->lm, NVME_LM_SEQ_ONLY, 1, 1, 0,
+					 t->state, t->state_len);
+	piece = round_up(DIV_ROUND_UP(t->state_len, pieces), 4);
+	while (!ret && off < t->state_len) {
+		size_t len = min(piece, t->state_len - off);
+		enum nvme_lm_seq seq = !off ? NVME_LM_SEQ_FIRST :
+			off + len == t->state_len ? NVME_LM_SEQ_LAST :
+			NVME_LM_SEQ_MIDDLE;
+
+		ret = nvme_lm_set_state(t->lm, seq, 1, 1, off, t->state + off,
+					len);
+		off += len;
+	}
+	return ret;
+}
+
+static int lm_selftest_cmd(struct lm_selftest *t, char *cmd)
+{
+	unsigned int n = 0;
+	char *arg;
+
+	arg = strchr(cmd, ' ');
+	if (arg) {
+		*arg++ = '\0';
+		if (kstrtouint(arg, 0, &n))
+			return -EINVAL;
+	}
+
+	if (!strcmp(cmd, "suspend"))
+		return nvme_lm_suspend(t->lm, NVME_LM_SUSPEND_FULL);
+	if (!strcmp(cmd, "notify"))
+		return nvme_lm_suspend(t->lm, NVME_LM_SUSPEND_NOTIFY);
+	if (!strcmp(cmd, "resume"))
+		return nvme_lm_resume(t->lm);
+	if (!strcmp(cmd, "get-state"))
+		return lm_selftest_get_state(t);
+	if (!strcmp(cmd, "set-state"))
+		return lm_selftest_set_state(t, n);
+	if (!strcmp(cmd, "cdq-create")) {
+		struct nvme_lm_cdq *q;
+
+		if (t->cdq)
+			return -EBUSY;
+		q = nvme_lm_cdq_create(t->lm, n, lm_selftest_notify, t);
+		if (IS_ERR(q))
+			return PTR_ERR(q);
+		t->cdq = q;
+		return 0;
+	}
+	if (!t->cdq)
+		return -ENOENT;
+	if (!strcmp(cmd, "cdq-start"))
+		return nvme_lm_cdq_log(t->cdq, true);
+	if (!strcmp(cmd, "cdq-stop"))
+		return nvme_lm_cdq_log(t->cdq, false);
+	if (!strcmp(cmd, "cdq-arm"))
+		return nvme_lm_cdq_arm(t->cdq, n);
+	if (!strcmp(cmd, "cdq-destroy")) {
+		nvme_lm_cdq_destroy(t->cdq);
+		t->cdq = NULL;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static ssize_t lm_selftest_cmd_write(struct file *file, const char __user *ubuf,
+				     size_t count, loff_t *ppos)
+{
+	struct lm_selftest *t = file->private_data;
+	char buf[64];
+	int ret;
+
+	if (count >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	buf[count] = '\0';
+	strim(buf);
+	mutex_lock(&t->lock);
+	ret = lm_selftest_cmd(t, buf);
+	mutex_unlock(&t->lock);
+	if (ret)
+		dev_info(&t->pdev->dev, "selftest: '%s' failed: %d\n", buf, ret);
+	return ret ? ret : count;
+}
+
+static const struct file_operations lm_selftest_cmd_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.write = lm_selftest_cmd_write,
+};
+
+static ssize_t lm_selftest_state_read(struct file *file, char __user *ubuf,
+				      size_t count, loff_t *ppos)
+{
+	struct lm_selftest *t = file->private_data;
+	ssize_t ret;
+
+	mutex_lock(&t->lock);
+	ret = simple_read_from_buffer(ubuf, count, ppos, t->state, t->state_len);
+	mutex_unlock(&t->lock);
+	return ret;
+}
+
+static ssize_t lm_selftest_state_write(struct file *file,
+				       const char __user *ubuf, size_t count,
+				       loff_t *ppos)
+{
+	struct lm_selftest *t = file->private_data;
+	ssize_t ret;
+
+	mutex_lock(&t->lock);
+	if (!*ppos)
+		t->state_len = 0;
+	ret = simple_write_to_buffer(t->state, LM_SELFTEST_STATE_MAX, ppos,
+				     ubuf, count);
+	if (ret > 0)
+		t->state_len = max_t(size_t, t->state_len, *ppos);
+	mutex_unlock(&t->lock);
+	return ret;
+}
+
+static const struct file_operations lm_selftest_state_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = lm_selftest_state_read,
+	.write = lm_selftest_state_write,
+};
+
+static ssize_t lm_selftest_cdq_read(struct file *file, char __user *ubuf,
+				    size_t count, loff_t *ppos)
+{
+	struct lm_selftest *t = file->private_data;
+	u32 max = min_t(size_t, count, SZ_64K) / NVME_LM_CDQ_ENTRY_SIZE;
+	bool overflow = false;
+	ssize_t ret;
+	void *buf;
+
+	if (!max)
+		return -EINVAL;
+	buf = kvzalloc((size_t)max * NVME_LM_CDQ_ENTRY_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&t->lock);
+	ret = t->cdq ? nvme_lm_cdq_read(t->cdq, buf, max, &overflow) : -ENOENT;
+	if (overflow)
+		t->overflow = true;
+	mutex_unlock(&t->lock);
+	if (ret > 0 && copy_to_user(ubuf, buf, ret * NVME_LM_CDQ_ENTRY_SIZE))
+		ret = -EFAULT;
+	else if (ret > 0)
+		ret *= NVME_LM_CDQ_ENTRY_SIZE;
+	kvfree(buf);
+	return ret;
+}
+
+static const struct file_operations lm_selftest_cdq_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = lm_selftest_cdq_read,
+};
+
+static int lm_selftest_events_show(struct seq_file *m, void *v)
+{
+	struct lm_selftest *t = m->private;
+
+	seq_printf(m, "tail %d full %d overflow %d\n",
+		   atomic_read(&t->tail_events), atomic_read(&t->full_events),
+		   READ_ONCE(t->overflow));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(lm_selftest_events);
+
+static int lm_selftest_cntlid_show(struct seq_file *m, void *v)
+{
+	struct lm_selftest *t = m->private;
+
+	seq_printf(m, "%u\n", nvme_lm_cntlid(t->lm));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(lm_selftest_cntlid);
+
+static int lm_selftest_probe(struct pci_dev *pdev,
+			     const struct pci_device_id *id)
+{
+	struct lm_selftest *t;
+	int ret;
+
+	t = kzalloc_obj(*t, GFP_KERNEL);
+	if (!t)
+		return -ENOMEM;
+	t->pdev = pdev;
+	mutex_init(&t->lock);
+	t->state = vzalloc(LM_SELFTEST_STATE_MAX);
+	if (!t->state) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	t->lm = nvme_lm_get(pdev);
+	if (IS_ERR(t->lm)) {
+		ret = PTR_ERR(t->lm);
+		dev_err(&pdev->dev, "no migration handle: %d\n", ret);
+		goto err_free;
+	}
+	t->dir = debugfs_create_dir(pci_name(pdev), lm_selftest_root);
+	debugfs_create_file("cmd", 0200, t->dir, t, &lm_selftest_cmd_fops);
+	debugfs_create_file("state", 0600, t->dir, t, &lm_selftest_state_fops);
+	debugfs_create_file("cdq", 0400, t->dir, t, &lm_selftest_cdq_fops);
+	debugfs_create_file("events", 0400, t->dir, t,
+			    &lm_selftest_events_fops);
+	debugfs_create_file("cntlid", 0400, t->dir, t,
+			    &lm_selftest_cntlid_fops);
+	pci_set_drvdata(pdev, t);
+	return 0;
+
+err_free:
+	vfree(t->state);
+	kfree(t);
+	return ret;
+}
+
+static void lm_selftest_remove(struct pci_dev *pdev)
+{
+	struct lm_selftest *t = pci_get_drvdata(pdev);
+
+	debugfs_remove_recursive(t->dir);
+	if (t->cdq)
+		nvme_lm_cdq_destroy(t->cdq);
+	nvme_lm_put(t->lm);
+	vfree(t->state);
+	mutex_destroy(&t->lock);
+	kfree(t);
+}
+
+/* No IDs: the driver binds only devices whose driver_override names it. */
+static struct pci_driver lm_selftest_driver = {
+	.name = "nvme_lm_selftest",
+	.probe = lm_selftest_probe,
+	.remove = lm_selftest_remove,
+};
+
+static int __init lm_selftest_init(void)
+{
+	int ret;
+
+	lm_selftest_root = debugfs_create_dir("nvme_lm_selftest", NULL);
+	ret = pci_register_driver(&lm_selftest_driver);
+	if (ret)
+		debugfs_remove_recursive(lm_selftest_root);
+	return ret;
+}
+
+static void __exit lm_selftest_exit(void)
+{
+	pci_unregister_driver(&lm_selftest_driver);
+	debugfs_remove_recursive(lm_selftest_root);
+}
+
+module_init(lm_selftest_init);
+module_exit(lm_selftest_exit);
+MODULE_DESCRIPTION("Test driver of the NVMe live migration service");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * NVMe Host Managed Live Migration (NVMe Base 2.1) for SR-IOV virtual
+ * functions: a narrow, typed service of nvme-pci that lets the VF's own
+ * VFIO variant driver migrate that VF's secondary controller, and nothing
+ * else. Every command runs on the parent PF's admin queue and names the
+ * VF's secondary controller, which the service resolves itself from the
+ * Secondary Controller List; no caller ever supplies a controller ID, an
+ * opcode or a DMA address.
+ *
+ * Lifetime: a handle may only be acquired by the driver bound to the VF,
+ * and must be released before that driver's remove() returns. nvme-pci
+ * disables SR-IOV before it tears the PF down, so the PF outlives every
+ * handle. Operations after a PF reset or while it is going away fail with
+ * an errno; they never touch a freed queue.
+ */
+#ifndef _LINUX_NVME_LM_H
+#define _LINUX_NVME_LM_H
+
+#include <linux/err.h>
+#include <linux/types.h>
+
+struct pci_dev;
+struct nvme_lm;
+struct nvme_lm_cdq;
+
+/* Suspend types (Migration Send, Suspend, STYPE). */
+enum nvme_lm_suspend_type {
+	NVME_LM_SUSPEND_NOTIFY	= 0,	/* notification only */
+	NVME_LM_SUSPEND_FULL	= 1,	/* stop, drain, no DMA, no interrupts */
+};
+
+/* Sequence indicator of Set Controller State. */
+enum nvme_lm_seq {
+	NVME_LM_SEQ_MIDDLE	= 0,
+	NVME_LM_SEQ_FIRST	= 1,
+	NVME_LM_SEQ_LAST	= 2,
+	NVME_LM_SEQ_ONLY	= 3,
+};
+
+/* Events of a Controller Data Queue, delivered to its owner. */
+enum nvme_lm_cdq_event {
+	NVME_LM_CDQ_TAIL_TRIGGER	= 0,	/* the tail reached the trigger */
+	NVME_LM_CDQ_FULL		= 1,	/* full: logging stopped */
+};
+
+/**
+ * typedef nvme_lm_cdq_notify_t - Controller Data Queue event callback
+ * @data: the pointer given to nvme_lm_cdq_create()
+ * @event: what happened
+ *
+ * Called from the PF's completion interrupt: must not sleep.
+ */
+typedef void (*nvme_lm_cdq_notify_t)(void *data, enum nvme_lm_cdq_event event);
+
+/* Size of one User Data Migration Queue entry. */
+#define NVME_LM_CDQ_ENTRY_SIZE	32
+
+#if IS_ENABLED(CONFIG_NVME_HOST_LM)
+struct nvme_lm *nvme_lm_get(struct pci_dev *vf);
+void nvme_lm_put(struct nvme_lm *lm);
+u16 nvme_lm_cntlid(const struct nvme_lm *lm);
+int nvme_lm_state_formats(struct nvme_lm *lm, void *buf, size_t len);
+int nvme_lm_suspend(struct nvme_lm *lm, enum nvme_lm_suspend_type type);
+int nvme_lm_resume(struct nvme_lm *lm);
+int nvme_lm_get_state(struct nvme_lm *lm, u8 csvi, u8 csuuidi, u64 offset,
+		      void *buf, u32 len, bool *suspended);
+int nvme_lm_set_state(struct nvme_lm *lm, enum nvme_lm_seq seq, u8 csvi,
+		      u8 csuuidi, u64 offset, const void *buf, u32 len);
+struct nvme_lm_cdq *nvme_lm_cdq_create(struct nvme_lm *lm, u32 nr_entries,
+				       nvme_lm_cdq_notify_t notify,
+				       void *data);
+void nvme_lm_cdq_destroy(struct nvme_lm_cdq *cdq);
+int nvme_lm_cdq_log(struct nvme_lm_cdq *cdq, bool start);
+int nvme_lm_cdq_read(struct nvme_lm_cdq *cdq, void *buf, u32 max_entries,
+		     bool *overflow);
+int nvme_lm_cdq_arm(struct nvme_lm_cdq *cdq, u32 entries_ahead);
+#else
+static inline struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
+{
+	return ERR_PTR(-EOPNOTSUPP);
+}
+
+static inline void nvme_lm_put(struct nvme_lm *lm) { }
+#endif
+
+#endif /* _LINUX_NVME_LM_H */

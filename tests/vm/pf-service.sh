@@ -1,0 +1,220 @@
+#!/bin/bash
+# The PF-side live migration service of nvme-pci (drivers/nvme/host/lm.c),
+# through its test driver nvme_lm_selftest bound to two VFs (KTAP): handles
+# are per VF, suspend/resume semantics and errnos, a state round trip
+# between the VFs (whole and in pieces), the kernel-owned CDQ (markers,
+# wrap-around, full event, tail trigger, suspend marker), and the PF going
+# away while handles are held: clean teardown, no warning, no leak.
+. "$(dirname "$0")/lib/ktap.sh"
+. "$(dirname "$0")/lib/sriov.sh"
+
+DBG=/sys/kernel/debug/nvme_lm_selftest
+
+# lmcmd VF CMD: run CMD; print the errno name ("OK" on success).
+lmcmd() {
+	python3 - "$DBG/$1/cmd" "$2" <<'PY'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+try:
+    os.write(fd, sys.argv[2].encode())
+    print("OK")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+PY
+}
+
+# Start a case from running controllers without a CDQ, whatever an earlier
+# case left behind.
+fresh() {
+	local v
+	for v in "$A" "$B"; do
+		lmcmd "$v" resume >/dev/null
+		lmcmd "$v" cdq-destroy >/dev/null
+	done
+}
+
+expect() { # VF CMD ERRNO
+	local got; got=$(lmcmd "$1" "$2")
+	[ "$got" = "$3" ] || fail "'$2' on $1: $got, expected $3" || return
+}
+
+# Consume CDQ entries; print "ESA LBACI PHASE" per entry.
+cdq_read() {
+	python3 - "$DBG/$1/cdq" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+data = os.read(fd, 65536)
+for i in range(0, len(data), 32):
+    a = data[i + 31]
+    print((a >> 1) & 7, a >> 6, a & 1)
+PY
+}
+
+setup() {
+	PF=$(pf_bdf) || return 1
+	PF_DEV=$(pci_nvme_dev "$PF") || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 4 ] || sriov_setup 4 || return 1
+	modprobe nvme_lm_selftest || fail "modprobe nvme_lm_selftest failed" || return
+	A=$(vf_bdf "$PF" 2) && B=$(vf_bdf "$PF" 3) || return 1
+	# As a VMM would before migrating into them: unbound, function reset.
+	bind_driver "$A" "" && bind_driver "$B" "" || return 1
+	echo 1 >"/sys/bus/pci/devices/$A/reset" && echo 1 >"/sys/bus/pci/devices/$B/reset" ||
+		fail "VF function reset failed" || return
+	bind_driver "$A" nvme_lm_selftest || return 1
+	bind_driver "$B" nvme_lm_selftest || return 1
+	SCID_A=$(vf_scid "$PF_DEV" 3) && SCID_B=$(vf_scid "$PF_DEV" 4) || return 1
+	dmesg -C
+}
+
+check_handles() {
+	local a b
+	a=$(cat "$DBG/$A/cntlid") && b=$(cat "$DBG/$B/cntlid") || return 1
+	echo "$A: CNTLID $a, $B: CNTLID $b"
+	[ "$a" = "$SCID_A" ] && [ "$b" = "$SCID_B" ] ||
+		fail "handles name CNTLIDs $a/$b, the VFs are $SCID_A/$SCID_B" || return
+	[ "$a" != "$b" ] || fail "two VFs share a controller" || return
+}
+
+check_suspend_resume() {
+	fresh
+	expect "$A" resume EINVAL || return	# 13Ah: not suspended
+	expect "$A" notify OK || return
+	expect "$A" suspend OK || return
+	expect "$A" suspend EALREADY || return	# 139h
+	expect "$B" resume EINVAL || return	# B is untouched by A's suspend
+	expect "$A" resume OK || return
+	expect "$A" resume EINVAL
+}
+
+check_state_round_trip() {
+	local sa sb
+	fresh
+	expect "$A" suspend OK || return
+	expect "$A" get-state OK || return
+	sa=$(od -An -tx1 -v "$DBG/$A/state" | tr -d ' \n')
+	echo "state of $A: $(( ${#sa} / 2 )) bytes"
+	[ $(( ${#sa} / 2 )) -ge 184 ] || fail "state of $((${#sa} / 2)) bytes is too short" || return
+	expect "$B" set-state EINVAL || return	# nothing loaded yet: no state buffer
+	expect "$B" suspend OK || return
+	for pieces in 1 3; do
+		cat "$DBG/$A/state" >"$DBG/$B/state" || return 1
+		expect "$B" "set-state $pieces" OK || return
+		expect "$B" get-state OK || return
+		sb=$(od -An -tx1 -v "$DBG/$B/state" | tr -d ' \n')
+		[ "$sa" = "$sb" ] || fail "state read back from $B ($pieces pieces) differs from $A's" || return
+	done
+	# A corrupt state is refused (first header byte: version 0 only).
+	printf '\x01' | dd of="$DBG/$B/state" bs=1 count=1 conv=notrunc 2>/dev/null
+	expect "$B" set-state EINVAL || return
+	expect "$A" resume OK || return
+	expect "$B" resume OK
+}
+
+check_cdq_markers() {
+	local e
+	fresh
+	expect "$A" "cdq-create 1" EINVAL || return
+	expect "$A" "cdq-create 8" OK || return
+	expect "$A" "cdq-create 8" EBUSY || return
+	# Start/stop markers through an 8-entry ring, consumed as they come:
+	# the phase tag flips at each wrap.
+	local phases="" i
+	for i in 1 2 3 4 5 6; do
+		expect "$A" cdq-start OK || return
+		expect "$A" cdq-stop OK || return
+		e=$(cdq_read "$A" | tr '\n' ' ')
+		[ "${e% }" = "$(echo "1 2 "; echo "2 2 ")" ] 2>/dev/null
+		case "$e" in
+		"1 2 "?" 2 2 "?" ") phases+="${e:4:1}${e:10:1}" ;;
+		*) fail "round $i: entries '$e', expected a start and a stop marker" || return ;;
+		esac
+	done
+	echo "phases over 12 markers: $phases"
+	[ "$phases" = 111111110000 ] || fail "phase tags $phases, expected a flip after 8 entries" || return
+}
+
+check_cdq_full_and_trigger() {
+	local ev e c
+	fresh
+	expect "$A" "cdq-create 8" OK || return
+	expect "$A" "cdq-arm 3" OK || return
+	expect "$A" cdq-start OK || return
+	expect "$A" cdq-stop OK || return
+	expect "$A" cdq-start OK || return
+	sleep 0.2
+	ev=$(cat "$DBG/$A/events")
+	case "$ev" in "tail 1 full 0"*) ;; *) fail "after 3 entries: events '$ev', expected one tail trigger" || return ;; esac
+	expect "$A" cdq-stop OK || return
+	cdq_read "$A" >/dev/null
+	# From an empty 8-entry ring (7 free): five markers leave 2 free with
+	# logging on; the suspend marker takes one; the resume marker finds the
+	# last slot and becomes the queue-full marker.
+	for c in cdq-start cdq-stop cdq-start cdq-stop cdq-start suspend resume; do
+		expect "$A" "$c" OK || return
+	done
+	sleep 0.2
+	ev=$(cat "$DBG/$A/events")
+	case "$ev" in *"full 1"*) ;; *) fail "events '$ev', expected the full event" || return ;; esac
+	expect "$A" cdq-start ENOSPC || return	# 13Bh until consumed
+	e=$(cdq_read "$A" | tail -n1)
+	[ "${e% ?}" = "7 2" ] || fail "last entry '$e', expected ESA 7" || return
+	ev=$(cat "$DBG/$A/events")
+	case "$ev" in *"overflow 1") ;; *) fail "overflow not reported: '$ev'" || return ;; esac
+	expect "$A" cdq-start OK || return
+	expect "$A" suspend OK || return
+	expect "$A" cdq-start EALREADY || return	# 139h: suspended
+	e=$(cdq_read "$A" | cut -d' ' -f1,2 | tr '\n' ' ')
+	[ "$e" = "1 2 3 2 " ] ||
+		fail "entries (ESA LBACI) '$e', expected start then suspended markers" || return
+	expect "$A" resume OK || return
+	expect "$A" cdq-stop OK || return
+	expect "$A" cdq-destroy OK
+}
+
+check_pf_goes_away() {
+	local bad
+	fresh
+	expect "$A" "cdq-create 16" OK || return
+	expect "$A" cdq-start OK || return
+	echo scan >/sys/kernel/debug/kmemleak 2>/dev/null
+	echo clear >/sys/kernel/debug/kmemleak 2>/dev/null
+	# Unbinding the PF first releases the drivers of VFs holding handles:
+	# the test driver lets go of them (and deletes the CDQ) on the way.
+	echo "$PF" >/sys/bus/pci/drivers/nvme/unbind || fail "PF unbind failed" || return
+	[ -z "$(bound_driver "$A")" ] && [ -z "$(bound_driver "$B")" ] ||
+		fail "VF drivers still bound after PF unbind" || return
+	[ ! -d "$DBG/$A" ] || fail "test driver still holds $A" || return
+	# With the PF gone, a handle cannot be had.
+	if echo "$A" >/sys/bus/pci/drivers_probe 2>/dev/null && [ -d "$DBG/$A" ]; then
+		fail "a handle was acquired while the PF is unbound" || return
+	fi
+	rmmod nvme_lm_selftest || fail "rmmod nvme_lm_selftest failed" || return
+	bad=$(dmesg | grep -E "WARNING|BUG|outlives its PF|circular locking|possible recursive|use-after-free" | head -3)
+	[ -z "$bad" ] || fail "kernel reported: $bad" || return
+	if [ -e /sys/kernel/debug/kmemleak ]; then
+		sleep 1
+		echo scan >/sys/kernel/debug/kmemleak
+		bad=$(grep -A12 "unreferenced object" /sys/kernel/debug/kmemleak | grep -m1 -E "nvme_lm|lm_selftest")
+		[ -z "$bad" ] || fail "kmemleak: $bad" || return
+		echo "kmemleak: nothing of ours unreferenced"
+	fi
+	# The PF comes back as an ordinary nvme controller.
+	echo "$PF" >/sys/bus/pci/drivers/nvme/bind || fail "PF rebind failed" || return
+	PF_DEV=$(pci_nvme_dev "$PF") && wait_ctrl_live "$PF_DEV"
+}
+
+ktap_begin pf_service 6
+errf=$(mktemp)
+if ! setup >/dev/null 2>"$errf"; then
+	for t in handles_per_vf suspend_resume state_round_trip cdq_markers_wrap cdq_full_trigger_suspend pf_goes_away; do
+		ktap_not_ok "$t" "setup: $(tail -n1 "$errf")"
+	done
+	exit 1
+fi
+ktap_check handles_per_vf check_handles
+ktap_check suspend_resume check_suspend_resume
+ktap_check state_round_trip check_state_round_trip
+ktap_check cdq_markers_wrap check_cdq_markers
+ktap_check cdq_full_trigger_suspend check_cdq_full_and_trigger
+ktap_check pf_goes_away check_pf_goes_away
+ktap_end
