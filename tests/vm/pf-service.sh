@@ -5,6 +5,11 @@
 # between the VFs (whole and in pieces), the kernel-owned CDQ (markers,
 # wrap-around, full event, tail trigger, suspend marker), and the PF going
 # away while handles are held: clean teardown, no warning, no leak.
+#
+#   pf-service.sh ops       the operations above, from the shell
+#   pf-service.sh io        the client's writes in the kernel-owned CDQ and a
+#                           migration through the service (Rust, via VFIO)
+#   pf-service.sh teardown  the PF unbound while handles are held
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
 
@@ -57,11 +62,13 @@ setup() {
 	modprobe nvme_lm_selftest || fail "modprobe nvme_lm_selftest failed" || return
 	A=$(vf_bdf "$PF" 2) && B=$(vf_bdf "$PF" 3) || return 1
 	# As a VMM would before migrating into them: unbound, function reset.
-	bind_driver "$A" "" && bind_driver "$B" "" || return 1
-	echo 1 >"/sys/bus/pci/devices/$A/reset" && echo 1 >"/sys/bus/pci/devices/$B/reset" ||
-		fail "VF function reset failed" || return
-	bind_driver "$A" nvme_lm_selftest || return 1
-	bind_driver "$B" nvme_lm_selftest || return 1
+	if [ "$(bound_driver "$A")" != nvme_lm_selftest ] || [ "$(bound_driver "$B")" != nvme_lm_selftest ]; then
+		bind_driver "$A" "" && bind_driver "$B" "" || return 1
+		echo 1 >"/sys/bus/pci/devices/$A/reset" && echo 1 >"/sys/bus/pci/devices/$B/reset" ||
+			fail "VF function reset failed" || return
+		bind_driver "$A" nvme_lm_selftest || return 1
+		bind_driver "$B" nvme_lm_selftest || return 1
+	fi
 	SCID_A=$(vf_scid "$PF_DEV" 3) && SCID_B=$(vf_scid "$PF_DEV" 4) || return 1
 	dmesg -C
 }
@@ -203,18 +210,31 @@ check_pf_goes_away() {
 	PF_DEV=$(pci_nvme_dev "$PF") && wait_ctrl_live "$PF_DEV"
 }
 
-ktap_begin pf_service 6
+NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
+cdev_of() { echo "/dev/vfio/devices/$(ls "/sys/bus/pci/devices/$1/vfio-dev" | head -n1)"; }
+
+mode=${1:-ops}
+case $mode in
+ops) cases="handles_per_vf:check_handles suspend_resume:check_suspend_resume
+	state_round_trip:check_state_round_trip cdq_markers_wrap:check_cdq_markers
+	cdq_full_trigger_suspend:check_cdq_full_and_trigger" ;;
+teardown) cases="pf_goes_away:check_pf_goes_away" ;;
+io) ;;
+*) echo "usage: pf-service.sh ops|io|teardown" >&2; exit 2 ;;
+esac
+
 errf=$(mktemp)
 if ! setup >/dev/null 2>"$errf"; then
-	for t in handles_per_vf suspend_resume state_round_trip cdq_markers_wrap cdq_full_trigger_suspend pf_goes_away; do
-		ktap_not_ok "$t" "setup: $(tail -n1 "$errf")"
-	done
+	ktap_begin "pf_service_$mode" 1
+	ktap_not_ok setup "$(tail -n1 "$errf")"
 	exit 1
 fi
-ktap_check handles_per_vf check_handles
-ktap_check suspend_resume check_suspend_resume
-ktap_check state_round_trip check_state_round_trip
-ktap_check cdq_markers_wrap check_cdq_markers
-ktap_check cdq_full_trigger_suspend check_cdq_full_and_trigger
-ktap_check pf_goes_away check_pf_goes_away
+if [ "$mode" = io ]; then
+	exec "$NVME_LM" selftest service --vf-a "$(cdev_of "$A")" --dbg-a "$DBG/$A" \
+		--vf-b "$(cdev_of "$B")" --dbg-b "$DBG/$B"
+fi
+ktap_begin "pf_service_$mode" "$(echo $cases | wc -w)"
+for c in $cases; do
+	ktap_check "${c%%:*}" "${c#*:}"
+done
 ktap_end

@@ -6,7 +6,9 @@ rc=0
 bash tests/vm/smoke.sh || rc=1
 bash tests/vm/kunit.sh || rc=1
 bash tests/vm/hmlm.sh || rc=1
-bash tests/vm/pf-service.sh || rc=1
+bash tests/vm/pf-service.sh ops || rc=1
+bash tests/vm/pf-service.sh io || rc=1
+bash tests/vm/pf-service.sh teardown || rc=1
 # Last: it takes the PF away from the nvme driver.
 bash tests/vm/cdq.sh || rc=1
 exit $rc

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Test driver of the NVMe live migration service: bound to an NVMe VF
- * through driver_override only, it holds the VF's migration handle and
- * exposes the service's operations in debugfs, for the in-VM tests:
+ * Test driver of the NVMe live migration service: a minimal vfio-pci
+ * variant driver, bound to an NVMe VF through driver_override only. It
+ * holds the VF's migration handle and exposes the service's operations in
+ * debugfs, while userspace can drive the VF itself through VFIO (so that
+ * writes it makes land in the kernel-owned CDQ). For the in-VM tests:
  *
  *   /sys/kernel/debug/nvme_lm_selftest/<VF>/
  *     cntlid   the handle's secondary controller ID
@@ -22,11 +24,13 @@
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/unaligned.h>
+#include <linux/vfio_pci_core.h>
 #include <linux/vmalloc.h>
 
 #define LM_SELFTEST_STATE_MAX	SZ_64K
 
 struct lm_selftest {
+	struct vfio_pci_core_device core;	/* first: vfio_alloc_device() */
 	struct pci_dev *pdev;
 	struct nvme_lm *lm;
 	struct nvme_lm_cdq *cdq;
@@ -262,28 +266,77 @@ static int lm_selftest_cntlid_show(struct seq_file *m, void *v)
 }
 DEFINE_SHOW_ATTRIBUTE(lm_selftest_cntlid);
 
+static int lm_selftest_open_device(struct vfio_device *vdev)
+{
+	struct vfio_pci_core_device *core =
+		container_of(vdev, struct vfio_pci_core_device, vdev);
+	int ret;
+
+	ret = vfio_pci_core_enable(core);
+	if (ret)
+		return ret;
+	vfio_pci_core_finish_enable(core);
+	return 0;
+}
+
+static void lm_selftest_release_dev(struct vfio_device *vdev)
+{
+	struct lm_selftest *t = container_of(vdev, struct lm_selftest,
+					     core.vdev);
+
+	vfree(t->state);
+	mutex_destroy(&t->lock);
+	vfio_pci_core_release_dev(vdev);
+}
+
+static const struct vfio_device_ops lm_selftest_vfio_ops = {
+	.name		= "nvme-lm-selftest",
+	.init		= vfio_pci_core_init_dev,
+	.release	= lm_selftest_release_dev,
+	.open_device	= lm_selftest_open_device,
+	.close_device	= vfio_pci_core_close_device,
+	.ioctl		= vfio_pci_core_ioctl,
+	.get_region_info_caps = vfio_pci_ioctl_get_region_info,
+	.device_feature	= vfio_pci_core_ioctl_feature,
+	.read		= vfio_pci_core_read,
+	.write		= vfio_pci_core_write,
+	.mmap		= vfio_pci_core_mmap,
+	.request	= vfio_pci_core_request,
+	.match		= vfio_pci_core_match,
+	.match_token_uuid = vfio_pci_core_match_token_uuid,
+	.bind_iommufd	= vfio_iommufd_physical_bind,
+	.unbind_iommufd	= vfio_iommufd_physical_unbind,
+	.attach_ioas	= vfio_iommufd_physical_attach_ioas,
+	.detach_ioas	= vfio_iommufd_physical_detach_ioas,
+};
+
 static int lm_selftest_probe(struct pci_dev *pdev,
 			     const struct pci_device_id *id)
 {
 	struct lm_selftest *t;
 	int ret;
 
-	t = kzalloc_obj(*t, GFP_KERNEL);
-	if (!t)
-		return -ENOMEM;
+	t = vfio_alloc_device(lm_selftest, core.vdev, &pdev->dev,
+			      &lm_selftest_vfio_ops);
+	if (IS_ERR(t))
+		return PTR_ERR(t);
 	t->pdev = pdev;
 	mutex_init(&t->lock);
 	t->state = vzalloc(LM_SELFTEST_STATE_MAX);
 	if (!t->state) {
 		ret = -ENOMEM;
-		goto err_free;
+		goto err_put;
 	}
 	t->lm = nvme_lm_get(pdev);
 	if (IS_ERR(t->lm)) {
 		ret = PTR_ERR(t->lm);
 		dev_err(&pdev->dev, "no migration handle: %d\n", ret);
-		goto err_free;
+		goto err_put;
 	}
+	dev_set_drvdata(&pdev->dev, &t->core);
+	ret = vfio_pci_core_register_device(&t->core);
+	if (ret)
+		goto err_lm;
 	t->dir = debugfs_create_dir(pci_name(pdev), lm_selftest_root);
 	debugfs_create_file("cmd", 0200, t->dir, t, &lm_selftest_cmd_fops);
 	debugfs_create_file("state", 0600, t->dir, t, &lm_selftest_state_fops);
@@ -292,26 +345,26 @@ static int lm_selftest_probe(struct pci_dev *pdev,
 			    &lm_selftest_events_fops);
 	debugfs_create_file("cntlid", 0400, t->dir, t,
 			    &lm_selftest_cntlid_fops);
-	pci_set_drvdata(pdev, t);
 	return 0;
 
-err_free:
-	vfree(t->state);
-	kfree(t);
+err_lm:
+	nvme_lm_put(t->lm);
+err_put:
+	vfio_put_device(&t->core.vdev);
 	return ret;
 }
 
 static void lm_selftest_remove(struct pci_dev *pdev)
 {
-	struct lm_selftest *t = pci_get_drvdata(pdev);
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+	struct lm_selftest *t = container_of(core, struct lm_selftest, core);
 
 	debugfs_remove_recursive(t->dir);
+	vfio_pci_core_unregister_device(core);
 	if (t->cdq)
 		nvme_lm_cdq_destroy(t->cdq);
 	nvme_lm_put(t->lm);
-	vfree(t->state);
-	mutex_destroy(&t->lock);
-	kfree(t);
+	vfio_put_device(&core->vdev);
 }
 
 /* No IDs: the driver binds only devices whose driver_override names it. */
@@ -319,6 +372,8 @@ static struct pci_driver lm_selftest_driver = {
 	.name = "nvme_lm_selftest",
 	.probe = lm_selftest_probe,
 	.remove = lm_selftest_remove,
+	.err_handler = &vfio_pci_core_err_handlers,
+	.driver_managed_dma = true,
 };
 
 static int __init lm_selftest_init(void)
@@ -341,4 +396,5 @@ static void __exit lm_selftest_exit(void)
 module_init(lm_selftest_init);
 module_exit(lm_selftest_exit);
 MODULE_DESCRIPTION("Test driver of the NVMe live migration service");
+MODULE_IMPORT_NS("IOMMUFD");
 MODULE_LICENSE("GPL");

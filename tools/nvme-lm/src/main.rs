@@ -70,6 +70,24 @@ enum Suite {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// The nvme-pci live migration service, through its test driver.
+    Service {
+        /// Source VF: its VFIO cdev.
+        #[arg(long)]
+        vf_a: PathBuf,
+        /// Source VF: the test driver's debugfs directory.
+        #[arg(long)]
+        dbg_a: PathBuf,
+        /// Destination VF: its VFIO cdev.
+        #[arg(long)]
+        vf_b: PathBuf,
+        /// Destination VF: the test driver's debugfs directory.
+        #[arg(long)]
+        dbg_b: PathBuf,
+        /// Run only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// Controller Data Queue (dirty LBA logging), PF driven from userspace.
     Cdq {
         /// The PF's PCI address (bound to vfio-pci).
@@ -157,6 +175,26 @@ fn main() -> ExitCode {
                 filter: filter.clone(),
             };
             match nvme_lm::selftest::hmlm::run(&setup) {
+                0 => Ok(()),
+                n => Err(format!("{n} test cases failed")),
+            }
+        }
+        Cmd::Selftest {
+            suite:
+                Suite::Service {
+                    vf_a,
+                    dbg_a,
+                    vf_b,
+                    dbg_b,
+                    filter,
+                },
+        } => {
+            let setup = nvme_lm::selftest::service::Setup {
+                a: (vf_a.clone(), dbg_a.clone()),
+                b: (vf_b.clone(), dbg_b.clone()),
+                filter: filter.clone(),
+            };
+            match nvme_lm::selftest::service::run(&setup) {
                 0 => Ok(()),
                 n => Err(format!("{n} test cases failed")),
             }
