@@ -10,13 +10,22 @@ import os
 import re
 import sys
 
-OUR_PREFIXES = ("drivers/vfio/pci/nvme/", "rust/kernel/vfio", "drivers/nvme/host/lm",
+OUR_PREFIXES = ("drivers/vfio/pci/nvme/", "rust/kernel/vfio", "rust/kernel/nvme_lm", "drivers/nvme/host/lm",
                 "include/linux/nvme-lm", "include/uapi/linux/nvme_vfio")
 
 
+def tree_relative(path):
+    """The path from the top of the kernel tree, however Kbuild printed it
+    (relative, or absolute into the source tree)."""
+    for p in OUR_PREFIXES:
+        i = path.find(p)
+        if i == 0 or (i > 0 and path[i - 1] == "/"):
+            return path[i:]
+    return None
+
+
 def ours(path):
-    path = path.lstrip("./")
-    return path.startswith(OUR_PREFIXES)
+    return tree_relative(path) is not None
 
 
 def main():
@@ -42,9 +51,20 @@ def main():
                     break
         i += 1
     if objects:
+        # The objects built from each warning's file, to delete so that the
+        # next build compiles (and reports) them again. A Rust crate is one
+        # object, whatever module file warned.
+        objs = {
+            "drivers/vfio/pci/nvme/": "drivers/vfio/pci/nvme/*.o",
+            "rust/kernel/": "rust/kernel.o",
+            "drivers/nvme/host/lm": "drivers/nvme/host/*lm*.o",
+            "include/": "drivers/nvme/host/*lm*.o",
+        }
         for path, _ in found:
-            d = os.path.dirname(path.lstrip("./"))
-            print(os.path.join(d, "*.o"))
+            rel = tree_relative(path)
+            for prefix, obj in objs.items():
+                if rel.startswith(prefix):
+                    print(obj)
         return 0
     for _, text in found:
         print(text)

@@ -203,7 +203,7 @@ impl Cdq {
 }
 
 fn marker(e: &Entry) -> Option<Marker> {
-    (e.change == Change::NoChange || e.marker == Marker::Full).then_some(e.marker)
+    (e.change == Change::Unchanged || e.marker == Marker::Full).then_some(e.marker)
 }
 
 /// Ranges (slba, nlb 0's based) from entries, markers left out.

@@ -347,7 +347,7 @@ pub fn udmq_entries() -> CaseResult {
     raw[31] = (7 << 1) | (2 << 6);
     let e = Entry::parse(&raw).map_err(|e| e.reason())?;
     ensure(
-        !e.phase && e.marker == Marker::Full && e.change == Change::NoChange,
+        !e.phase && e.marker == Marker::Full && e.change == Change::Unchanged,
         "full",
     )?;
     raw[31] = 4 << 1;

@@ -36,7 +36,7 @@ pub enum Change {
     /// 1: every LBA of the namespace changed.
     WholeNamespace,
     /// 2: nothing changed (a marker entry).
-    NoChange,
+    Unchanged,
 }
 
 /// One decoded entry.
@@ -77,7 +77,7 @@ impl Entry {
         let change = match attr >> 6 {
             0 => Change::Range,
             1 => Change::WholeNamespace,
-            2 => Change::NoChange,
+            2 => Change::Unchanged,
             _ => return Err(Error::InvalidField("reserved UDMQ entry LBACI value")),
         };
         Ok(Self {

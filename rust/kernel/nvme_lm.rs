@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! NVMe Host Managed Live Migration service of nvme-pci, for the VFIO
+//! variant driver of an NVMe SR-IOV virtual function.
+//!
+//! Every operation is one admin command on the parent PF's admin queue,
+//! aimed at the VF's own secondary controller, which the C service resolves
+//! itself. Buffers are kernel memory ([`KVVec`]): the PF maps them for DMA.
+//!
+//! C header: [`include/linux/nvme-lm.h`](srctree/include/linux/nvme-lm.h)
+
+use crate::{
+    alloc::KVVec,
+    bindings,
+    device,
+    error::{
+        from_err_ptr,
+        to_result,
+        Result, //
+    },
+    pci,
+    prelude::*, //
+};
+use core::{
+    marker::PhantomData,
+    ptr::NonNull, //
+};
+
+/// Length of one User Data Migration Queue entry.
+pub const CDQ_ENTRY_SIZE: usize = 32;
+
+/// Suspend type (Migration Send, Suspend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SuspendType {
+    /// A notification: the controller keeps running.
+    Notify,
+    /// Stop fetching, finish fetched commands, then no DMA and no interrupts.
+    Full,
+}
+
+/// Which piece of a controller state a Set Controller State carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sequence {
+    /// A piece between the first and the last.
+    Middle,
+    /// The first piece.
+    First,
+    /// The last piece.
+    Last,
+    /// The whole state.
+    Only,
+}
+
+impl Sequence {
+    fn raw(self) -> bindings::nvme_lm_seq {
+        match self {
+            Sequence::Middle => bindings::nvme_lm_seq_NVME_LM_SEQ_MIDDLE,
+            Sequence::First => bindings::nvme_lm_seq_NVME_LM_SEQ_FIRST,
+            Sequence::Last => bindings::nvme_lm_seq_NVME_LM_SEQ_LAST,
+            Sequence::Only => bindings::nvme_lm_seq_NVME_LM_SEQ_ONLY,
+        }
+    }
+}
+
+/// The migration handle of one VF.
+///
+/// # Invariants
+///
+/// `ptr` was returned by `nvme_lm_get()` and is released only by [`Drop`].
+pub struct Handle {
+    ptr: NonNull<bindings::nvme_lm>,
+}
+
+// SAFETY: The C service serializes every operation on a handle with the
+// handle's mutex, and a handle is not tied to the thread that acquired it.
+unsafe impl Send for Handle {}
+
+// SAFETY: As for `Send`: concurrent operations through `&Handle` are
+// serialized by the C service.
+unsafe impl Sync for Handle {}
+
+fn check_len(len: usize, buf: usize) -> Result<u32> {
+    if len == 0 || len % 4 != 0 || len > buf {
+        return Err(EINVAL);
+    }
+    u32::try_from(len).map_err(|_| EOVERFLOW)
+}
+
+impl Handle {
+    /// Acquires the handle of `vf`, whose driver the caller is (a `Core`
+    /// context exists only in that driver's probe and remove).
+    ///
+    /// Fails with `EOPNOTSUPP` when the PF lacks Host Managed Live
+    /// Migration: the caller then serves the VF without migration.
+    pub fn get(vf: &pci::Device<device::Core<'_>>) -> Result<Self> {
+        // SAFETY: `vf.as_raw()` is a valid, bound `struct pci_dev` for the
+        // duration of the call.
+        let ptr = from_err_ptr(unsafe { bindings::nvme_lm_get(vf.as_raw()) })?;
+        NonNull::new(ptr).map(|ptr| Self { ptr }).ok_or(EINVAL)
+    }
+
+    /// The VF's secondary controller ID.
+    pub fn cntlid(&self) -> u16 {
+        // SAFETY: By the type invariant `ptr` is a live handle.
+        unsafe { bindings::nvme_lm_cntlid(self.ptr.as_ptr()) }
+    }
+
+    /// Reads Supported Controller State Formats (Identify CNS 20h) into
+    /// `buf`, which is resized to 4096 bytes.
+    pub fn state_formats(&self, buf: &mut KVVec<u8>) -> Result {
+        buf.resize(4096, 0, GFP_KERNEL)?;
+        // SAFETY: `ptr` is a live handle; `buf` is kernel heap memory of
+        // `buf.len()` bytes, borrowed mutably for the call.
+        to_result(unsafe {
+            bindings::nvme_lm_state_formats(self.ptr.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        })
+    }
+
+    /// Suspends the VF's controller. `EALREADY` if it already is.
+    pub fn suspend(&self, ty: SuspendType) -> Result {
+        let t = match ty {
+            SuspendType::Notify => bindings::nvme_lm_suspend_type_NVME_LM_SUSPEND_NOTIFY,
+            SuspendType::Full => bindings::nvme_lm_suspend_type_NVME_LM_SUSPEND_FULL,
+        };
+        // SAFETY: `ptr` is a live handle.
+        to_result(unsafe { bindings::nvme_lm_suspend(self.ptr.as_ptr(), t) })
+    }
+
+    /// Resumes the VF's controller. `EINVAL` if it was not suspended.
+    pub fn resume(&self) -> Result {
+        // SAFETY: `ptr` is a live handle.
+        to_result(unsafe { bindings::nvme_lm_resume(self.ptr.as_ptr()) })
+    }
+
+    /// Reads `len` bytes of the controller state at `offset` into the start
+    /// of `buf`; returns whether the controller is suspended.
+    pub fn get_state(
+        &self,
+        csvi: u8,
+        csuuidi: u8,
+        offset: u64,
+        buf: &mut KVVec<u8>,
+        len: usize,
+    ) -> Result<bool> {
+        let len = check_len(len, buf.len())?;
+        let mut suspended = false;
+        // SAFETY: `ptr` is a live handle; `buf` holds at least `len` bytes of
+        // kernel heap memory, borrowed mutably for the call.
+        to_result(unsafe {
+            bindings::nvme_lm_get_state(
+                self.ptr.as_ptr(),
+                csvi,
+                csuuidi,
+                offset,
+                buf.as_mut_ptr().cast(),
+                len,
+                &mut suspended,
+            )
+        })?;
+        Ok(suspended)
+    }
+
+    /// Loads `buf[..len]`, the piece of a state at `offset`, into the
+    /// suspended controller. The caller validates the state beforehand.
+    pub fn set_state(
+        &self,
+        seq: Sequence,
+        csvi: u8,
+        csuuidi: u8,
+        offset: u64,
+        buf: &KVVec<u8>,
+        len: usize,
+    ) -> Result {
+        let len = check_len(len, buf.len())?;
+        // SAFETY: `ptr` is a live handle; `buf` holds at least `len` bytes of
+        // kernel heap memory that the call only reads.
+        to_result(unsafe {
+            bindings::nvme_lm_set_state(
+                self.ptr.as_ptr(),
+                seq.raw(),
+                csvi,
+                csuuidi,
+                offset,
+                buf.as_ptr().cast(),
+                len,
+            )
+        })
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `ptr` is a live handle, released
+        // exactly once, here; any `Cdq` borrowing it is gone already.
+        unsafe { bindings::nvme_lm_put(self.ptr.as_ptr()) };
+    }
+}
+
+/// The VF's User Data Migration Queue: a kernel-owned Controller Data Queue
+/// logging the LBA ranges the VF's controller changes.
+///
+/// # Invariants
+///
+/// `ptr` was returned by `nvme_lm_cdq_create()` for the handle this value
+/// borrows, and is destroyed only by [`Drop`].
+pub struct Cdq<'a> {
+    ptr: NonNull<bindings::nvme_lm_cdq>,
+    _handle: PhantomData<&'a Handle>,
+}
+
+// SAFETY: Operations on a CDQ are serialized by its handle's mutex.
+unsafe impl Send for Cdq<'_> {}
+
+// SAFETY: As for `Send`.
+unsafe impl Sync for Cdq<'_> {}
+
+impl<'a> Cdq<'a> {
+    /// Creates the queue with `entries` entries (events are polled: the
+    /// overflow flag of [`Cdq::read`] reports a full queue).
+    pub fn create(handle: &'a Handle, entries: u32) -> Result<Self> {
+        // SAFETY: `handle.ptr` is a live handle; no callback is registered.
+        let ptr = from_err_ptr(unsafe {
+            bindings::nvme_lm_cdq_create(handle.ptr.as_ptr(), entries, None, core::ptr::null_mut())
+        })?;
+        NonNull::new(ptr)
+            .map(|ptr| Self {
+                ptr,
+                _handle: PhantomData,
+            })
+            .ok_or(EINVAL)
+    }
+
+    /// Starts (`true`) or stops logging.
+    pub fn log(&self, start: bool) -> Result {
+        // SAFETY: By the type invariant `ptr` is a live queue.
+        to_result(unsafe { bindings::nvme_lm_cdq_log(self.ptr.as_ptr(), start) })
+    }
+
+    /// Consumes up to `buf.len() / CDQ_ENTRY_SIZE` entries into `buf`;
+    /// returns how many, and whether the queue overflowed (then every LBA
+    /// of the namespace must be treated as changed).
+    pub fn read(&self, buf: &mut KVVec<u8>) -> Result<(usize, bool)> {
+        let max = u32::try_from(buf.len() / CDQ_ENTRY_SIZE).map_err(|_| EOVERFLOW)?;
+        let mut overflow = false;
+        // SAFETY: `ptr` is a live queue; `buf` has room for `max` entries of
+        // kernel heap memory, borrowed mutably for the call.
+        let n = unsafe {
+            bindings::nvme_lm_cdq_read(
+                self.ptr.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                max,
+                &mut overflow,
+            )
+        };
+        to_result(n.min(0))?;
+        Ok((usize::try_from(n).map_err(|_| EINVAL)?, overflow))
+    }
+}
+
+impl Drop for Cdq<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `ptr` is a live queue, destroyed
+        // exactly once, here, while its handle is still alive.
+        unsafe { bindings::nvme_lm_cdq_destroy(self.ptr.as_ptr()) };
+    }
+}
