@@ -83,7 +83,13 @@ elif KOUT=$(bash scripts/build-kernel.sh); then
 			{ [ -z '$our_c' ] || ./scripts/checkpatch.pl --strict --no-tree -q -f \
 				$(printf "'$REPO/%s' " $our_c); }"
 	fi
-	echo "=== vm: smoke, KUnit, HMLM (TCG, timeout ${VM_TIMEOUT:-900} s)"
+	exported_c=$(grep -l "EXPORT_SYMBOL" $our_c 2>/dev/null)
+	if [ -n "$exported_c" ]; then
+		# shellcheck disable=SC2086
+		check "kernel: kernel-doc of exported C" bash -c "out=\$('$KTREE/scripts/kernel-doc' -none -Wall \
+			$(printf "'$REPO/%s' " $exported_c include/linux/*.h) 2>&1); echo \"\$out\"; [ -z \"\$out\" ]"
+	fi
+	echo "=== vm: smoke, KUnit, HMLM, PF service, CDQ (TCG, timeout ${VM_TIMEOUT:-900} s)"
 	python3 tests/vm/run-vm.py --kernel-dir "$KOUT" --timeout "${VM_TIMEOUT:-900}" \
 		-- bash tests/vm/run-tests.sh | tee "$CACHE/vm-check.log"
 	vm_rc=${PIPESTATUS[0]}

@@ -1,9 +1,9 @@
 #!/bin/bash
 # make series: the whole change as a git format-patch series against the
 # upstream base, as it would be mailed. A scratch repository holds the
-# pristine version of every file we touch as its base commit; each area of
-# the overlay becomes one commit, then each of our patches (which wire the
-# new files into Kconfig and Makefiles) becomes one.
+# pristine version of every file our patches touch as its base commit; our
+# new files and our patches then become commits in dependency order, so
+# that each builds on the ones before it.
 # Output: $CACHE/series/*.patch (path printed last).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -20,7 +20,6 @@ git init -q .
 git config user.name "nvme-vfio developers"
 git config user.email "nvme-vfio@example.invalid"
 
-# Base: the pristine files our patches touch.
 mapfile -t patches < <(grep -v '^\s*#' "$REPO/patches/series" | sed '/^\s*$/d')
 for p in "${patches[@]}"; do
 	grep -E '^--- a/' "$REPO/patches/$p" | sed 's|^--- a/||; s|\s.*||'
@@ -30,18 +29,42 @@ done
 git add -A && git commit -qm "Linux $ver (files this series touches)" --allow-empty
 base=$(git rev-parse HEAD)
 
-commit_area() { # AREA-DIR SUBJECT
-	[ -d "$REPO/$1" ] || return 0
-	mkdir -p "$1"; cp -a "$REPO/$1/." "$1/"
-	git add -A "$1"
+commit_files() { # SUBJECT PATH...
+	local subject=$1 p; shift
+	for p in "$@"; do
+		[ -e "$REPO/$p" ] || continue
+		mkdir -p "$(dirname "$p")"
+		if [ -d "$REPO/$p" ]; then
+			mkdir -p "$p"; cp -a "$REPO/$p/." "$p/"
+		else
+			cp -a "$REPO/$p" "$p"
+		fi
+		git add -A "$p"
+	done
 	git diff --cached --quiet && return 0
-	git commit -q -s -m "$2"
+	git commit -q -s -m "$subject"
 }
-commit_area drivers/vfio/pci/nvme "vfio/pci: add nvme_vfio_pci, NVMe SR-IOV VF live migration (Rust)"
-commit_area Documentation "Documentation: nvme-vfio"
+apply() { # PATCH-NUMBER-PREFIX
+	local p
+	for p in "${patches[@]}"; do
+		case $p in "$1"-*)
+			git am -q "$REPO/patches/$p" || { git am --abort; die "$p does not apply"; } ;;
+		esac
+	done
+}
 
+apply 0002
+commit_files "nvme-pci: add the live migration service for VF variant drivers" \
+	include/linux/nvme-lm.h drivers/nvme/host
+apply 0003
+commit_files "rust: nvme_lm: safe bindings of the NVMe live migration service" rust
+apply 0004
+commit_files "vfio/pci: add nvme_vfio_pci, NVMe SR-IOV VF live migration (Rust)" \
+	drivers/vfio/pci/nvme
+apply 0001
+commit_files "Documentation: nvme-vfio" Documentation
 for p in "${patches[@]}"; do
-	git am -q "$REPO/patches/$p" || { git am --abort; die "$p does not apply"; }
+	case $p in 000[1-4]-*) ;; *) apply "${p%%-*}" ;; esac
 done
 
 git format-patch -q --cover-letter -o "$out" "$base"..HEAD

@@ -178,6 +178,27 @@ check_cdq_full_and_trigger() {
 	expect "$A" cdq-destroy OK
 }
 
+check_pf_reset() {
+	local got bad
+	fresh
+	expect "$A" "cdq-create 16" OK || return
+	expect "$A" cdq-start OK || return
+	# A controller reset of the PF drops its CDQs (and, in QEMU, takes
+	# the secondaries offline): handle operations fail or succeed with an
+	# errno, nothing crashes, and the handle stays usable.
+	nvme reset "$PF_DEV" || fail "PF reset failed" || return
+	wait_ctrl_live "$PF_DEV" || return
+	got=$(lmcmd "$A" cdq-start)
+	[ "$got" = ENOENT ] || fail "CDQ start after PF reset: $got, expected ENOENT (queue gone)" || return
+	expect "$A" cdq-destroy OK || return
+	got=$(lmcmd "$A" suspend)
+	echo "suspend after PF reset: $got"
+	lmcmd "$A" resume >/dev/null
+	expect "$A" "cdq-create 16" OK || return
+	bad=$(dmesg | grep -E "WARNING|BUG|circular locking" | head -3)
+	[ -z "$bad" ] || fail "kernel reported: $bad" || return
+}
+
 check_pf_goes_away() {
 	local bad
 	fresh
@@ -218,7 +239,7 @@ case $mode in
 ops) cases="handles_per_vf:check_handles suspend_resume:check_suspend_resume
 	state_round_trip:check_state_round_trip cdq_markers_wrap:check_cdq_markers
 	cdq_full_trigger_suspend:check_cdq_full_and_trigger" ;;
-teardown) cases="pf_goes_away:check_pf_goes_away" ;;
+teardown) cases="pf_reset_while_held:check_pf_reset pf_goes_away:check_pf_goes_away" ;;
 io) ;;
 *) echo "usage: pf-service.sh ops|io|teardown" >&2; exit 2 ;;
 esac
