@@ -35,7 +35,7 @@ if ! cd "$NVME_VFIO_REPO"; then
 fi
 
 if [ "$nvmevfio_mode" = shell ]; then
-	echo "nvme-vfio test VM: $(uname -r). Repo at $NVME_VFIO_REPO; 'poweroff -f' to leave."
+	echo "nvme-vfio test VM: $(uname -r). Repo at $NVME_VFIO_REPO. Leave with 'busybox poweroff -f' (or Ctrl-a x)."
 	setsid -c bash -l </dev/ttyS0 >/dev/ttyS0 2>&1
 else
 	# The job's stdout is the KTAP stream; stderr and the kernel log go to the
