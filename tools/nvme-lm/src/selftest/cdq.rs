@@ -9,6 +9,7 @@
 use super::guest::Guest;
 use super::{
     ensure,
+    udmq_ranges,
     CaseResult,
     Ktap, //
 };
@@ -196,6 +197,17 @@ impl Cdq {
         .map(|_| ())
     }
 
+    /// Track Send: start (`true`) or stop logging into this queue.
+    fn track(&self, pf: &Pf, start: bool) -> CaseResult {
+        let what = if start {
+            "Track Send start"
+        } else {
+            "Track Send stop"
+        };
+        pf.ok(&AdminCmd::track_user_data(self.id, start), 0, what)
+            .map(|_| ())
+    }
+
     fn delete(&self, pf: &Pf) -> CaseResult {
         pf.ok(&AdminCmd::cdq_delete(self.id), 0, "CDQ delete")
             .map(|_| ())
@@ -204,17 +216,6 @@ impl Cdq {
 
 fn marker(e: &Entry) -> Option<Marker> {
     (e.change == Change::Unchanged || e.marker == Marker::Full).then_some(e.marker)
-}
-
-/// Ranges (slba, nlb 0's based) from entries, markers left out.
-fn ranges(v: &[Entry]) -> Vec<(u64, u32)> {
-    let mut r: Vec<_> = v
-        .iter()
-        .filter(|e| e.change == Change::Range)
-        .map(|e| (e.slba, e.nlb))
-        .collect();
-    r.sort_unstable();
-    r
 }
 
 struct Env {
@@ -329,11 +330,7 @@ impl Env {
 
 fn logs_every_write(env: &Env) -> CaseResult {
     let mut q = Cdq::create(&env.pf, &env.arena, env.scid, 256, true)?;
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, true),
-        0,
-        "Track Send start",
-    )?;
+    q.track(&env.pf, true)?;
     let mut want = Vec::new();
     for i in 0..24u64 {
         let (slba, nlb) = (i * 37 % 500, (i % 8 + 1) as u16);
@@ -349,11 +346,7 @@ fn logs_every_write(env: &Env) -> CaseResult {
     g.submit_read(0, 5, true).map_err(|e| e.to_string())?;
     g.drain(10_000).map_err(|e| e.to_string())?;
     drop(g);
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, false),
-        0,
-        "Track Send stop",
-    )?;
+    q.track(&env.pf, false)?;
     let got = q.consume()?;
     ensure(got.first().and_then(marker) == Some(Marker::First), || {
         "no ESA 1 entry first".into()
@@ -366,7 +359,7 @@ fn logs_every_write(env: &Env) -> CaseResult {
         || "entry with wrong NSID".into(),
     )?;
     want.sort_unstable();
-    let r = ranges(&got);
+    let r = udmq_ranges(&got);
     ensure(r == want, || format!("logged {:?}\nexpected {want:?}", r))?;
     println!(
         "# {} entries: every write, write zeroes and deallocate range, no read",
@@ -385,11 +378,7 @@ fn logs_every_write(env: &Env) -> CaseResult {
 
 fn wraparound(env: &Env) -> CaseResult {
     let mut q = Cdq::create(&env.pf, &env.arena, env.scid, 16, true)?;
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, true),
-        0,
-        "Track Send start",
-    )?;
+    q.track(&env.pf, true)?;
     let mut total = 0;
     let mut flips = 0;
     for round in 0..6u64 {
@@ -402,7 +391,7 @@ fn wraparound(env: &Env) -> CaseResult {
         let phase = q.phase;
         let got = q.consume()?;
         flips += usize::from(q.phase != phase);
-        let r = ranges(&got);
+        let r = udmq_ranges(&got);
         ensure(r == want, || {
             format!("round {round}: logged {r:?}, expected {want:?}")
         })?;
@@ -413,22 +402,14 @@ fn wraparound(env: &Env) -> CaseResult {
         format!("phase flipped {flips} times in {total} entries")
     })?;
     println!("# {total} entries through a 16-entry ring, {flips} wraps");
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, false),
-        0,
-        "Track Send stop",
-    )?;
+    q.track(&env.pf, false)?;
     q.delete(&env.pf)
 }
 
 fn full_condition(env: &Env) -> CaseResult {
     let mut q = Cdq::create(&env.pf, &env.arena, env.scid, 8, true)?;
     env.pf.arm_aer()?;
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, true),
-        0,
-        "Track Send start",
-    )?;
+    q.track(&env.pf, true)?;
     for i in 0..9u64 {
         env.write(2000 + i, 1)?;
     }
@@ -441,8 +422,8 @@ fn full_condition(env: &Env) -> CaseResult {
         last.marker == Marker::Full && last.change == Change::WholeNamespace && last.nsid == 1,
         || format!("last entry {last:?}, expected ESA 7 / whole namespace"),
     )?;
-    ensure(ranges(&got).len() == 5, || {
-        format!("{} ranges logged before full", ranges(&got).len())
+    ensure(udmq_ranges(&got).len() == 5, || {
+        format!("{} ranges logged before full", udmq_ranges(&got).len())
     })?;
     std::thread::sleep(std::time::Duration::from_millis(20));
     let ev = env.pf.events()?;
@@ -466,21 +447,13 @@ fn full_condition(env: &Env) -> CaseResult {
         got.len() == 1 && marker(&got[0]) == Some(Marker::First),
         || format!("after restart: {got:?}"),
     )?;
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, false),
-        0,
-        "Track Send stop",
-    )?;
+    q.track(&env.pf, false)?;
     q.delete(&env.pf)
 }
 
 fn tail_trigger(env: &Env) -> CaseResult {
     let mut q = Cdq::create(&env.pf, &env.arena, env.scid, 64, true)?;
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, true),
-        0,
-        "Track Send start",
-    )?;
+    q.track(&env.pf, true)?;
     q.consume()?;
     env.pf.arm_aer()?;
     q.give_head(&env.pf, Some(q.head + 3))?;
@@ -531,21 +504,13 @@ fn tail_trigger(env: &Env) -> CaseResult {
     )?;
     q.consume()?;
     q.give_head(&env.pf, None)?;
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, false),
-        0,
-        "Track Send stop",
-    )?;
+    q.track(&env.pf, false)?;
     q.delete(&env.pf)
 }
 
 fn suspend_markers(env: &Env) -> CaseResult {
     let mut q = Cdq::create(&env.pf, &env.arena, env.scid, 64, false)?;
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, true),
-        0,
-        "Track Send start",
-    )?;
+    q.track(&env.pf, true)?;
     env.write(4000, 2)?;
     env.pf.ok(
         &AdminCmd::suspend(env.scid, SuspendType::Suspend, false),
@@ -572,8 +537,8 @@ fn suspend_markers(env: &Env) -> CaseResult {
         ],
         || format!("entries {got:?}"),
     )?;
-    ensure(ranges(&got) == [(4000, 1), (4002, 0)], || {
-        format!("ranges {:?}", ranges(&got))
+    ensure(udmq_ranges(&got) == [(4000, 1), (4002, 0)], || {
+        format!("ranges {:?}", udmq_ranges(&got))
     })?;
     q.give_head(&env.pf, None)?;
     // Suspend with DUDMQ deletes the queue.
@@ -595,26 +560,18 @@ fn suspend_markers(env: &Env) -> CaseResult {
 fn prp_list_ring(env: &Env) -> CaseResult {
     // 256 entries = two pages behind a PRP list; 140 writes cross the page.
     let mut q = Cdq::create(&env.pf, &env.arena, env.scid, 256, false)?;
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, true),
-        0,
-        "Track Send start",
-    )?;
+    q.track(&env.pf, true)?;
     let mut want = Vec::new();
     for i in 0..140u64 {
         env.write(5000 + i, 1)?;
         want.push((5000 + i, 0));
     }
     let got = q.consume()?;
-    ensure(ranges(&got) == want, || {
-        format!("{} of 140 writes logged", ranges(&got).len())
+    ensure(udmq_ranges(&got) == want, || {
+        format!("{} of 140 writes logged", udmq_ranges(&got).len())
     })?;
     q.give_head(&env.pf, None)?;
-    env.pf.ok(
-        &AdminCmd::track_user_data(q.id, false),
-        0,
-        "Track Send stop",
-    )?;
+    q.track(&env.pf, false)?;
     q.delete(&env.pf)
 }
 

@@ -78,6 +78,18 @@ impl Ktap {
     }
 }
 
+/// The changed ranges (SLBA, NLB 0's based) of UDMQ entries, sorted;
+/// markers left out.
+pub fn udmq_ranges(v: &[crate::codec::udmq::Entry]) -> Vec<(u64, u32)> {
+    let mut r: Vec<_> = v
+        .iter()
+        .filter(|e| e.change == crate::codec::udmq::Change::Range)
+        .map(|e| (e.slba, e.nlb))
+        .collect();
+    r.sort_unstable();
+    r
+}
+
 /// `format!`-style `Err` for case bodies.
 #[macro_export]
 macro_rules! fail {

@@ -10,11 +10,11 @@
 use super::guest::Guest;
 use super::{
     ensure,
+    udmq_ranges,
     CaseResult,
     Ktap, //
 };
 use crate::codec::udmq::{
-    Change,
     Entry,
     Marker, //
 };
@@ -57,16 +57,6 @@ fn cdq_entries(dir: &Path) -> Result<Vec<Entry>, String> {
         .collect()
 }
 
-fn ranges(v: &[Entry]) -> Vec<(u64, u32)> {
-    let mut r: Vec<_> = v
-        .iter()
-        .filter(|e| e.change == Change::Range)
-        .map(|e| (e.slba, e.nlb))
-        .collect();
-    r.sort_unstable();
-    r
-}
-
 struct Env {
     arena: Rc<Arena>,
     a: Device,
@@ -103,10 +93,10 @@ fn cdq_logs_writes(env: &Env) -> CaseResult {
         }
         want.sort_unstable();
         let got = cdq_entries(d)?;
-        ensure(ranges(&got) == want, || {
+        ensure(udmq_ranges(&got) == want, || {
             format!(
                 "round {round}: logged {:?}, expected {want:?}",
-                ranges(&got)
+                udmq_ranges(&got)
             )
         })?;
         total += got.len();
