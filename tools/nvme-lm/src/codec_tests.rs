@@ -25,4 +25,7 @@ cases!(
     secondary_list,
     udmq_entries,
     command_encoding,
+    stream_round_trip,
+    stream_rejects_malformed,
+    compat_rules,
 );

@@ -17,6 +17,7 @@ pub mod cmd;
 pub mod error;
 pub mod identify;
 pub mod state;
+pub mod stream;
 pub mod udmq;
 
 pub use error::Error;

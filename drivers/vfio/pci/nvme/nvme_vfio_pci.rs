@@ -88,4 +88,19 @@ mod codec_kunit {
     fn command_encoding() {
         assert_eq!(cases::command_encoding(), Ok(()));
     }
+
+    #[test]
+    fn stream_round_trip() {
+        assert_eq!(cases::stream_round_trip(), Ok(()));
+    }
+
+    #[test]
+    fn stream_rejects_malformed() {
+        assert_eq!(cases::stream_rejects_malformed(), Ok(()));
+    }
+
+    #[test]
+    fn compat_rules() {
+        assert_eq!(cases::compat_rules(), Ok(()));
+    }
 }

@@ -401,3 +401,187 @@ pub fn command_encoding() -> CaseResult {
         "HP/TPT",
     )
 }
+
+fn sample_compat() -> super::codec::stream::Compat {
+    super::codec::stream::Compat {
+        vendor: 0x1b36,
+        device: 0x0010,
+        nvme_version: 0,
+        io_queues: 2,
+        vectors: 2,
+        mqes: 2047,
+        vendor_uuid: [0x1c; 16],
+        model: [b'M'; 40],
+        firmware: [b'F'; 8],
+        nqn_hash: super::codec::stream::fnv1a64(b"nqn.2026-11.io.nvme-vfio:subsys0"),
+    }
+}
+
+/// Writes a whole stream carrying `state` into `out`; returns its length.
+fn sample_stream(out: &mut [u8], state: &[u8]) -> Result<usize, Error> {
+    use super::codec::stream::{
+        tag,
+        write_end,
+        write_prefix,
+        write_record, //
+    };
+    let off = write_prefix(out, &sample_compat())?;
+    let off = write_record(out, off, tag::CTRL_STATE, 0, state)?;
+    write_end(out, off)
+}
+
+/// A stream survives write and parse; its length is what `stream_len` says.
+pub fn stream_round_trip() -> CaseResult {
+    use super::codec::stream::{
+        crc32c,
+        stream_len,
+        Stream, //
+    };
+    ensure(crc32c(0, b"123456789") == 0xe306_9283, "CRC32C check value")?;
+    let mut state = [0u8; 256];
+    let slen = sample_state(&mut state, &[9, 9, 9, 9]).map_err(|e| e.reason())?;
+    let mut buf = [0u8; 512];
+    let len = sample_stream(&mut buf, &state[..slen]).map_err(|e| e.reason())?;
+    ensure(
+        stream_len(slen) == Ok(len),
+        "stream_len disagrees with the writer",
+    )?;
+    let s = Stream::parse(&buf[..len]).map_err(|e| e.reason())?;
+    ensure(s.compat == sample_compat(), "compatibility record changed")?;
+    ensure(s.state == &state[..slen], "controller state changed")?;
+    ControllerState::parse(s.state).map_err(|e| e.reason())?;
+    Ok(())
+}
+
+/// Every malformed stream is refused.
+pub fn stream_rejects_malformed() -> CaseResult {
+    use super::codec::stream::{
+        tag,
+        write_end,
+        write_prefix,
+        write_record,
+        Stream,
+        FLAG_OPTIONAL, //
+    };
+    let state = [7u8; 60];
+    let mut good = [0u8; 512];
+    let len = sample_stream(&mut good, &state).map_err(|e| e.reason())?;
+    let bad = |f: &dyn Fn(&mut [u8])| {
+        let mut b = good;
+        f(&mut b);
+        Stream::parse(&b[..len]).is_err()
+    };
+    ensure(bad(&|b| b[0] = b'X'), "bad magic accepted")?;
+    ensure(bad(&|b| b[8] = 2), "version 2 accepted")?;
+    ensure(
+        bad(&|b| b[40] ^= 1),
+        "corrupt compatibility record accepted",
+    )?;
+    ensure(
+        bad(&|b| b[16 + 16 + 96 + 16 + 5] ^= 1),
+        "corrupt state accepted",
+    )?;
+    ensure(bad(&|b| b[len - 8] ^= 1), "bad checksum accepted")?;
+    ensure(
+        bad(&|b| b[16 + 12] = 9),
+        "unknown mandatory record accepted",
+    )?;
+    ensure(bad(&|b| b[16 + 8] = 2), "reserved record flag accepted")?;
+    ensure(
+        bad(&|b| b[16 + 8] = 1),
+        "compatibility record marked optional accepted",
+    )?;
+    ensure(
+        bad(&|b| b[len - 24 + 8] = 1),
+        "end record marked optional accepted",
+    )?;
+    ensure(bad(&|b| b[16] = 0xff), "oversized record accepted")?;
+    for cut in [0, 15, 16, 100, len - 1] {
+        ensure(
+            Stream::parse(&good[..cut]).is_err(),
+            "truncated stream accepted",
+        )?;
+    }
+    let mut longer = [0u8; 520];
+    longer[..len].copy_from_slice(&good[..len]);
+    ensure(
+        Stream::parse(&longer[..len + 8]).is_err(),
+        "trailing bytes accepted",
+    )?;
+    // An unknown optional record is skipped; a repeated or missing
+    // mandatory one is not.
+    let mut b = [0u8; 640];
+    let compat = sample_compat();
+    let w = |b: &mut [u8], extra: Option<(u32, u32)>, states: usize| -> Result<usize, Error> {
+        let mut off = write_prefix(b, &compat)?;
+        if let Some((t, f)) = extra {
+            off = write_record(b, off, t, f, &[1, 2, 3])?;
+        }
+        for _ in 0..states {
+            off = write_record(b, off, tag::CTRL_STATE, 0, &state)?;
+        }
+        write_end(b, off)
+    };
+    let n = w(&mut b, Some((77, FLAG_OPTIONAL)), 1).map_err(|e| e.reason())?;
+    ensure(
+        Stream::parse(&b[..n]).is_ok(),
+        "unknown optional record not skipped",
+    )?;
+    let n = w(&mut b, Some((77, 0)), 1).map_err(|e| e.reason())?;
+    ensure(
+        Stream::parse(&b[..n]).is_err(),
+        "unknown mandatory record accepted",
+    )?;
+    let n = w(&mut b, None, 2).map_err(|e| e.reason())?;
+    ensure(
+        Stream::parse(&b[..n]).is_err(),
+        "repeated state record accepted",
+    )?;
+    let n = w(&mut b, None, 0).map_err(|e| e.reason())?;
+    ensure(
+        Stream::parse(&b[..n]).is_err(),
+        "stream without state accepted",
+    )
+}
+
+/// A destination accepts only a compatible source.
+pub fn compat_rules() -> CaseResult {
+    let src = sample_compat();
+    ensure(src.accepts(&src).is_ok(), "identical controllers refused")?;
+    let mut bigger = src;
+    bigger.io_queues = 8;
+    ensure(
+        bigger.accepts(&src).is_ok(),
+        "destination with more queues refused",
+    )?;
+    ensure(
+        src.accepts(&bigger).is_err(),
+        "destination with fewer queues accepted",
+    )?;
+    let change: [fn(&mut super::codec::stream::Compat); 5] = [
+        |c| c.device = 1,
+        |c| c.model[0] = b'X',
+        |c| c.firmware[0] = b'X',
+        |c| c.nqn_hash ^= 1,
+        |c| c.vendor_uuid = [0; 16],
+    ];
+    for f in change {
+        let mut d = src;
+        f(&mut d);
+        ensure(
+            d.accepts(&src).is_err(),
+            "incompatible destination accepted",
+        )?;
+    }
+    let raw = src.encode();
+    ensure(
+        super::codec::stream::Compat::parse(&raw) == Ok(src),
+        "compat round trip",
+    )?;
+    let mut r = raw;
+    r[90] = 1;
+    ensure(
+        super::codec::stream::Compat::parse(&r).is_err(),
+        "reserved compat bytes accepted",
+    )
+}

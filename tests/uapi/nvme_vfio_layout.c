@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The stream layout of include/uapi/linux/nvme_vfio.h, checked against the
+ * byte offsets the shared codec (drivers/vfio/pci/nvme/codec/stream.rs)
+ * reads and writes. Compiled against the kernel's exported headers.
+ */
+#include <linux/nvme_vfio.h>
+#include <stddef.h>
+#include <string.h>
+
+_Static_assert(sizeof(struct nvme_vfio_stream_header) == 16, "stream header");
+_Static_assert(offsetof(struct nvme_vfio_stream_header, version) == 8, "version");
+_Static_assert(offsetof(struct nvme_vfio_stream_header, header_len) == 12, "header_len");
+_Static_assert(sizeof(struct nvme_vfio_record_header) == 16, "record header");
+_Static_assert(offsetof(struct nvme_vfio_record_header, flags) == 8, "flags");
+_Static_assert(offsetof(struct nvme_vfio_record_header, tag) == 12, "tag");
+_Static_assert(sizeof(struct nvme_vfio_compat) == 96, "compat");
+_Static_assert(offsetof(struct nvme_vfio_compat, mqes) == 10, "mqes");
+_Static_assert(offsetof(struct nvme_vfio_compat, vendor_uuid) == 16, "vendor_uuid");
+_Static_assert(offsetof(struct nvme_vfio_compat, model) == 32, "model");
+_Static_assert(offsetof(struct nvme_vfio_compat, firmware) == 72, "firmware");
+_Static_assert(offsetof(struct nvme_vfio_compat, nqn_hash) == 80, "nqn_hash");
+_Static_assert(NVME_VFIO_REC_COMPAT == 1 && NVME_VFIO_REC_CTRL_STATE == 2 &&
+	       NVME_VFIO_REC_END == 0xfffffff0, "tags");
+
+int main(void)
+{
+	return strlen(NVME_VFIO_STREAM_MAGIC) == 8 ? 0 : 1;
+}
