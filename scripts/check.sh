@@ -99,6 +99,14 @@ elif KOUT=$(bash scripts/build-kernel.sh); then
 	case $vm_rc in
 	124|125) not_ok "vm: guest did not finish (exit $vm_rc)" ;;
 	esac
+	echo "=== vm: a PF without HMLM (second boot, hmlm off)"
+	NVME_VFIO_NVME_PROPS= python3 tests/vm/run-vm.py --kernel-dir "$KOUT" \
+		--timeout "${VM_TIMEOUT:-900}" -- bash tests/vm/variant.sh plain | tee "$CACHE/vm-plain.log"
+	vm_rc=${PIPESTATUS[0]}
+	add_counts "vm (no HMLM)" < <(python3 tests/ktap-count.py <"$CACHE/vm-plain.log")
+	case $vm_rc in
+	124|125) not_ok "vm (no HMLM): guest did not finish (exit $vm_rc)" ;;
+	esac
 else
 	not_ok "kernel: build"
 	not_ok "vm: not run, no kernel"

@@ -70,6 +70,12 @@ enum Suite {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// Plain I/O through a VFIO device (write, flush, read back, verify).
+    Io {
+        /// The device's VFIO cdev.
+        #[arg(long)]
+        vf: PathBuf,
+    },
     /// The nvme-pci live migration service, through its test driver.
     Service {
         /// Source VF: its VFIO cdev.
@@ -199,6 +205,12 @@ fn main() -> ExitCode {
                 n => Err(format!("{n} test cases failed")),
             }
         }
+        Cmd::Selftest {
+            suite: Suite::Io { vf },
+        } => match nvme_lm::selftest::io::run(vf) {
+            0 => Ok(()),
+            n => Err(format!("{n} test cases failed")),
+        },
         Cmd::Selftest {
             suite:
                 Suite::Cdq {

@@ -7,7 +7,13 @@
 //! the same files, and both run the same test cases (KUnit suite
 //! `nvme_vfio_pci_codec` here, `cargo test` there).
 
-use kernel::prelude::*;
+use kernel::{
+    device,
+    nvme_lm,
+    pci,
+    prelude::*,
+    vfio, //
+};
 
 // The codec is shared with tools/nvme-lm, which uses it as a public API:
 // its items are `pub` and not all of them are used by this module.
@@ -20,18 +26,57 @@ mod codec;
 mod cases;
 
 module! {
-    type: NvmeVfioPci,
+    type: NvmeVfioPciModule,
     name: "nvme_vfio_pci",
     authors: ["nvme-vfio developers"],
     description: "VFIO support for NVMe SR-IOV VFs with live migration",
     license: "GPL",
 }
 
+/// The variant driver of NVMe VFs.
 struct NvmeVfioPci;
 
-impl kernel::Module for NvmeVfioPci {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        Ok(Self)
+/// What the driver keeps per VF.
+struct VfData {
+    /// The VF's migration handle on its PF; `None` when the PF cannot
+    /// migrate it, and the VF is then served as plain vfio-pci.
+    _lm: Option<nvme_lm::Handle>,
+}
+
+impl vfio::PciDriver for NvmeVfioPci {
+    type Data = VfData;
+    const NAME: &'static CStr = c"nvme-vfio-pci";
+
+    fn probe(pdev: &pci::Device<device::Core<'_>>) -> Result<VfData> {
+        let dev: &device::Device<device::Core<'_>> = pdev.as_ref();
+        let lm = match nvme_lm::Handle::get(pdev) {
+            Ok(h) => {
+                dev_info!(dev, "live migration: secondary controller {}\n", h.cntlid());
+                Some(h)
+            }
+            // Not a VF, PF not on nvme-pci or without HMLM: never fail the
+            // probe for that, behave exactly like vfio-pci.
+            Err(e) if e == EOPNOTSUPP || e == ENODEV || e == EINVAL => {
+                dev_info!(dev, "no live migration ({:?}): plain vfio-pci\n", e);
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(VfData { _lm: lm })
+    }
+}
+
+#[pin_data]
+struct NvmeVfioPciModule {
+    #[pin]
+    reg: vfio::Registration<NvmeVfioPci>,
+}
+
+impl kernel::InPlaceModule for NvmeVfioPciModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            reg <- vfio::Registration::new(module),
+        })
     }
 }
 

@@ -1,0 +1,64 @@
+#!/bin/bash
+# nvme_vfio_pci, the variant driver (KTAP): it binds an NVMe VF through
+# driver_override, takes the VF's migration handle when the PF supports
+# Host Managed Live Migration (and serves it as plain vfio-pci when not),
+# the VF works through VFIO as under vfio-pci, and it unbinds, rebinds and
+# unloads cleanly.
+#   variant.sh migratable|plain
+. "$(dirname "$0")/lib/ktap.sh"
+. "$(dirname "$0")/lib/sriov.sh"
+NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
+EXPECT=${1:-migratable}
+
+setup() {
+	PF=$(pf_bdf) || return 1
+	PF_DEV=$(pci_nvme_dev "$PF") || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 1 ] || sriov_setup 4 || return 1
+	VF=$(vf_bdf "$PF" 0) || return 1
+	SCID=$(vf_scid "$PF_DEV" 1) || return 1
+	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
+	dmesg -C
+}
+
+check_binds() {
+	bind_driver "$VF" nvme-vfio-pci || return 1
+	local msg
+	msg=$(dmesg | grep -E "$VF: (live migration|no live migration)")
+	echo "$msg"
+	case $EXPECT in
+	migratable) echo "$msg" | grep -q "live migration: secondary controller $SCID$" ||
+		fail "no migration handle for secondary controller $SCID" || return ;;
+	plain) echo "$msg" | grep -q "no live migration" ||
+		fail "expected plain vfio-pci behaviour on a PF without HMLM" || return ;;
+	esac
+}
+
+check_io() {
+	local d
+	d=$(ls "/sys/bus/pci/devices/$VF/vfio-dev" 2>/dev/null | head -n1)
+	[ -n "$d" ] || fail "$VF: no VFIO cdev under nvme-vfio-pci" || return
+	"$NVME_LM" selftest io --vf "/dev/vfio/devices/$d" | grep -E "^# [0-9]|^not ok" || true
+	"$NVME_LM" selftest io --vf "/dev/vfio/devices/$d" >/dev/null
+}
+
+check_unbind_unload() {
+	local bad
+	bind_driver "$VF" "" || return 1
+	bind_driver "$VF" nvme-vfio-pci || fail "rebind failed" || return
+	bind_driver "$VF" "" || return 1
+	rmmod nvme_vfio_pci || fail "rmmod nvme_vfio_pci failed" || return
+	modprobe nvme_vfio_pci || fail "modprobe after rmmod failed" || return
+	bad=$(dmesg | grep -E "WARNING|BUG|circular locking|outlives" | head -3)
+	[ -z "$bad" ] || fail "kernel reported: $bad" || return
+}
+
+ktap_begin "variant_$EXPECT" 3
+errf=$(mktemp)
+if ! setup >/dev/null 2>"$errf"; then
+	for t in binds io unbind_rebind_unload; do ktap_not_ok "$t" "setup: $(tail -n1 "$errf")"; done
+	exit 1
+fi
+ktap_check binds check_binds
+ktap_check vfio_io check_io
+ktap_check unbind_rebind_unload check_unbind_unload
+ktap_end
