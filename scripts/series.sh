@@ -57,14 +57,15 @@ apply 0002
 commit_files "nvme-pci: add the live migration service for VF variant drivers" \
 	include/linux/nvme-lm.h drivers/nvme/host
 apply 0003
-commit_files "rust: nvme_lm: safe bindings of the NVMe live migration service" rust
+commit_files "rust: nvme_lm and vfio: bindings of the NVMe live migration service, VFIO variant drivers" rust
 apply 0004
+apply 0005
 commit_files "vfio/pci: add nvme_vfio_pci, NVMe SR-IOV VF live migration (Rust)" \
 	drivers/vfio/pci/nvme
 apply 0001
 commit_files "Documentation: nvme-vfio" Documentation
 for p in "${patches[@]}"; do
-	case $p in 000[1-4]-*) ;; *) apply "${p%%-*}" ;; esac
+	case $p in 000[1-5]-*) ;; *) apply "${p%%-*}" ;; esac
 done
 
 git format-patch -q --cover-letter -o "$out" "$base"..HEAD
