@@ -33,7 +33,8 @@ fn le16(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
 }
 
-fn uuid(u: &[u8; 16]) -> String {
+/// A UUID in its usual text form.
+pub fn uuid(u: &[u8; 16]) -> String {
     let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

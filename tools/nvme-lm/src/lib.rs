@@ -20,6 +20,7 @@ mod codec_tests;
 
 pub mod caps;
 pub mod dma;
+pub mod inspect;
 pub mod nvme;
 pub mod passthru;
 pub mod selftest;

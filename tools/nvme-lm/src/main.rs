@@ -40,6 +40,11 @@ enum Cmd {
         /// The controller's character device.
         dev: PathBuf,
     },
+    /// Decode a migration stream (or a bare controller state) from a file.
+    Inspect {
+        /// The file ("-" for standard input).
+        file: PathBuf,
+    },
     /// In-VM test suites against the emulated controller (KTAP output).
     Selftest {
         #[command(subcommand)]
@@ -159,6 +164,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::VfioProbe { cdev, expect_id } => vfio_probe(cdev, expect_id.as_deref()),
+        Cmd::Inspect { file } => {
+            let data = if file.as_os_str() == "-" {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map(|_| v)
+            } else {
+                std::fs::read(file)
+            };
+            data.map_err(|e| format!("{}: {e}", file.display()))
+                .and_then(|d| nvme_lm::inspect::describe(&d))
+                .map(|r| print!("{r}"))
+        }
         Cmd::Caps { dev } => nvme_lm::passthru::Passthru::open(dev)
             .map_err(|e| e.to_string())
             .and_then(|p| nvme_lm::caps::report(&p))

@@ -600,6 +600,10 @@ fn migrate(env: &Env) -> CaseResult {
     g.ring_all().map_err(e)?;
     let (st, csup) = env.get_state(env.scid_a)?;
     ensure(csup, || "source not suspended".into())?;
+    // What moves, as `nvme-lm inspect` shows it.
+    for line in crate::inspect::describe(&st)?.lines() {
+        println!("# {line}");
+    }
     let t_get = t0.elapsed();
     // The destination as a VMM leaves it before RUNNING: reset, config
     // space (bus master) restored, suspended and empty.
