@@ -16,9 +16,29 @@
 DBG=/sys/kernel/debug/nvme_lm_selftest
 
 # lmcmd VF CMD: run CMD; print the errno name ("OK" on success).
+# An operation that takes over 20 s has its kernel stack and the kernel
+# log printed (to the console log), then fails.
 lmcmd() {
 	python3 - "$DBG/$1/cmd" "$2" <<'PY'
-import errno, os, sys
+import errno, os, sys, threading, subprocess
+def stuck():
+    me = os.getpid()
+    try:
+        sys.stderr = open("/dev/ttyS0", "w")  # the console log: the caller may never see stderr
+    except OSError:
+        pass
+    sys.stderr.write(f"lmcmd: '{sys.argv[2]}' on {sys.argv[1]} blocked for 20 s; kernel stack:\n")
+    try:
+        sys.stderr.write(open(f"/proc/{me}/stack").read())
+    except OSError as e:
+        sys.stderr.write(f"(no stack: {e})\n")
+    sys.stderr.write(subprocess.run(["dmesg"], capture_output=True, text=True).stdout[-3000:])
+    sys.stderr.flush()
+    print("ETIMEDOUT", flush=True)
+    os._exit(0)
+t = threading.Timer(20, stuck)
+t.daemon = True
+t.start()
 fd = os.open(sys.argv[1], os.O_WRONLY)
 try:
     os.write(fd, sys.argv[2].encode())

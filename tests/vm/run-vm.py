@@ -111,7 +111,7 @@ def main():
         "console=ttyS0", "root=rootfs", "rootfstype=9p",
         "rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose", "ro",
         f"init={REPO}/tests/vm/guest-init.sh", "intel_iommu=on", "iommu.strict=1", "kmemleak=on",
-        "panic=-1", "oops=panic", "quiet" if not a.interactive else "",
+        "panic=-1", "oops=panic", "loglevel=5" if not a.interactive else "",
         f"nvmevfio_repo={REPO}", f"nvmevfio_job={job}",
         "nvmevfio_mode=" + ("shell" if a.interactive else "run"),
     ])

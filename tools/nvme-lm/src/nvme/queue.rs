@@ -132,12 +132,18 @@ impl QueuePair {
     /// head doorbell. A completion for a command identifier that is not in
     /// flight (a duplicate) is an error.
     pub fn poll(&mut self, db: &Doorbells) -> io::Result<Option<Cqe>> {
-        let mut raw = [0u8; 16];
-        self.cq.read(usize::from(self.cq_head) * 16, &mut raw);
-        let cqe = Cqe::parse(&raw);
-        if cqe.phase != self.phase {
+        // The phase tag first: the controller may still be writing the
+        // entry; only once the tag is new may the rest be read.
+        let off = usize::from(self.cq_head) * 16;
+        let mut status = [0u8; 2];
+        self.cq.read(off + 14, &mut status);
+        if (status[0] & 1 != 0) != self.phase {
             return Ok(None);
         }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        let mut raw = [0u8; 16];
+        self.cq.read(off, &mut raw);
+        let cqe = Cqe::parse(&raw);
         self.cq_head = (self.cq_head + 1) % self.depth;
         if self.cq_head == 0 {
             self.phase = !self.phase;

@@ -173,11 +173,15 @@ impl Cdq {
     fn consume(&mut self) -> Result<Vec<Entry>, String> {
         let mut out = Vec::new();
         loop {
-            let mut raw = [0u8; 32];
-            self.ring.read(self.head as usize * 32, &mut raw);
-            if Entry::phase_of(&raw).map_err(|e| e.reason().to_string())? != self.phase {
+            // The attribute byte (phase tag) first, then the entry.
+            let mut attr = [0u8; 1];
+            self.ring.read(self.head as usize * 32 + 31, &mut attr);
+            if (attr[0] & 1 != 0) != self.phase {
                 return Ok(out);
             }
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            let mut raw = [0u8; 32];
+            self.ring.read(self.head as usize * 32, &mut raw);
             out.push(
                 Entry::parse(&raw).map_err(|e| format!("entry {}: {}", self.head, e.reason()))?,
             );
