@@ -40,8 +40,6 @@ def main():
         if m and ours(m.group(1)):
             found.append((m.group(1), line))
         # Rust/clippy: "warning: text" then "  --> path:line:col" shortly after.
-        if line.startswith("warning:") and not line.startswith("warning: unused"):
-            pass
         if line.startswith("warning") and not re.match(r"^warning: \d+ warnings? emitted", line):
             for j in range(i + 1, min(i + 6, len(lines))):
                 m2 = re.match(r"^\s*--> (\S+?):\d+:\d+", lines[j])

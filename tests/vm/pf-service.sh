@@ -150,7 +150,6 @@ check_cdq_markers() {
 		expect "$A" cdq-start OK || return
 		expect "$A" cdq-stop OK || return
 		e=$(cdq_read "$A" | tr '\n' ' ')
-		[ "${e% }" = "$(echo "1 2 "; echo "2 2 ")" ] 2>/dev/null
 		case "$e" in
 		"1 2 "?" 2 2 "?" ") phases+="${e:4:1}${e:10:1}" ;;
 		*) fail "round $i: entries '$e', expected a start and a stop marker" || return ;;

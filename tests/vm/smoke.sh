@@ -68,7 +68,7 @@ check_vf_is_nvme() {
 	got=$(cat "/sys/class/nvme/${dev#/dev/}/cntlid")
 	[ "$got" = "$scid" ] || fail "$vf: cntlid $got, expected secondary controller $scid" || return
 	echo "$vf is $dev, cntlid $got, model '$(cat "/sys/class/nvme/${dev#/dev/}/model" | xargs)'"
-	bind_driver "$vf" "" && echo 0 >/dev/null
+	bind_driver "$vf" ""
 }
 
 check_vf_vfio_pci() {

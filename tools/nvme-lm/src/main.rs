@@ -160,6 +160,14 @@ fn vfio_probe(cdev: &Path, expect: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+/// A suite's exit: failed cases make the command fail.
+fn suite_result(failed: usize) -> Result<(), String> {
+    match failed {
+        0 => Ok(()),
+        n => Err(format!("{n} test cases failed")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
@@ -196,10 +204,7 @@ fn main() -> ExitCode {
                 b: (vf_b.clone(), *scid_b),
                 filter: filter.clone(),
             };
-            match nvme_lm::selftest::hmlm::run(&setup) {
-                0 => Ok(()),
-                n => Err(format!("{n} test cases failed")),
-            }
+            suite_result(nvme_lm::selftest::hmlm::run(&setup))
         }
         Cmd::Selftest {
             suite:
@@ -216,17 +221,11 @@ fn main() -> ExitCode {
                 b: (vf_b.clone(), dbg_b.clone()),
                 filter: filter.clone(),
             };
-            match nvme_lm::selftest::service::run(&setup) {
-                0 => Ok(()),
-                n => Err(format!("{n} test cases failed")),
-            }
+            suite_result(nvme_lm::selftest::service::run(&setup))
         }
         Cmd::Selftest {
             suite: Suite::Io { vf },
-        } => match nvme_lm::selftest::io::run(vf) {
-            0 => Ok(()),
-            n => Err(format!("{n} test cases failed")),
-        },
+        } => suite_result(nvme_lm::selftest::io::run(vf)),
         Cmd::Selftest {
             suite:
                 Suite::Cdq {
@@ -240,10 +239,7 @@ fn main() -> ExitCode {
                 pf_cdev: pf_cdev.clone(),
                 filter: filter.clone(),
             };
-            match nvme_lm::selftest::cdq::run(&setup) {
-                0 => Ok(()),
-                n => Err(format!("{n} test cases failed")),
-            }
+            suite_result(nvme_lm::selftest::cdq::run(&setup))
         }
     };
     match r {

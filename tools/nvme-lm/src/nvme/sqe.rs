@@ -35,21 +35,8 @@ pub mod io_opcode {
     pub const DSM: u8 = 0x09;
 }
 
-/// Admin opcodes of the base command set used here.
-pub mod admin_opcode {
-    /// Delete I/O Submission Queue.
-    pub const DELETE_SQ: u8 = 0x00;
-    /// Create I/O Submission Queue.
-    pub const CREATE_SQ: u8 = 0x01;
-    /// Delete I/O Completion Queue.
-    pub const DELETE_CQ: u8 = 0x04;
-    /// Create I/O Completion Queue.
-    pub const CREATE_CQ: u8 = 0x05;
-    /// Identify.
-    pub const IDENTIFY: u8 = 0x06;
-    /// Asynchronous Event Request.
-    pub const ASYNC_EVENT: u8 = 0x0c;
-}
+/// Admin opcodes: the codec's list.
+pub use crate::codec::cmd::opcode as admin_opcode;
 
 impl Sqe {
     /// The entry of an admin command from the shared codec.

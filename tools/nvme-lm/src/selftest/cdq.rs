@@ -253,7 +253,7 @@ impl Env {
         // Give every flexible resource back, then reset so it takes effect.
         for rt in [0u32, 1] {
             let vm = Sqe {
-                opcode: 0x1c,
+                opcode: admin_opcode::VIRT_MGMT,
                 cdw: [1 | (rt << 8) | (pcid << 16), 0, 0, 0, 0, 0],
                 ..Sqe::default()
             };
@@ -275,7 +275,7 @@ impl Env {
             .scid;
         for (act, rt, nr) in [(7u32, 0u32, 0u32), (8, 0, 3), (8, 1, 2), (9, 0, 0)] {
             let vm = Sqe {
-                opcode: 0x1c,
+                opcode: admin_opcode::VIRT_MGMT,
                 cdw: [act | (rt << 8) | (u32::from(scid) << 16), nr, 0, 0, 0, 0],
                 ..Sqe::default()
             };
@@ -475,7 +475,7 @@ fn tail_trigger(env: &Env) -> CaseResult {
     // Get Features returns HP and TPT.
     let buf = env.arena.alloc(4096).map_err(|e| e.to_string())?;
     let get = AdminCmd {
-        opcode: 0x0a,
+        opcode: admin_opcode::GET_FEATURES,
         cdw: [0x21, u32::from(q.id), 0, 0, 0, 0],
         ..AdminCmd::default()
     };

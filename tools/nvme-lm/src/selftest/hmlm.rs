@@ -5,10 +5,7 @@
 //! the kernel's nvme driver) and by the userspace client on two VFs bound
 //! to vfio-pci and attached to one IOAS.
 
-use super::guest::{
-    Guest,
-    NSID, //
-};
+use super::guest::Guest;
 use super::{
     ensure,
     CaseResult,
@@ -69,7 +66,7 @@ pub struct Setup {
 
 struct Env {
     pf: Passthru,
-    iommufd: Iommufd,
+    _iommufd: Iommufd,
     arena: Rc<Arena>,
     a: Device,
     b: Device,
@@ -77,13 +74,9 @@ struct Env {
     scid_b: u16,
 }
 
-fn code(c: &Completion) -> u16 {
-    c.code()
-}
-
 fn expect_status(c: std::io::Result<Completion>, want: u16, what: &str) -> CaseResult {
     let c = c.map_err(|e| format!("{what}: {e}"))?;
-    ensure(code(&c) == want, || {
+    ensure(c.code() == want, || {
         format!("{what}: status {:#x}, expected {want:#x}", c.status)
     })
 }
@@ -97,7 +90,7 @@ impl Env {
         let b = Device::open(&s.b.0, &iommufd).map_err(|e| e.to_string())?;
         Ok(Self {
             pf,
-            iommufd,
+            _iommufd: iommufd,
             arena,
             a,
             b,
@@ -578,7 +571,7 @@ fn migrate(env: &Env) -> CaseResult {
         .submit(
             &g.ctrl.doorbells(),
             Sqe {
-                opcode: 0x0c,
+                opcode: crate::nvme::sqe::admin_opcode::ASYNC_EVENT,
                 ..Sqe::default()
             },
         )
@@ -678,7 +671,6 @@ fn migrate(env: &Env) -> CaseResult {
     ga.submit_read(0, 5, true).map_err(e)?;
     ga.drain(10_000)
         .map_err(|x| format!("source after reset: {x}"))?;
-    let _ = NSID;
     Ok(())
 }
 
@@ -692,7 +684,6 @@ pub fn run(s: &Setup) -> usize {
             return k.failed().max(1);
         }
     };
-    let _ = &env.iommufd;
     k.case("pf_identify_advertises_hmlm", || pf_identify(&env));
     k.case("pf_state_formats", || pf_state_formats(&env));
     k.case("vf_has_no_hmlm", || vf_has_no_hmlm(&env));

@@ -15,7 +15,6 @@ use crate::vfio::{
     Iommufd, //
 };
 use std::path::Path;
-use std::rc::Rc;
 
 /// Runs the suite on `cdev`; returns the number of failed cases.
 pub fn run(cdev: &Path) -> usize {
@@ -25,8 +24,7 @@ pub fn run(cdev: &Path) -> usize {
         let iommufd = Iommufd::open().map_err(e)?;
         let arena = Arena::new(&iommufd, 16 << 20, 0x4_0000_0000).map_err(e)?;
         let dev = Device::open(cdev, &iommufd).map_err(e)?;
-        let mut g = Guest::start(&dev, arena.clone(), 2, 32).map_err(e)?;
-        let _ = Rc::strong_count(&arena);
+        let mut g = Guest::start(&dev, arena, 2, 32).map_err(e)?;
         for batch in (3000..3064u64).collect::<Vec<_>>().chunks(16) {
             for &lba in batch {
                 g.submit_write((lba % 2) as usize, lba, true).map_err(e)?;

@@ -6,12 +6,22 @@
 
 /// Admin opcodes.
 pub mod opcode {
+    /// Delete I/O Submission Queue.
+    pub const DELETE_SQ: u8 = 0x00;
+    /// Create I/O Submission Queue.
+    pub const CREATE_SQ: u8 = 0x01;
+    /// Delete I/O Completion Queue.
+    pub const DELETE_CQ: u8 = 0x04;
+    /// Create I/O Completion Queue.
+    pub const CREATE_CQ: u8 = 0x05;
     /// Identify.
     pub const IDENTIFY: u8 = 0x06;
     /// Set Features.
     pub const SET_FEATURES: u8 = 0x09;
     /// Get Features.
     pub const GET_FEATURES: u8 = 0x0a;
+    /// Asynchronous Event Request.
+    pub const ASYNC_EVENT: u8 = 0x0c;
     /// Virtualization Management.
     pub const VIRT_MGMT: u8 = 0x1c;
     /// Track Send.
