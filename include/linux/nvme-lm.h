@@ -53,6 +53,26 @@ enum nvme_lm_cdq_event {
  */
 typedef void (*nvme_lm_cdq_notify_t)(void *data, enum nvme_lm_cdq_event event);
 
+/**
+ * struct nvme_lm_identity - what a migration destination must match
+ * @model: Model Number of the subsystem's controllers (space padded)
+ * @firmware: Firmware Revision (space padded)
+ * @subnqn: NVM Subsystem NQN, NUL terminated
+ * @io_queues: I/O queue pairs the VF's secondary controller has resources for
+ * @vectors: interrupt vectors the secondary controller has resources for
+ * @mqes: CAP.MQES of the VF's controller (0's based)
+ * @contiguous_only: CAP.CQR of the VF's controller
+ */
+struct nvme_lm_identity {
+	char model[40];
+	char firmware[8];
+	char subnqn[256];
+	u16 io_queues;
+	u16 vectors;
+	u16 mqes;
+	bool contiguous_only;
+};
+
 /* Size of one User Data Migration Queue entry. */
 #define NVME_LM_CDQ_ENTRY_SIZE	32
 
@@ -61,6 +81,7 @@ struct nvme_lm *nvme_lm_get(struct pci_dev *vf);
 void nvme_lm_put(struct nvme_lm *lm);
 u16 nvme_lm_cntlid(const struct nvme_lm *lm);
 int nvme_lm_state_formats(struct nvme_lm *lm, void *buf, size_t len);
+int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id);
 int nvme_lm_suspend(struct nvme_lm *lm, enum nvme_lm_suspend_type type);
 int nvme_lm_resume(struct nvme_lm *lm);
 int nvme_lm_get_state(struct nvme_lm *lm, u8 csvi, u8 csuuidi, u64 offset,

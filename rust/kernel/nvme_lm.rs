@@ -62,6 +62,38 @@ impl Sequence {
     }
 }
 
+/// What a migration destination must match, and the limits a controller
+/// state is checked against (`struct nvme_lm_identity`).
+#[derive(Clone, Copy, Debug)]
+pub struct Identity {
+    /// Model Number (space padded).
+    pub model: [u8; 40],
+    /// Firmware Revision (space padded).
+    pub firmware: [u8; 8],
+    /// NVM Subsystem NQN, NUL terminated.
+    pub subnqn: [u8; 256],
+    /// I/O queue pairs the VF's secondary controller has resources for.
+    pub io_queues: u16,
+    /// Interrupt vectors the secondary controller has resources for.
+    pub vectors: u16,
+    /// CAP.MQES of the VF's controller (0's based).
+    pub mqes: u16,
+    /// CAP.CQR: the controller requires physically contiguous queues.
+    pub contiguous_only: bool,
+}
+
+impl Identity {
+    /// The subsystem NQN up to its NUL terminator.
+    pub fn subnqn(&self) -> &[u8] {
+        let end = self
+            .subnqn
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.subnqn.len());
+        &self.subnqn[..end]
+    }
+}
+
 /// The migration handle of one VF.
 ///
 /// # Invariants
@@ -113,6 +145,25 @@ impl Handle {
         // `buf.len()` bytes, borrowed mutably for the call.
         to_result(unsafe {
             bindings::nvme_lm_state_formats(self.ptr.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        })
+    }
+
+    /// What a destination must match: model, firmware, subsystem, and the
+    /// VF controller's current queue and interrupt resources.
+    pub fn identity(&self) -> Result<Identity> {
+        // SAFETY: `nvme_lm_identity` is plain data: all zeroes is valid.
+        let mut raw: bindings::nvme_lm_identity = unsafe { core::mem::zeroed() };
+        // SAFETY: `ptr` is a live handle; `raw` is writable for the call.
+        to_result(unsafe { bindings::nvme_lm_identity(self.ptr.as_ptr(), &mut raw) })?;
+        // CAST: `char` to `u8`: the same bytes.
+        Ok(Identity {
+            model: raw.model.map(|c| c as u8),
+            firmware: raw.firmware.map(|c| c as u8),
+            subnqn: raw.subnqn.map(|c| c as u8),
+            io_queues: raw.io_queues,
+            vectors: raw.vectors,
+            mqes: raw.mqes,
+            contiguous_only: raw.contiguous_only,
         })
     }
 

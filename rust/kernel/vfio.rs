@@ -10,19 +10,43 @@
 //! - [`Device`]: the VFIO device, allocated by the C VFIO core with
 //!   `struct vfio_pci_core_device` at offset 0 and the driver's data behind
 //!   it, the layout vfio-pci-core requires (drvdata is the core device);
-//! - [`Registration`]: the `struct pci_driver`, with `driver_managed_dma`
-//!   and vfio-pci-core's error handlers, binding devices only through
-//!   `driver_override`.
+//! - [`Registration`]: the `struct pci_driver`, with `driver_managed_dma`,
+//!   vfio-pci-core's error handling plus the driver's `reset_done`, and an
+//!   ID table of override-only entries ([`DeviceId`]): devices bind only
+//!   through `driver_override`, and the module gets `vfio_pci:` aliases;
+//! - live migration (uAPI v2): the driver's [`PciDriver::migration_flags`]
+//!   and `migration_*` methods become the device's `vfio_migration_ops`;
+//!   [`migration::State`] is a device state and [`DataFile`] the `data_fd`
+//!   of a saving or resuming session.
 //!
 //! C headers: [`include/linux/vfio.h`](srctree/include/linux/vfio.h),
 //! [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h)
 
+pub mod data_file;
+pub mod migration;
+
+pub use data_file::{
+    DataFile,
+    DataFileOps,
+    Direction, //
+};
+pub use migration::{
+    Flags,
+    PrecopyInfo,
+    State, //
+};
+
 use crate::{
     bindings,
     device,
+    device_id::{
+        RawDeviceId,
+        RawDeviceIdIndex, //
+    },
     error::{
         from_err_ptr,
         from_result,
+        VTABLE_DEFAULT_ERROR,
         to_result,
         Result, //
     },
@@ -30,6 +54,7 @@ use crate::{
     prelude::*,
     str::as_char_ptr_in_const_context,
     types::Opaque,
+    module::ModuleMetadata,
     ThisModule, //
 };
 use core::{
@@ -41,19 +66,134 @@ use core::{
     },
 };
 
+/// A PCI device ID that matches only through `driver_override`
+/// (`PCI_DRIVER_OVERRIDE_DEVICE_VFIO`): modpost turns it into a `vfio_pci:`
+/// module alias, which tools such as libvirt and driverctl look up.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct DeviceId(bindings::pci_device_id);
+
+impl DeviceId {
+    const ANY: u32 = !0;
+
+    /// Devices of a class (`class & class_mask` compared), any vendor.
+    pub const fn class(class: u32, class_mask: u32) -> Self {
+        Self(bindings::pci_device_id {
+            vendor: Self::ANY,
+            device: Self::ANY,
+            subvendor: Self::ANY,
+            subdevice: Self::ANY,
+            class,
+            class_mask,
+            driver_data: 0,
+            override_only: bindings::PCI_ID_F_VFIO_DRIVER_OVERRIDE,
+        })
+    }
+
+    /// One vendor's device.
+    pub const fn device(vendor: u16, device: u16) -> Self {
+        Self(bindings::pci_device_id {
+            vendor: vendor as u32,
+            device: device as u32,
+            subvendor: Self::ANY,
+            subdevice: Self::ANY,
+            class: 0,
+            class_mask: 0,
+            driver_data: 0,
+            override_only: bindings::PCI_ID_F_VFIO_DRIVER_OVERRIDE,
+        })
+    }
+}
+
+// SAFETY: `DeviceId` is a transparent `struct pci_device_id` that holds no
+// other data.
+unsafe impl RawDeviceId for DeviceId {
+    type RawType = bindings::pci_device_id;
+}
+
+// SAFETY: `DRIVER_DATA_OFFSET` is the offset of the `driver_data` field.
+unsafe impl RawDeviceIdIndex for DeviceId {
+    const DRIVER_DATA_OFFSET: usize = core::mem::offset_of!(bindings::pci_device_id, driver_data);
+}
+
+/// The ID table of a variant driver.
+pub type IdTable = &'static dyn crate::device_id::IdTable<DeviceId, ()>;
+
+/// Creates a variant driver's [`IdTable`] and its module aliases.
+///
+/// # Examples
+///
+/// ```ignore
+/// kernel::vfio_pci_device_table!(
+///     ID_TABLE,
+///     [kernel::vfio::DeviceId::class(0x010802, 0xffffff)]
+/// );
+/// ```
+#[macro_export]
+macro_rules! vfio_pci_device_table {
+    ($table_name:ident, [$($id:expr),* $(,)?]) => {
+        $crate::module_device_table!(
+            "pci", $crate::vfio::DeviceId, $table_name, @none, [$($id),*]
+        );
+    };
+}
+
 /// A vfio-pci variant driver.
+///
+/// Implementing [`PciDriver::migration_set_state`] (and the other
+/// `migration_*` methods) gives the driver's devices live migration when
+/// [`PciDriver::migration_flags`] says so for the device.
+#[vtable]
 pub trait PciDriver: Sized + Send + Sync + 'static {
     /// Per-device data, created in probe and dropped when the VFIO device
     /// is released (after the last user closed it and the driver unbound).
     type Data: Send + Sync;
+
+    /// The module of the driver.
+    type OwnerModule: ModuleMetadata;
 
     /// Name of the driver, of its `struct pci_driver` and of its
     /// `vfio_device_ops` (vfio-pci-core also uses the latter to claim the
     /// VFs of a PF bound to this driver).
     const NAME: &'static CStr;
 
+    /// The devices the driver may bind (through `driver_override` only).
+    const ID_TABLE: IdTable;
+
     /// Creates the device's data; the device is then registered with VFIO.
     fn probe(pdev: &pci::Device<device::Core<'_>>) -> Result<Self::Data>;
+
+    /// The migration features of a device, decided once, right after
+    /// probe; [`Flags::NONE`] registers it without migration.
+    fn migration_flags(_data: &Self::Data) -> Flags {
+        Flags::NONE
+    }
+
+    /// Moves the device to `new`, an arc the uAPI defines; returns the
+    /// data file of a session this arc opens. Called by the VFIO core with
+    /// any state the device supports: the driver walks the path with
+    /// [`Device::next_state`].
+    fn migration_set_state(_dev: &Device<Self>, _new: State) -> Result<Option<DataFile>> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The device's current migration state.
+    fn migration_get_state(_dev: &Device<Self>) -> Result<State> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The bytes a STOP_COPY session would stream now.
+    fn migration_data_size(_dev: &Device<Self>) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The last user closed the device (before vfio-pci-core disables it):
+    /// migration sessions end here.
+    fn close_device(_dev: &Device<Self>) {}
+
+    /// The PCI function was reset (`VFIO_DEVICE_RESET`, an FLR through
+    /// config space, a bus reset).
+    fn reset_done(_dev: &Device<Self>) {}
 }
 
 /// The VFIO device of a variant driver.
@@ -81,7 +221,7 @@ impl<T: PciDriver> Device<T> {
         init: Some(bindings::vfio_pci_core_init_dev),
         release: Some(Self::release_callback),
         open_device: Some(Self::open_callback),
-        close_device: Some(bindings::vfio_pci_core_close_device),
+        close_device: Some(Self::close_callback),
         ioctl: Some(bindings::vfio_pci_core_ioctl),
         get_region_info_caps: Some(bindings::vfio_pci_ioctl_get_region_info),
         device_feature: Some(bindings::vfio_pci_core_ioctl_feature),
@@ -102,6 +242,58 @@ impl<T: PciDriver> Device<T> {
         ..Self::ZEROED
     };
 
+    /// The migration operations, used if the driver implements them.
+    const MIG_OPS: bindings::vfio_migration_ops = bindings::vfio_migration_ops {
+        migration_set_state: Some(Self::set_state_callback),
+        migration_get_state: Some(Self::get_state_callback),
+        migration_get_data_size: Some(Self::data_size_callback),
+    };
+
+    /// # Safety
+    ///
+    /// `vdev` must be the `vdev` member of the `core` of a live `Device<T>`
+    /// whose data is initialized (it is from registration to release).
+    unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
+        // SAFETY: `core`, whose first member is `vdev`, is at offset 0 of a
+        // `Device<T>` (`#[repr(C)]`), which lives as long as `vdev`.
+        unsafe { &*vdev.cast::<Self>() }
+    }
+
+    fn vdev(&self) -> *mut bindings::vfio_device {
+        self.core.get().cast()
+    }
+
+    /// The PCI function's device, for messages.
+    pub fn as_dev(&self) -> &device::Device {
+        // SAFETY: `core` is initialized: `pdev` is the bound PCI function,
+        // which outlives the VFIO device.
+        unsafe { device::Device::from_raw(&raw mut (*(*self.core.get()).pdev).dev) }
+    }
+
+    /// The next state on the path from `cur` to `new` the VFIO core defines
+    /// for the device's migration features (`vfio_mig_get_next_state()`);
+    /// `EINVAL` if `new` cannot be reached.
+    pub fn next_state(&self, cur: State, new: State) -> Result<State> {
+        if cur == State::Error {
+            // The core's table has no arc out of ERROR: only reset leaves it.
+            return Err(EINVAL);
+        }
+        let mut next = 0;
+        // SAFETY: `vdev()` is a registered VFIO device with migration ops.
+        to_result(unsafe {
+            bindings::vfio_mig_get_next_state(self.vdev(), cur as u32, new as u32, &mut next)
+        })?;
+        State::from_raw(next)
+    }
+
+    /// Whether the user opted in to `VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2`
+    /// (the core clears it on the last close).
+    pub fn precopy_info_v2(&self) -> bool {
+        // SAFETY: `vdev()` is valid; the core writes the flag under the
+        // device's open lock, a racy read sees either value.
+        unsafe { core::ptr::read_volatile(&raw const (*self.vdev()).precopy_info_v2) != 0 }
+    }
+
     /// The driver's data of this device.
     pub fn data(&self) -> &T::Data {
         // SAFETY: A `&Device<T>` is only handed out once `has_data` is set
@@ -120,6 +312,71 @@ impl<T: PciDriver> Device<T> {
             to_result(unsafe { bindings::vfio_pci_core_enable(core) })?;
             // SAFETY: As above; `vfio_pci_core_enable()` succeeded.
             unsafe { bindings::vfio_pci_core_finish_enable(core) };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// `vdev` must be the `vdev` member of the `core` of a live `Device<T>`.
+    unsafe extern "C" fn close_callback(vdev: *mut bindings::vfio_device) {
+        // SAFETY: By the function's safety requirement; data lives until
+        // release, which comes after the last close.
+        T::close_device(unsafe { Self::from_vdev(vdev) });
+        // SAFETY: `vdev` is an open vfio-pci-core device.
+        unsafe { bindings::vfio_pci_core_close_device(vdev) };
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core on a registered `Device<T>` with migration.
+    unsafe extern "C" fn set_state_callback(
+        vdev: *mut bindings::vfio_device,
+        new: bindings::vfio_device_mig_state,
+    ) -> *mut bindings::file {
+        // SAFETY: By the function's safety requirement.
+        let this = unsafe { Self::from_vdev(vdev) };
+        match State::from_raw(new).and_then(|new| T::migration_set_state(this, new)) {
+            Ok(Some(file)) => file.into_raw(),
+            Ok(None) => core::ptr::null_mut(),
+            // SAFETY: `ERR_PTR()` only encodes the errno.
+            // CAST: an errno fits a `long`.
+            Err(e) => unsafe { bindings::ERR_PTR(e.to_errno() as c_long) }.cast(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core on a registered `Device<T>` with migration,
+    /// with a valid `cur`.
+    unsafe extern "C" fn get_state_callback(
+        vdev: *mut bindings::vfio_device,
+        cur: *mut bindings::vfio_device_mig_state,
+    ) -> c_int {
+        // SAFETY: By the function's safety requirement.
+        let this = unsafe { Self::from_vdev(vdev) };
+        from_result(|| {
+            let state = T::migration_get_state(this)?;
+            // SAFETY: `cur` is valid for writes.
+            unsafe { *cur = state as u32 };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core on a registered `Device<T>` with migration,
+    /// with a valid `len`.
+    unsafe extern "C" fn data_size_callback(
+        vdev: *mut bindings::vfio_device,
+        len: *mut c_ulong,
+    ) -> c_int {
+        // SAFETY: By the function's safety requirement.
+        let this = unsafe { Self::from_vdev(vdev) };
+        from_result(|| {
+            let size = T::migration_data_size(this)?;
+            // SAFETY: `len` is valid for writes.
+            unsafe { *len = c_ulong::try_from(size)? };
             Ok(0)
         })
     }
@@ -160,6 +417,16 @@ impl<T: PciDriver> Device<T> {
             (*this).data.write(data);
             (*this).has_data = true;
         }
+        // SAFETY: `data` was just initialized.
+        let flags = T::migration_flags(unsafe { (*this).data.assume_init_ref() });
+        if T::HAS_MIGRATION_SET_STATE && flags.contains(Flags::STOP_COPY) {
+            // SAFETY: Not registered yet: the migration ops and flags may
+            // be set; `MIG_OPS` is a `'static` table.
+            unsafe {
+                (*vdev).mig_ops = &Self::MIG_OPS;
+                (*vdev).migration_flags = flags.bits().into();
+            }
+        }
         let core = vdev.cast::<bindings::vfio_pci_core_device>();
         // SAFETY: vfio-pci-core requires drvdata to be the core device
         // before registration; `dev` is bound to us (Core context).
@@ -180,8 +447,8 @@ impl<T: PciDriver> Device<T> {
 
 /// Registration of a vfio-pci variant driver with the PCI bus.
 ///
-/// The driver has no device ID table: it binds a device only when the
-/// device's `driver_override` names it.
+/// Every entry of the driver's ID table is override-only: the driver binds
+/// a device only when the device's `driver_override` names it.
 ///
 /// # Invariants
 ///
@@ -200,6 +467,27 @@ unsafe impl<T: PciDriver> Send for Registration<T> {}
 unsafe impl<T: PciDriver> Sync for Registration<T> {}
 
 impl<T: PciDriver> Registration<T> {
+    /// vfio-pci-core's error handling, with the driver's `reset_done`.
+    const ERR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handlers {
+        error_detected: Some(bindings::vfio_pci_core_aer_err_detected),
+        reset_done: Some(Self::reset_done_callback),
+        ..pin_init::zeroed()
+    };
+
+    /// # Safety
+    ///
+    /// Called by the PCI core with a `pci_dev` bound to this driver.
+    unsafe extern "C" fn reset_done_callback(pdev: *mut bindings::pci_dev) {
+        // SAFETY: `pdev` is valid for the call.
+        let core = unsafe { bindings::dev_get_drvdata(&raw mut (*pdev).dev) };
+        if core.is_null() {
+            return;
+        }
+        // SAFETY: A bound device's drvdata is its registered `Device<T>`,
+        // whose `vdev` is the first member of the core at offset 0.
+        T::reset_done(unsafe { Device::<T>::from_vdev(core.cast()) });
+    }
+
     /// Registers the driver of `module`.
     pub fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
@@ -211,7 +499,8 @@ impl<T: PciDriver> Registration<T> {
                     (*ptr).name = as_char_ptr_in_const_context(T::NAME);
                     (*ptr).probe = Some(Self::probe_callback);
                     (*ptr).remove = Some(Self::remove_callback);
-                    (*ptr).err_handler = &raw const bindings::vfio_pci_core_err_handlers;
+                    (*ptr).id_table = T::ID_TABLE.as_ptr();
+                    (*ptr).err_handler = &Self::ERR_HANDLERS;
                     (*ptr).driver_managed_dma = true;
                 }
                 // SAFETY: `ptr` is a filled-in `pci_driver` that stays pinned

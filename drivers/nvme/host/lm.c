@@ -23,6 +23,7 @@
  */
 
 #include <linux/dma-mapping.h>
+#include <linux/io-64-nonatomic-lo-hi.h>
 #include <linux/nvme-lm.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
@@ -34,6 +35,8 @@
 #define NVME_LM_ID_MCDQPC		586
 #define NVME_LM_SECONDARY_ENTRY_SIZE	32
 #define NVME_LM_SECONDARY_MAX		127
+/* CAP.CQR: the controller requires physically contiguous queues. */
+#define NVME_LM_CAP_CQR			BIT_ULL(16)
 
 /* The modules the service is exported to: the variant driver, its test. */
 #define NVME_LM_USERS	"nvme_vfio_pci,nvme_lm_selftest"
@@ -319,6 +322,74 @@ int nvme_lm_state_formats(struct nvme_lm *lm, void *buf, size_t len)
 	return ret;
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_state_formats, NVME_LM_USERS);
+
+/**
+ * nvme_lm_identity() - what a migration destination must match
+ * @lm: the handle
+ * @id: filled in on success
+ *
+ * The model, firmware revision and subsystem NQN are the PF's (its
+ * secondary controllers are in the same subsystem); the queue and interrupt
+ * resources come from a fresh Secondary Controller List, as they change
+ * with Virtualization Management; CAP is read from the VF's own registers.
+ *
+ * Return: 0, -ENODEV if the VF's registers cannot be mapped, -ENOMEM, or a
+ * command's error.
+ */
+int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id)
+{
+	struct nvme_subsystem *subsys = lm->ctrl->subsys;
+	void __iomem *regs;
+	unsigned int i, nr;
+	u8 *list;
+	u64 cap;
+	int ret;
+
+	memset(id, 0, sizeof(*id));
+	memcpy(id->model, subsys->model, sizeof(id->model));
+	memcpy(id->firmware, subsys->firmware_rev, sizeof(id->firmware));
+	strscpy(id->subnqn, subsys->subnqn, sizeof(id->subnqn));
+
+	regs = pci_iomap(lm->vf, 0, NVME_REG_CAP + sizeof(cap));
+	if (!regs) {
+		dev_err(&lm->vf->dev, "cannot map the VF's registers\n");
+		return -ENODEV;
+	}
+	cap = lo_hi_readq(regs + NVME_REG_CAP);
+	pci_iounmap(lm->vf, regs);
+	id->mqes = NVME_CAP_MQES(cap);
+	id->contiguous_only = cap & NVME_LM_CAP_CQR;
+
+	list = kzalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	if (!list)
+		return -ENOMEM;
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_identify(lm, NVME_ID_CNS_SCNDRY_CTRL_LIST, list);
+	mutex_unlock(&lm->lock);
+	if (ret)
+		goto out;
+	ret = -ENODEV;
+	nr = min_t(unsigned int, list[0], NVME_LM_SECONDARY_MAX);
+	for (i = 0; i < nr; i++) {
+		const u8 *e = list + NVME_LM_SECONDARY_ENTRY_SIZE * (i + 1);
+		u16 nvq = get_unaligned_le16(e + 10);
+
+		if (get_unaligned_le16(e) != lm->cntlid)
+			continue;
+		/* One VQ resource is the admin queue pair. */
+		id->io_queues = nvq ? nvq - 1 : 0;
+		id->vectors = get_unaligned_le16(e + 12);
+		ret = 0;
+		break;
+	}
+	if (ret)
+		dev_err(&lm->vf->dev, "secondary controller %u not listed\n",
+			lm->cntlid);
+out:
+	kfree(list);
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_identity, NVME_LM_USERS);
 
 /**
  * nvme_lm_suspend() - suspend the VF's controller

@@ -21,6 +21,8 @@ mod codec_tests;
 pub mod caps;
 pub mod dma;
 pub mod inspect;
+pub mod migrate;
+pub mod migration;
 pub mod nvme;
 pub mod passthru;
 pub mod selftest;

@@ -45,6 +45,25 @@ enum Cmd {
         /// The file ("-" for standard input).
         file: PathBuf,
     },
+    /// Migration features and state of a VFIO device (plain vfio-pci
+    /// devices have none).
+    MigInfo {
+        /// The device's VFIO cdev.
+        cdev: PathBuf,
+    },
+    /// Live-migrate a VF running I/O to another VF through the VFIO
+    /// migration uAPI (both bound to nvme-vfio-pci, no VMM) and report.
+    Migrate {
+        /// Source VF: its VFIO cdev.
+        #[arg(long)]
+        vf_a: PathBuf,
+        /// Destination VF: its VFIO cdev.
+        #[arg(long)]
+        vf_b: PathBuf,
+        /// Blocks to write (and verify on the destination) before the move.
+        #[arg(long, default_value_t = 256)]
+        blocks: u64,
+    },
     /// In-VM test suites against the emulated controller (KTAP output).
     Selftest {
         #[command(subcommand)]
@@ -71,6 +90,21 @@ enum Suite {
         /// Destination VF: its secondary controller ID.
         #[arg(long)]
         scid_b: u16,
+        /// Run only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// The VFIO migration uAPI of nvme-vfio-pci (three VFs bound to it).
+    Migration {
+        /// Source VF: its VFIO cdev.
+        #[arg(long)]
+        vf_a: PathBuf,
+        /// Destination VF: its VFIO cdev.
+        #[arg(long)]
+        vf_b: PathBuf,
+        /// A third VF: its VFIO cdev.
+        #[arg(long)]
+        vf_c: PathBuf,
         /// Run only cases whose name contains this.
         #[arg(long)]
         filter: Option<String>,
@@ -160,6 +194,57 @@ fn vfio_probe(cdev: &Path, expect: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+fn mig_info(cdev: &Path) -> Result<(), String> {
+    let iommufd = Iommufd::open().map_err(|e| e.to_string())?;
+    let dev = Device::open(cdev, &iommufd).map_err(|e| e.to_string())?;
+    match dev.migration_flags() {
+        Ok(flags) => {
+            let names = [(1, "STOP_COPY"), (2, "P2P"), (4, "PRE_COPY")];
+            let set: Vec<_> = names
+                .iter()
+                .filter(|(b, _)| flags & b != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            println!("migration: {}", set.join(" | "));
+            let state = dev.mig_state().map_err(|e| e.to_string())?;
+            let size = dev.mig_data_size().map_err(|e| e.to_string())?;
+            println!("state: {state:?}\nstop-copy size: {size} bytes");
+        }
+        Err(e) if nvme_lm::migration::errno_of(&e) == Some(libc::ENOTTY) => {
+            println!("migration: none")
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    Ok(())
+}
+
+fn migrate(a: &Path, b: &Path, blocks: u64) -> Result<(), String> {
+    use nvme_lm::selftest::guest::Guest;
+    let e = |x: std::io::Error| x.to_string();
+    let iommufd = Iommufd::open().map_err(e)?;
+    let arena = nvme_lm::dma::Arena::new(&iommufd, 32 << 20, 0x6_0000_0000).map_err(e)?;
+    let da = Device::open(a, &iommufd).map_err(e)?;
+    let db = Device::open(b, &iommufd).map_err(e)?;
+    da.reset().map_err(e)?;
+    let mut g = Guest::start(&da, arena, 2, 32).map_err(e)?;
+    println!(
+        "source {} -> destination {}: {blocks} blocks written first, 24 commands left in flight",
+        a.display(),
+        b.display()
+    );
+    let r = nvme_lm::migrate::migrate(&da, &db, &mut g, blocks, 64 << 10)?;
+    print!("{}", r.render()?);
+    let want = usize::try_from(blocks).map_err(|x| x.to_string())? + 16;
+    if r.completed != r.inflight || r.verified != want || r.stream.len() as u64 != r.data_size {
+        return Err(format!(
+            "migration check failed: {} of {} in flight completed, {} of {want} blocks verified",
+            r.completed, r.inflight, r.verified
+        ));
+    }
+    println!("result: OK, every in-flight command completed once, all data verified");
+    db.reset().map_err(e)
+}
+
 /// A suite's exit: failed cases make the command fail.
 fn suite_result(failed: usize) -> Result<(), String> {
     match failed {
@@ -223,9 +308,28 @@ fn main() -> ExitCode {
             };
             suite_result(nvme_lm::selftest::service::run(&setup))
         }
+        Cmd::MigInfo { cdev } => mig_info(cdev),
+        Cmd::Migrate { vf_a, vf_b, blocks } => migrate(vf_a, vf_b, *blocks),
         Cmd::Selftest {
             suite: Suite::Io { vf },
         } => suite_result(nvme_lm::selftest::io::run(vf)),
+        Cmd::Selftest {
+            suite:
+                Suite::Migration {
+                    vf_a,
+                    vf_b,
+                    vf_c,
+                    filter,
+                },
+        } => {
+            let setup = nvme_lm::selftest::migration::Setup {
+                a: vf_a.clone(),
+                b: vf_b.clone(),
+                c: vf_c.clone(),
+                filter: filter.clone(),
+            };
+            suite_result(nvme_lm::selftest::migration::run(&setup))
+        }
         Cmd::Selftest {
             suite:
                 Suite::Cdq {

@@ -25,6 +25,8 @@ pub const VFIO_DEVICE_FEATURE_SET: u32 = 1 << 17;
 pub const VFIO_DEVICE_FEATURE_PCI_VF_TOKEN: u32 = 0;
 /// VFIO_DEVICE_BIND_FLAG_TOKEN.
 pub const VFIO_DEVICE_BIND_FLAG_TOKEN: u32 = 1 << 0;
+/// VFIO_MIG_GET_PRECOPY_INFO (on a migration data file).
+pub const VFIO_MIG_GET_PRECOPY_INFO: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 21);
 /// VFIO_DEVICE_RESET.
 pub const VFIO_DEVICE_RESET: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 11);
 /// VFIO_DEVICE_BIND_IOMMUFD.

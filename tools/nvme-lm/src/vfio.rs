@@ -199,6 +199,12 @@ pub struct Device {
     info: sys::VfioDeviceInfo,
 }
 
+impl AsRawFd for Device {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
 impl Device {
     /// Opens `cdev`, binds it to `iommufd` and attaches it to its IOAS.
     pub fn open(cdev: &Path, iommufd: &Iommufd) -> io::Result<Self> {

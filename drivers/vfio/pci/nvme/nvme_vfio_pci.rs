@@ -12,18 +12,23 @@ use kernel::{
     nvme_lm,
     pci,
     prelude::*,
-    vfio, //
+    vfio::{self, DataFile, Flags, State}, //
 };
 
 // The codec is shared with tools/nvme-lm, which uses it as a public API:
 // its items are `pub` and not all of them are used by this module.
 #[allow(dead_code, unreachable_pub)]
 mod codec;
+mod device_state;
+mod migration;
+mod session;
 
 #[cfg(CONFIG_KUNIT = "y")]
 #[path = "codec/cases.rs"]
 #[allow(unreachable_pub)]
 mod cases;
+
+use migration::LiveMigration;
 
 module! {
     type: NvmeVfioPciModule,
@@ -33,36 +38,87 @@ module! {
     license: "GPL",
 }
 
+/// PCI class of NVM Express controllers.
+const PCI_CLASS_NVME: u32 = 0x01_08_02;
+
+kernel::vfio_pci_device_table!(ID_TABLE, [vfio::DeviceId::class(PCI_CLASS_NVME, 0xff_ff_ff)]);
+
 /// The variant driver of NVMe VFs.
 struct NvmeVfioPci;
 
 /// What the driver keeps per VF.
 struct VfData {
-    /// The VF's migration handle on its PF; `None` when the PF cannot
-    /// migrate it, and the VF is then served as plain vfio-pci.
-    _lm: Option<nvme_lm::Handle>,
+    /// Migration of the VF; `None` when its PF cannot migrate it, and the
+    /// VF is then served as plain vfio-pci.
+    mig: Option<Pin<KBox<LiveMigration>>>,
 }
 
+impl VfData {
+    fn mig(&self) -> Result<&LiveMigration> {
+        self.mig.as_deref().ok_or(ENOTTY)
+    }
+}
+
+#[vtable]
 impl vfio::PciDriver for NvmeVfioPci {
     type Data = VfData;
+    type OwnerModule = NvmeVfioPciModule;
     const NAME: &'static CStr = c"nvme-vfio-pci";
+    const ID_TABLE: vfio::IdTable = &ID_TABLE;
 
     fn probe(pdev: &pci::Device<device::Core<'_>>) -> Result<VfData> {
         let dev: &device::Device<device::Core<'_>> = pdev.as_ref();
+        let no_migration = |e: Error| {
+            dev_info!(dev, "no live migration ({:?}): plain vfio-pci\n", e);
+            Ok(VfData { mig: None })
+        };
         let lm = match nvme_lm::Handle::get(pdev) {
-            Ok(h) => {
-                dev_info!(dev, "live migration: secondary controller {}\n", h.cntlid());
-                Some(h)
-            }
+            Ok(h) => h,
             // Not a VF, PF not on nvme-pci or without HMLM: never fail the
             // probe for that, behave exactly like vfio-pci.
-            Err(e) if e == EOPNOTSUPP || e == ENODEV || e == EINVAL => {
-                dev_info!(dev, "no live migration ({:?}): plain vfio-pci\n", e);
-                None
-            }
+            Err(e) if e == EOPNOTSUPP || e == ENODEV || e == EINVAL => return no_migration(e),
             Err(e) => return Err(e),
         };
-        Ok(VfData { _lm: lm })
+        let vendor = pdev.vendor_id().as_raw();
+        match LiveMigration::new(dev, lm, vendor, pdev.device_id()) {
+            Ok(mig) => {
+                dev_info!(dev, "live migration: secondary controller {}\n", mig.cntlid());
+                Ok(VfData { mig: Some(mig) })
+            }
+            Err(e) if e == EOPNOTSUPP => no_migration(e),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn migration_flags(data: &VfData) -> Flags {
+        match data.mig {
+            Some(_) => Flags::STOP_COPY | Flags::P2P | Flags::PRE_COPY,
+            None => Flags::NONE,
+        }
+    }
+
+    fn migration_set_state(dev: &vfio::Device<Self>, new: State) -> Result<Option<DataFile>> {
+        dev.data().mig()?.set_state(dev, new)
+    }
+
+    fn migration_get_state(dev: &vfio::Device<Self>) -> Result<State> {
+        Ok(dev.data().mig()?.state())
+    }
+
+    fn migration_data_size(dev: &vfio::Device<Self>) -> Result<usize> {
+        dev.data().mig()?.data_size()
+    }
+
+    fn close_device(dev: &vfio::Device<Self>) {
+        if let Some(mig) = dev.data().mig.as_deref() {
+            mig.reset(dev.as_dev());
+        }
+    }
+
+    fn reset_done(dev: &vfio::Device<Self>) {
+        if let Some(mig) = dev.data().mig.as_deref() {
+            mig.reset(dev.as_dev());
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cdq;
 pub mod guest;
 pub mod hmlm;
 pub mod io;
+pub mod migration;
 pub mod service;
 
 /// The result of one test case.

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VF controller's side of a migration: which controller state format
+//! to move, what a destination must match, and reading or loading a whole
+//! controller state through the PF.
+
+use crate::codec::{
+    self,
+    identify::StateFormats,
+    state::{ControllerState, Header, QueueLimits, QueueStateV0, HEADER_LEN, MAX_STATE_LEN},
+    stream::{fnv1a64, Compat},
+};
+use kernel::{
+    alloc::KVVec,
+    device,
+    nvme_lm::{Handle, Identity, Sequence},
+    prelude::*,
+};
+
+/// Bytes per Get/Set Controller State command: well within any MDTS.
+const CHUNK: usize = 64 * 1024;
+
+/// Alignment of queue base addresses (the smallest memory page size).
+const PAGE_SIZE: u64 = 4096;
+
+/// The errno for a codec failure (see [`codec::Error::errno_name`]).
+pub(crate) fn errno(e: codec::Error) -> Error {
+    match e {
+        codec::Error::Overflow => EOVERFLOW,
+        codec::Error::OutOfLimits(_) => ERANGE,
+        _ => EINVAL,
+    }
+}
+
+/// The controller state format a migration moves: NVMe-defined version 0
+/// plus the first vendor-specific format the controller lists, if any.
+#[derive(Clone, Copy)]
+pub(crate) struct Format {
+    /// CSVI of version 0.
+    pub(crate) csvi: u8,
+    /// CSUUIDI of the vendor format (0: none).
+    pub(crate) csuuidi: u8,
+}
+
+/// What a VF's controller is: its format, identity and limits.
+#[derive(Clone, Copy)]
+pub(crate) struct Profile {
+    /// The format to move.
+    pub(crate) format: Format,
+    /// The compatibility record of this controller.
+    pub(crate) compat: Compat,
+    /// What a controller state loaded into it must respect.
+    pub(crate) limits: QueueLimits,
+}
+
+impl Profile {
+    /// Queries the controller through the PF (two Identify commands).
+    pub(crate) fn query(
+        dev: &device::Device,
+        lm: &Handle,
+        vendor: u16,
+        device: u16,
+    ) -> Result<Self> {
+        let mut buf = KVVec::new();
+        lm.state_formats(&mut buf)?;
+        let formats = StateFormats::parse(&buf).map_err(errno)?;
+        let Some(csvi) = formats.find_version(0) else {
+            dev_err!(dev, "controller lists no version-0 state format\n");
+            return Err(EOPNOTSUPP);
+        };
+        let (csuuidi, vendor_uuid) = match formats.uuid(1) {
+            Some(uuid) => (1, uuid),
+            None => (0, [0; 16]),
+        };
+        let id: Identity = lm.identity()?;
+        Ok(Self {
+            format: Format { csvi, csuuidi },
+            compat: Compat {
+                vendor,
+                device,
+                nvme_version: 0,
+                io_queues: id.io_queues,
+                vectors: id.vectors,
+                mqes: id.mqes,
+                vendor_uuid,
+                model: id.model,
+                firmware: id.firmware,
+                nqn_hash: fnv1a64(id.subnqn()),
+            },
+            limits: QueueLimits {
+                max_qid: id.io_queues,
+                mqes: id.mqes,
+                vectors: id.vectors,
+                contiguous_only: id.contiguous_only,
+                page_size: PAGE_SIZE,
+            },
+        })
+    }
+}
+
+fn round4(n: usize) -> Result<usize> {
+    n.checked_add(3).map(|n| n & !3).ok_or(EOVERFLOW)
+}
+
+/// The header of the controller's state now (one Get State of 48 bytes).
+pub(crate) fn state_header(lm: &Handle, format: &Format) -> Result<Header> {
+    let mut buf = KVVec::from_elem(0u8, HEADER_LEN, GFP_KERNEL)?;
+    lm.get_state(format.csvi, format.csuuidi, 0, &mut buf, HEADER_LEN)?;
+    Header::parse(&buf).map_err(errno)
+}
+
+/// The length of the controller's state now.
+pub(crate) fn state_len(lm: &Handle, format: &Format) -> Result<usize> {
+    state_header(lm, format)?.total_len().map_err(errno)
+}
+
+/// Reads the whole controller state (the controller is suspended) and
+/// appends it to `out`.
+pub(crate) fn read_state(
+    dev: &device::Device,
+    lm: &Handle,
+    format: &Format,
+    out: &mut KVVec<u8>,
+) -> Result {
+    let total = state_len(lm, format)?;
+    let mut chunk = KVVec::from_elem(0u8, CHUNK.min(round4(total)?), GFP_KERNEL)?;
+    let mut off = 0;
+    while off < total {
+        let len = round4(total - off)?.min(CHUNK);
+        // CAST: `off` is below `MAX_STATE_LEN`.
+        let suspended = lm.get_state(format.csvi, format.csuuidi, off as u64, &mut chunk, len)?;
+        if !suspended {
+            dev_err!(dev, "controller state read while not suspended\n");
+            return Err(EIO);
+        }
+        let take = len.min(total - off);
+        out.extend_from_slice(&chunk[..take], GFP_KERNEL)?;
+        off += take;
+    }
+    Ok(())
+}
+
+/// Checks a controller state from a source against this controller before
+/// anything reaches the device.
+pub(crate) fn check_state(state: &[u8], limits: &QueueLimits) -> core::result::Result<(), codec::Error> {
+    let cs = ControllerState::parse(state)?;
+    QueueStateV0::parse(cs.nvme)?.validate(limits)
+}
+
+/// Loads a checked controller state into the (suspended) controller.
+pub(crate) fn load_state(lm: &Handle, format: &Format, state: &[u8]) -> Result {
+    if state.is_empty() || state.len() > MAX_STATE_LEN || state.len() % 4 != 0 {
+        return Err(EINVAL);
+    }
+    let mut chunk = KVVec::with_capacity(CHUNK.min(state.len()), GFP_KERNEL)?;
+    let mut off = 0;
+    while off < state.len() {
+        let len = (state.len() - off).min(CHUNK);
+        let seq = match (off == 0, off + len == state.len()) {
+            (true, true) => Sequence::Only,
+            (true, false) => Sequence::First,
+            (false, true) => Sequence::Last,
+            (false, false) => Sequence::Middle,
+        };
+        chunk.clear();
+        chunk.extend_from_slice(&state[off..off + len], GFP_KERNEL)?;
+        // CAST: `off` is below `MAX_STATE_LEN`.
+        lm.set_state(seq, format.csvi, format.csuuidi, off as u64, &chunk, len)?;
+        off += len;
+    }
+    Ok(())
+}

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VFIO migration state machine of one VF.
+//!
+//! Every arc the device's features (STOP_COPY, P2P, PRE_COPY) require is
+//! walked one step at a time along the VFIO core's path, under the state
+//! lock. The NVMe mapping, after virtio and xe: entering RUNNING_P2P
+//! suspends the controller (no new DMA, in-flight commands completed);
+//! RUNNING_P2P and STOP are the same for it; STOP_COPY reads its state;
+//! RESUMING→STOP checks the stream, then loads it; RUNNING resumes it.
+//! PRE_COPY carries only the compatibility record, so a destination refuses
+//! an incompatible source before the source stops.
+//!
+//! ERROR is never stored: a failed step leaves the device in the last state
+//! it reached, with an errno and a message naming the cause; a device reset
+//! brings it back to RUNNING and ends every session.
+
+use crate::codec::stream::{self, tag};
+use crate::device_state::{self, errno, Format, Profile};
+use crate::session::{Session, PREFIX_LEN};
+use crate::NvmeVfioPci;
+use kernel::{
+    alloc::KVVec,
+    device,
+    new_mutex,
+    nvme_lm::{Handle, SuspendType},
+    prelude::*,
+    sync::{Arc, Mutex},
+    vfio::{self, DataFile, State},
+};
+
+/// Name of the data files (shown in /proc/<pid>/fd).
+const DATA_FILE_NAME: &CStr = c"nvme_vfio_pci_mig";
+
+struct Fsm {
+    state: State,
+    /// The controller is suspended by us.
+    suspended: bool,
+    /// The saving session and the source profile its stream describes.
+    saving: Option<(Arc<Session>, Profile)>,
+    /// The resuming session and the destination profile it is checked
+    /// against.
+    resuming: Option<(Arc<Session>, Profile)>,
+}
+
+/// Live migration of one VF.
+#[pin_data]
+pub(crate) struct LiveMigration {
+    lm: Handle,
+    vendor: u16,
+    device: u16,
+    format: Format,
+    #[pin]
+    fsm: Mutex<Fsm>,
+}
+
+impl LiveMigration {
+    /// Sets up migration of a VF whose PF has HMLM; fails if the
+    /// controller cannot move a state we understand.
+    pub(crate) fn new(
+        dev: &device::Device,
+        lm: Handle,
+        vendor: u16,
+        device: u16,
+    ) -> Result<Pin<KBox<Self>>> {
+        let profile = Profile::query(dev, &lm, vendor, device)?;
+        KBox::pin_init(
+            try_pin_init!(Self {
+                lm,
+                vendor,
+                device,
+                format: profile.format,
+                fsm <- new_mutex!(Fsm {
+                    state: State::Running,
+                    suspended: false,
+                    saving: None,
+                    resuming: None,
+                }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The VF's secondary controller ID.
+    pub(crate) fn cntlid(&self) -> u16 {
+        self.lm.cntlid()
+    }
+
+    /// Moves the device to `new` along the core's path.
+    pub(crate) fn set_state(
+        &self,
+        vdev: &vfio::Device<NvmeVfioPci>,
+        new: State,
+    ) -> Result<Option<DataFile>> {
+        let dev = vdev.as_dev();
+        let mut fsm = self.fsm.lock();
+        let mut file = None;
+        while fsm.state != new {
+            let cur = fsm.state;
+            let next = vdev.next_state(cur, new).inspect_err(|_| {
+                dev_err!(dev, "no migration arc {:?} -> {:?}\n", cur, new);
+            })?;
+            let opened = self
+                .step(vdev, &mut fsm, cur, next)
+                .inspect_err(|e| {
+                    dev_err!(dev, "migration {:?} -> {:?} failed: {:?}\n", cur, next, e);
+                })?;
+            fsm.state = next;
+            if let Some(f) = opened {
+                if next != new {
+                    // Only the last step may open a session (core rule).
+                    dev_err!(dev, "migration path opens a session midway\n");
+                    return Err(EINVAL);
+                }
+                file = Some(f);
+            }
+        }
+        Ok(file)
+    }
+
+    /// The current state.
+    pub(crate) fn state(&self) -> State {
+        self.fsm.lock().state
+    }
+
+    /// The exact bytes a STOP_COPY session would stream now.
+    pub(crate) fn data_size(&self) -> Result<usize> {
+        let _fsm = self.fsm.lock();
+        let len = device_state::state_len(&self.lm, &self.format)?;
+        stream::stream_len(len).map_err(errno)
+    }
+
+    /// A reset or the last close: end the sessions, make sure the
+    /// controller runs, and go back to RUNNING.
+    pub(crate) fn reset(&self, dev: &device::Device) {
+        let mut fsm = self.fsm.lock();
+        end_sessions(&mut fsm);
+        if fsm.suspended {
+            // A function reset may already have resumed the controller.
+            let suspended = device_state::state_header(&self.lm, &self.format)
+                .map(|h| h.suspended)
+                .unwrap_or(true);
+            if suspended && self.lm.resume().is_err() {
+                dev_err!(dev, "cannot resume the controller after a reset\n");
+            }
+        }
+        fsm.suspended = false;
+        fsm.state = State::Running;
+    }
+
+    fn suspend(&self, fsm: &mut Fsm) -> Result {
+        match self.lm.suspend(SuspendType::Full) {
+            Ok(()) => {}
+            Err(e) if e == EALREADY => {}
+            Err(e) => return Err(e),
+        }
+        fsm.suspended = true;
+        Ok(())
+    }
+
+    fn resume(&self, fsm: &mut Fsm) -> Result {
+        self.lm.resume()?;
+        fsm.suspended = false;
+        Ok(())
+    }
+
+    fn profile(&self, dev: &device::Device) -> Result<Profile> {
+        Profile::query(dev, &self.lm, self.vendor, self.device)
+    }
+
+    /// The whole stream: the prefix of `profile`, then the controller
+    /// state read now, then the end record.
+    fn whole_stream(&self, dev: &device::Device, profile: &Profile) -> Result<KVVec<u8>> {
+        let mut state = KVVec::new();
+        device_state::read_state(dev, &self.lm, &profile.format, &mut state)?;
+        let total = stream::stream_len(state.len()).map_err(errno)?;
+        let mut out = KVVec::from_elem(0u8, total, GFP_KERNEL)?;
+        let off = stream::write_prefix(&mut out, &profile.compat).map_err(errno)?;
+        let off = stream::write_record(&mut out, off, tag::CTRL_STATE, 0, &state).map_err(errno)?;
+        if stream::write_end(&mut out, off).map_err(errno)? != total {
+            return Err(EINVAL);
+        }
+        Ok(out)
+    }
+
+    fn open_save(
+        &self,
+        vdev: &vfio::Device<NvmeVfioPci>,
+        fsm: &mut Fsm,
+        stopped: bool,
+    ) -> Result<Option<DataFile>> {
+        let dev = vdev.as_dev();
+        let profile = self.profile(dev)?;
+        let mut prefix = KVVec::from_elem(0u8, PREFIX_LEN, GFP_KERNEL)?;
+        stream::write_prefix(&mut prefix, &profile.compat).map_err(errno)?;
+        let whole = if stopped {
+            Some(self.whole_stream(dev, &profile)?)
+        } else {
+            None
+        };
+        let session = Session::new_save(dev, prefix, whole, vdev.precopy_info_v2())?;
+        let file = DataFile::new(DATA_FILE_NAME, session.clone(), session.direction())?;
+        fsm.saving = Some((session, profile));
+        Ok(Some(file))
+    }
+
+    fn stop_copy(&self, dev: &device::Device, fsm: &mut Fsm) -> Result {
+        if !fsm.suspended {
+            self.suspend(fsm)?;
+        }
+        let (session, profile) = fsm.saving.as_ref().ok_or(EINVAL)?;
+        let whole = self.whole_stream(dev, profile)?;
+        session.publish(whole)
+    }
+
+    fn open_resume(&self, dev: &device::Device, fsm: &mut Fsm) -> Result<Option<DataFile>> {
+        let profile = self.profile(dev)?;
+        let session = Session::new_resume(dev, profile.compat)?;
+        let file = DataFile::new(DATA_FILE_NAME, session.clone(), session.direction())?;
+        fsm.resuming = Some((session, profile));
+        Ok(Some(file))
+    }
+
+    /// RESUMING → STOP: checks the whole stream against this controller,
+    /// then loads the state; the session stays open if anything fails.
+    fn load(&self, dev: &device::Device, fsm: &mut Fsm) -> Result {
+        let (session, profile) = fsm.resuming.as_ref().ok_or(EINVAL)?;
+        let state = session.with_written(|rx| -> Result<KVVec<u8>> {
+            let reject = |what: &str, e: crate::codec::Error| {
+                dev_err!(
+                    dev,
+                    "migration stream rejected: {}: {} ({})\n",
+                    what,
+                    e.reason(),
+                    e.errno_name()
+                );
+                errno(e)
+            };
+            let s = stream::Stream::parse(rx).map_err(|e| reject("stream", e))?;
+            profile
+                .compat
+                .accepts(&s.compat)
+                .map_err(|e| reject("incompatible source", e))?;
+            device_state::check_state(s.state, &profile.limits)
+                .map_err(|e| reject("controller state", e))?;
+            let mut state = KVVec::new();
+            state.extend_from_slice(s.state, GFP_KERNEL)?;
+            Ok(state)
+        })?;
+        device_state::load_state(&self.lm, &profile.format, &state)?;
+        if let Some((session, _)) = fsm.resuming.take() {
+            session.end();
+        }
+        Ok(())
+    }
+
+    fn step(
+        &self,
+        vdev: &vfio::Device<NvmeVfioPci>,
+        fsm: &mut Fsm,
+        cur: State,
+        next: State,
+    ) -> Result<Option<DataFile>> {
+        use State::*;
+        let dev = vdev.as_dev();
+        match (cur, next) {
+            (Running, RunningP2p) | (PreCopy, PreCopyP2p) | (Running, Stop) => {
+                self.suspend(fsm)?
+            }
+            (RunningP2p, Running) | (PreCopyP2p, PreCopy) | (Stop, Running) => {
+                self.resume(fsm)?
+            }
+            (RunningP2p, Stop) | (Stop, RunningP2p) => {}
+            (Running, PreCopy) | (RunningP2p, PreCopyP2p) => return self.open_save(vdev, fsm, false),
+            (Stop, StopCopy) => return self.open_save(vdev, fsm, true),
+            (PreCopy, StopCopy) | (PreCopyP2p, StopCopy) => self.stop_copy(dev, fsm)?,
+            (PreCopy, Running) | (PreCopyP2p, RunningP2p) | (StopCopy, Stop) => {
+                if let Some((session, _)) = fsm.saving.take() {
+                    session.end();
+                }
+            }
+            (Stop, Resuming) => return self.open_resume(dev, fsm),
+            (Resuming, Stop) => self.load(dev, fsm)?,
+            _ => return Err(EINVAL),
+        }
+        Ok(None)
+    }
+}
+
+fn end_sessions(fsm: &mut Fsm) {
+    if let Some((session, _)) = fsm.saving.take() {
+        session.end();
+    }
+    if let Some((session, _)) = fsm.resuming.take() {
+        session.end();
+    }
+}

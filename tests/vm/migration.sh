@@ -1,0 +1,62 @@
+#!/bin/bash
+# VFIO live migration through nvme_vfio_pci (KTAP): the uAPI suite of the
+# Rust test program on three VFs bound to the variant driver (A = VF0
+# source, B = VF1 destination, C = VF2 for device-close cases), then the
+# kernel log: every refused stream named by cause, no warning of any kind.
+. "$(dirname "$0")/lib/ktap.sh"
+. "$(dirname "$0")/lib/sriov.sh"
+NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
+
+setup() {
+	PF=$(pf_bdf) || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 3 ] || sriov_setup 4 || return 1
+	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
+	local i vf d
+	for i in 0 1 2; do
+		vf=$(vf_bdf "$PF" $i) || return 1
+		bind_driver "$vf" nvme-vfio-pci || return 1
+		d=$(ls "/sys/bus/pci/devices/$vf/vfio-dev" | head -n1)
+		[ -n "$d" ] || fail "$vf: no vfio cdev" || return
+		eval "VF$i=$vf CDEV$i=/dev/vfio/devices/$d"
+	done
+	dmesg -C
+}
+
+teardown() {
+	local i
+	for i in 0 1 2; do bind_driver "$(vf_bdf "$PF" $i)" ""; done
+}
+
+check_refusals_named() {
+	local log missing="" cause
+	log=$(dmesg)
+	for cause in "(magic)" "unsupported stream version" "different controller model" \
+		"fewer queue resources" "stream checksum mismatch" "truncated" \
+		"trailing bytes" "queue identifier out of range"; do
+		echo "$log" | grep -q "migration stream rejected.*$cause" ||
+			echo "$log" | grep -q "$cause" || missing="$missing '$cause'"
+	done
+	echo "$log" | grep "migration stream rejected" | sed 's/^\[[^]]*\] //' | sort -u
+	[ -z "$missing" ] || fail "no dev_err naming:$missing"
+}
+
+check_log_clean() {
+	local bad
+	bad=$(dmesg | grep -E "WARNING|BUG|circular locking|possible recursive|kmemleak|Oops" | head -3)
+	[ -z "$bad" ] || fail "kernel reported: $bad"
+}
+
+errf=$(mktemp)
+if ! setup >/dev/null 2>"$errf"; then
+	ktap_begin vfio_migration 1
+	ktap_not_ok setup "$(tail -n1 "$errf")"
+	exit 1
+fi
+rc=0
+"$NVME_LM" selftest migration --vf-a "$CDEV0" --vf-b "$CDEV1" --vf-c "$CDEV2" \
+	${MIG_FILTER:+--filter "$MIG_FILTER"} || rc=1
+ktap_begin vfio_migration_kernel_log 2
+ktap_check refusals_named check_refusals_named || rc=1
+ktap_check log_clean check_log_clean || rc=1
+teardown
+exit $rc

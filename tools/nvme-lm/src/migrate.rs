@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One live migration of a VF running I/O to another VF, through the VFIO
+//! migration uAPI only, the way a VMM drives it (QEMU's order of steps),
+//! with the timing of each phase. `nvme-lm migrate` prints its report; the
+//! `vfio_migration` suite checks it.
+
+use crate::codec::stream::{self, Stream};
+use crate::migration::State;
+use crate::selftest::guest::Guest;
+use crate::vfio::Device;
+use std::fmt::Write as _;
+use std::time::{
+    Duration,
+    Instant, //
+};
+
+/// What one migration moved and how long each phase took.
+pub struct Report {
+    /// The whole stream the source produced.
+    pub stream: Vec<u8>,
+    /// Bytes read in PRE_COPY (the compatibility record).
+    pub precopy_bytes: usize,
+    /// `MIG_DATA_SIZE` once the source was stopped.
+    pub data_size: u64,
+    /// Phases in order, with their duration.
+    pub phases: Vec<(&'static str, Duration)>,
+    /// From the source's stop to the destination's start.
+    pub downtime: Duration,
+    /// Commands in flight at the stop.
+    pub inflight: usize,
+    /// Of those, completed on the destination (each exactly once).
+    pub completed: usize,
+    /// Blocks read back and verified on the destination.
+    pub verified: usize,
+}
+
+fn timed<T>(
+    phases: &mut Vec<(&'static str, Duration)>,
+    name: &'static str,
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
+    let t = Instant::now();
+    let r = f()?;
+    phases.push((name, t.elapsed()));
+    Ok(r)
+}
+
+/// Migrates the controller `g` runs I/O on from `a` to `b`: writes
+/// `blocks` blocks first, leaves commands in flight at the stop (some
+/// fetched, some rung while suspended), moves the state, continues on `b`
+/// and verifies every block. `chunk` is the size of the destination's
+/// writes. The source is reset afterwards.
+pub fn migrate(
+    a: &Device,
+    b: &Device,
+    g: &mut Guest,
+    blocks: u64,
+    chunk: usize,
+) -> Result<Report, String> {
+    let e = |x: std::io::Error| x.to_string();
+    let base = 5000u64;
+    for lba in base..base + blocks {
+        g.submit_write((lba % 2) as usize, lba, true).map_err(e)?;
+        if g.pending.len() >= 16 {
+            g.drain(20_000).map_err(e)?;
+        }
+    }
+    g.drain(20_000).map_err(e)?;
+
+    let mut phases = Vec::new();
+    // Destination first, as QEMU's load_setup does: RESUMING from RUNNING.
+    b.reset().map_err(e)?;
+    b.enable_bus_master().map_err(e)?;
+    let mut fd_b = timed(&mut phases, "destination -> RESUMING", || {
+        b.set_mig_state(State::Resuming)
+            .map_err(e)?
+            .ok_or("no data_fd for RESUMING".to_string())
+    })?;
+    let mut fd_a = timed(&mut phases, "source -> PRE_COPY", || {
+        a.set_mig_state(State::PreCopy)
+            .map_err(e)?
+            .ok_or("no data_fd for PRE_COPY".to_string())
+    })?;
+    let pre = timed(&mut phases, "pre-copy: read + send", || {
+        let info = fd_a.precopy_info().map_err(e)?;
+        let (pre, end) = fd_a.read_available(1 << 20).map_err(e)?;
+        if end || pre.len() as u64 != info.initial_bytes {
+            return Err(format!(
+                "PRE_COPY: read {} bytes (permanent end: {end}), initial_bytes said {}",
+                pre.len(),
+                info.initial_bytes
+            ));
+        }
+        fd_b.write_chunked(&pre, chunk).map_err(e)?;
+        Ok(pre)
+    })?;
+
+    // In flight at the stop: rung and fetched...
+    for lba in base + blocks..base + blocks + 8 {
+        g.submit_write((lba % 2) as usize, lba, false).map_err(e)?;
+        g.submit_read((lba % 2) as usize, lba - blocks, false)
+            .map_err(e)?;
+    }
+    g.ring_all().map_err(e)?;
+    let down = Instant::now();
+    timed(&mut phases, "stop: -> PRE_COPY_P2P (suspend)", || {
+        a.set_mig_state(State::PreCopyP2p).map_err(e).map(drop)
+    })?;
+    // ...and rung while the source is suspended.
+    for lba in base + blocks + 8..base + blocks + 16 {
+        g.submit_write((lba % 2) as usize, lba, false).map_err(e)?;
+    }
+    g.ring_all().map_err(e)?;
+    let inflight = g.pending.len();
+    let data_size = a.mig_data_size().map_err(e)?;
+    let rest = timed(&mut phases, "-> STOP_COPY + read", || {
+        if a.set_mig_state(State::StopCopy).map_err(e)?.is_some() {
+            return Err("PRE_COPY_P2P -> STOP_COPY opened a second data_fd".into());
+        }
+        let (rest, end) = fd_a.read_available(1 << 20).map_err(e)?;
+        if !end {
+            return Err("STOP_COPY read ended with ENOMSG".into());
+        }
+        Ok(rest)
+    })?;
+    timed(&mut phases, "send to destination", || {
+        fd_b.write_chunked(&rest, chunk).map_err(e)
+    })?;
+    timed(&mut phases, "load: RESUMING -> STOP", || {
+        b.set_mig_state(State::Stop).map_err(e).map(drop)
+    })?;
+    timed(&mut phases, "start: -> RUNNING", || {
+        b.set_mig_state(State::Running).map_err(e).map(drop)
+    })?;
+    let downtime = down.elapsed();
+    drop(fd_b);
+    a.set_mig_state(State::Stop).map_err(e)?;
+    drop(fd_a);
+
+    let mut stream = pre;
+    stream.extend_from_slice(&rest);
+    g.switch_to(b).map_err(e)?;
+    let completed = timed(&mut phases, "destination: drain in-flight", || {
+        g.drain(20_000)
+            .map_err(|x| format!("on the destination: {x}"))
+    })?;
+    let verified = timed(&mut phases, "destination: verify all blocks", || {
+        g.verify_all().map_err(e)
+    })?;
+    // The source must not run the same queues: a VMM tears it down.
+    a.reset().map_err(e)?;
+    Ok(Report {
+        precopy_bytes: stream.len() - rest.len(),
+        stream,
+        data_size,
+        phases,
+        downtime,
+        inflight,
+        completed,
+        verified,
+    })
+}
+
+impl Report {
+    /// The printed report.
+    pub fn render(&self) -> Result<String, String> {
+        let s = Stream::parse(&self.stream).map_err(|x| format!("stream: {}", x.reason()))?;
+        let mut o = String::new();
+        let pad = |n: usize| n.div_ceil(8) * 8;
+        let _ = writeln!(
+            o,
+            "migration stream: {} bytes (MIG_DATA_SIZE said {})",
+            self.stream.len(),
+            self.data_size
+        );
+        let _ = writeln!(
+            o,
+            "  header                     {:6} bytes",
+            stream::HEADER_LEN
+        );
+        let _ = writeln!(
+            o,
+            "  compatibility record       {:6} bytes  (PRE_COPY: {} bytes read before the stop)",
+            stream::RECORD_HEADER_LEN + stream::COMPAT_LEN,
+            self.precopy_bytes
+        );
+        let _ = writeln!(
+            o,
+            "  controller state record    {:6} bytes  ({} bytes of controller state)",
+            stream::RECORD_HEADER_LEN + pad(s.state.len()),
+            s.state.len()
+        );
+        let _ = writeln!(
+            o,
+            "  end record (CRC32C)        {:6} bytes",
+            stream::RECORD_HEADER_LEN + 8
+        );
+        let _ = writeln!(o, "phases:");
+        for (name, d) in &self.phases {
+            let _ = writeln!(o, "  {name:34} {:8.2} ms", d.as_secs_f64() * 1e3);
+        }
+        let _ = writeln!(
+            o,
+            "downtime (source stop -> destination RUNNING): {:.2} ms",
+            self.downtime.as_secs_f64() * 1e3
+        );
+        let _ = writeln!(
+            o,
+            "I/O: {} commands in flight at the stop, {} completed on the destination (each once); {} blocks verified",
+            self.inflight, self.completed, self.verified
+        );
+        Ok(o)
+    }
+}
