@@ -1,5 +1,6 @@
 # nvme-vfio: live migration of NVMe SR-IOV VFs under VFIO.
 #
+#   make demo    live-migrate an NVMe VF running I/O in the test VM
 #   make check   every test: tools, kernel build, KUnit and VM tests
 #   make vm      a shell in the test VM (SR-IOV NVMe PF, Intel IOMMU)
 #
@@ -8,9 +9,12 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all check deps kernel qemu tools vm series clean-cache
+.PHONY: all demo check deps kernel qemu tools vm series clean-cache
 
 all: kernel qemu tools
+
+demo:
+	@bash scripts/demo.sh
 
 check:
 	@bash scripts/check.sh

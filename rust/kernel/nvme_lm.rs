@@ -155,11 +155,10 @@ impl Handle {
         let mut raw: bindings::nvme_lm_identity = unsafe { core::mem::zeroed() };
         // SAFETY: `ptr` is a live handle; `raw` is writable for the call.
         to_result(unsafe { bindings::nvme_lm_identity(self.ptr.as_ptr(), &mut raw) })?;
-        // CAST: `char` to `u8`: the same bytes.
         Ok(Identity {
-            model: raw.model.map(|c| c as u8),
-            firmware: raw.firmware.map(|c| c as u8),
-            subnqn: raw.subnqn.map(|c| c as u8),
+            model: raw.model,
+            firmware: raw.firmware,
+            subnqn: raw.subnqn,
             io_queues: raw.io_queues,
             vectors: raw.vectors,
             mqes: raw.mqes,

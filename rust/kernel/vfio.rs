@@ -46,15 +46,15 @@ use crate::{
     error::{
         from_err_ptr,
         from_result,
-        VTABLE_DEFAULT_ERROR,
         to_result,
         Result, //
+        VTABLE_DEFAULT_ERROR,
     },
+    module::ModuleMetadata,
     pci,
     prelude::*,
     str::as_char_ptr_in_const_context,
     types::Opaque,
-    module::ModuleMetadata,
     ThisModule, //
 };
 use core::{
@@ -424,7 +424,7 @@ impl<T: PciDriver> Device<T> {
             // be set; `MIG_OPS` is a `'static` table.
             unsafe {
                 (*vdev).mig_ops = &Self::MIG_OPS;
-                (*vdev).migration_flags = flags.bits().into();
+                (*vdev).migration_flags = flags.bits();
             }
         }
         let core = vdev.cast::<bindings::vfio_pci_core_device>();

@@ -2,7 +2,7 @@
 # Reports the KUnit suites of our modules (run when each module loaded) as
 # KTAP, from /sys/kernel/debug/kunit/<suite>/results. A suite that never ran
 # (module missing or not loaded) is a failure, not an absence.
-SUITES=${KUNIT_SUITES:-nvme_vfio_pci_codec nvme_host_lm}
+SUITES=${KUNIT_SUITES:-nvme_vfio_pci_codec nvme_vfio_pci_fsm nvme_host_lm}
 MODULES=${KUNIT_MODULES:-nvme_vfio_pci}
 rc=0
 for m in $MODULES; do

@@ -2,8 +2,9 @@
 # nvme_vfio_pci, the variant driver (KTAP): it binds an NVMe VF through
 # driver_override, takes the VF's migration handle when the PF supports
 # Host Managed Live Migration (and serves it as plain vfio-pci when not),
-# the VF works through VFIO as under vfio-pci, and it unbinds, rebinds and
-# unloads cleanly.
+# the VF works through VFIO as under vfio-pci, its VFIO migration features
+# are STOP_COPY | P2P | PRE_COPY (none without HMLM), and it unbinds,
+# rebinds and unloads cleanly.
 #   variant.sh migratable|plain
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
@@ -38,7 +39,15 @@ check_io() {
 	d=$(ls "/sys/bus/pci/devices/$VF/vfio-dev" 2>/dev/null | head -n1)
 	[ -n "$d" ] || fail "$VF: no VFIO cdev under nvme-vfio-pci" || return
 	"$NVME_LM" selftest io --vf "/dev/vfio/devices/$d" | grep -E "^# [0-9]|^not ok" || true
-	"$NVME_LM" selftest io --vf "/dev/vfio/devices/$d" >/dev/null
+	"$NVME_LM" selftest io --vf "/dev/vfio/devices/$d" >/dev/null || return
+	local info want
+	info=$("$NVME_LM" mig-info "/dev/vfio/devices/$d") || fail "mig-info failed" || return
+	echo "$info"
+	case $EXPECT in
+	migratable) want="migration: STOP_COPY | P2P | PRE_COPY" ;;
+	plain) want="migration: none" ;;
+	esac
+	echo "$info" | grep -qx "$want" || fail "expected '$want'"
 }
 
 check_unbind_unload() {

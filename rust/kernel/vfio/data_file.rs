@@ -169,8 +169,8 @@ impl<T: DataFileOps> Vtable<T> {
             if cmd != VFIO_MIG_GET_PRECOPY_INFO {
                 return Err(ENOTTY);
             }
-            // CAST: `arg` is a user address.
-            let user = UserPtr::from_addr(arg as usize);
+            // `arg` is a user address.
+            let user = UserPtr::from_addr(arg);
             let mut raw = [0u8; PRECOPY_INFO_LEN];
             UserSlice::new(user, PRECOPY_INFO_LEN)
                 .reader()
@@ -229,14 +229,15 @@ impl DataFile {
                 flags as c_int,
             )
         };
-        let file = match crate::error::from_err_ptr(file).and_then(|f| NonNull::new(f).ok_or(ENOMEM)) {
-            Ok(file) => file,
-            Err(e) => {
-                // SAFETY: The file was not created: `private` is still ours.
-                drop(unsafe { Arc::from_raw(private) });
-                return Err(e);
-            }
-        };
+        let file =
+            match crate::error::from_err_ptr(file).and_then(|f| NonNull::new(f).ok_or(ENOMEM)) {
+                Ok(file) => file,
+                Err(e) => {
+                    // SAFETY: The file was not created: `private` is still ours.
+                    drop(unsafe { Arc::from_raw(private) });
+                    return Err(e);
+                }
+            };
         // SAFETY: `file` is a new, valid file (so is its inode) that
         // nobody else uses yet.
         unsafe { bindings::stream_open((*file.as_ptr()).f_inode, file.as_ptr()) };

@@ -142,7 +142,10 @@ pub(crate) fn read_state(
 
 /// Checks a controller state from a source against this controller before
 /// anything reaches the device.
-pub(crate) fn check_state(state: &[u8], limits: &QueueLimits) -> core::result::Result<(), codec::Error> {
+pub(crate) fn check_state(
+    state: &[u8],
+    limits: &QueueLimits,
+) -> core::result::Result<(), codec::Error> {
     let cs = ControllerState::parse(state)?;
     QueueStateV0::parse(cs.nvme)?.validate(limits)
 }

@@ -41,7 +41,10 @@ module! {
 /// PCI class of NVM Express controllers.
 const PCI_CLASS_NVME: u32 = 0x01_08_02;
 
-kernel::vfio_pci_device_table!(ID_TABLE, [vfio::DeviceId::class(PCI_CLASS_NVME, 0xff_ff_ff)]);
+kernel::vfio_pci_device_table!(
+    ID_TABLE,
+    [vfio::DeviceId::class(PCI_CLASS_NVME, 0xff_ff_ff)]
+);
 
 /// The variant driver of NVMe VFs.
 struct NvmeVfioPci;
@@ -82,7 +85,11 @@ impl vfio::PciDriver for NvmeVfioPci {
         let vendor = pdev.vendor_id().as_raw();
         match LiveMigration::new(dev, lm, vendor, pdev.device_id()) {
             Ok(mig) => {
-                dev_info!(dev, "live migration: secondary controller {}\n", mig.cntlid());
+                dev_info!(
+                    dev,
+                    "live migration: secondary controller {}\n",
+                    mig.cntlid()
+                );
                 Ok(VfData { mig: Some(mig) })
             }
             Err(e) if e == EOPNOTSUPP => no_migration(e),

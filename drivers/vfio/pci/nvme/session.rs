@@ -21,11 +21,9 @@ use crate::codec::{
 use crate::device_state::errno;
 use kernel::{
     alloc::KVVec,
-    bindings,
-    device,
+    bindings, device,
     fs::File,
-    new_mutex,
-    new_poll_condvar,
+    new_mutex, new_poll_condvar,
     prelude::*,
     sync::{aref::ARef, poll::PollCondVar, poll::PollTable, Arc, Mutex},
     uaccess::{UserSliceReader, UserSliceWriter},
@@ -204,7 +202,11 @@ impl DataFileOps for Session {
         let avail = data.len().saturating_sub(pos);
         if avail == 0 {
             // PRE_COPY's end is temporary; STOP_COPY's is the stream's.
-            return if phase == Phase::PreCopy { Err(ENOMSG) } else { Ok(0) };
+            return if phase == Phase::PreCopy {
+                Err(ENOMSG)
+            } else {
+                Ok(0)
+            };
         }
         let n = avail.min(out.len());
         out.write_slice(&data[pos..pos + n])?;

@@ -342,9 +342,13 @@ fn resume_in_odd_pieces(env: &Env) -> CaseResult {
     env.b.reset().map_err(e)
 }
 
-/// Streams each a destination must refuse, where it must refuse it
-/// (`true`: at the write; `false`: at RESUMING -> STOP), and the errno.
-fn bad_streams(good: &[u8]) -> Result<Vec<(&'static str, Vec<u8>, bool, i32)>, String> {
+/// A stream a destination must refuse: its name, its bytes, where it must
+/// be refused (`true`: at the write; `false`: at RESUMING -> STOP), and
+/// the errno.
+type BadStream = (&'static str, Vec<u8>, bool, i32);
+
+/// The streams a destination must refuse, made from a good one.
+fn bad_streams(good: &[u8]) -> Result<Vec<BadStream>, String> {
     let s = Stream::parse(good).map_err(|x| x.reason().to_string())?;
     let (compat, state) = (s.compat, s.state.to_vec());
     let mut v = Vec::new();
