@@ -29,7 +29,11 @@ pub struct Report {
     pub downtime: Duration,
     /// Commands in flight at the stop.
     pub inflight: usize,
-    /// Of those, completed on the destination (each exactly once).
+    /// Of those, completed by the source during its suspend (it had
+    /// fetched them).
+    pub on_source: usize,
+    /// Of those, completed in all (each exactly once): by the source
+    /// during its suspend, the rest on the destination.
     pub completed: usize,
     /// Blocks read back and verified on the destination.
     pub verified: usize,
@@ -108,11 +112,22 @@ pub fn migrate(
         a.set_mig_state(State::PreCopyP2p).map_err(e).map(drop)
     })?;
     // ...and rung while the source is suspended.
+    let before: Vec<_> = g.pending.keys().copied().collect();
     for lba in base + blocks + 8..base + blocks + 16 {
         g.submit_write((lba % 2) as usize, lba, false).map_err(e)?;
     }
     g.ring_all().map_err(e)?;
     let inflight = g.pending.len();
+    // Stopped means stopped: what the source fetched completed before the
+    // suspend returned; nothing rung since may complete now.
+    let on_source = g.collect(50).map_err(e)?;
+    let rung_while_stopped = g.pending.keys().filter(|k| !before.contains(k)).count();
+    if rung_while_stopped != 8 {
+        return Err(format!(
+            "the source completed {} commands rung after PRE_COPY_P2P (suspended)",
+            8 - rung_while_stopped
+        ));
+    }
     let data_size = a.mig_data_size().map_err(e)?;
     let rest = timed(&mut phases, "-> STOP_COPY + read", || {
         if a.set_mig_state(State::StopCopy).map_err(e)?.is_some() {
@@ -141,7 +156,7 @@ pub fn migrate(
     let mut stream = pre;
     stream.extend_from_slice(&rest);
     g.switch_to(b).map_err(e)?;
-    let completed = timed(&mut phases, "destination: drain in-flight", || {
+    let on_destination = timed(&mut phases, "destination: drain in-flight", || {
         g.drain(20_000)
             .map_err(|x| format!("on the destination: {x}"))
     })?;
@@ -157,7 +172,8 @@ pub fn migrate(
         phases,
         downtime,
         inflight,
-        completed,
+        on_source,
+        completed: on_source + on_destination,
         verified,
     })
 }
@@ -207,8 +223,11 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "I/O: {} commands in flight at the stop, {} completed on the destination (each once); {} blocks verified",
-            self.inflight, self.completed, self.verified
+            "I/O: {} commands in flight at the stop: {} finished by the source while suspending, {} on the destination (each once); {} blocks verified",
+            self.inflight,
+            self.on_source,
+            self.completed - self.on_source,
+            self.verified
         );
         Ok(o)
     }

@@ -316,6 +316,31 @@ impl Guest {
         Ok(seen)
     }
 
+    /// Polls every I/O queue for `ms` milliseconds; checks and returns the
+    /// completions that arrive (none are waited for).
+    pub fn collect(&mut self, ms: u64) -> io::Result<usize> {
+        let start = std::time::Instant::now();
+        let db = self.db();
+        let mut seen = 0;
+        while start.elapsed().as_millis() < u128::from(ms) {
+            for i in 0..self.io.len() {
+                while let Some(c) = self.io[i].poll(&db)? {
+                    let qid = self.io[i].qid;
+                    let p = self.pending.remove(&(qid, c.cid)).ok_or_else(|| {
+                        other(format!(
+                            "queue {qid}: completion for unknown command {}",
+                            c.cid
+                        ))
+                    })?;
+                    self.check(qid, &c, &p)?;
+                    seen += 1;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(seen)
+    }
+
     /// Reads back every block the model knows (batches over the queues)
     /// and checks its data.
     pub fn verify_all(&mut self) -> io::Result<usize> {

@@ -549,7 +549,7 @@ pub fn run(s: &Setup) -> usize {
         );
         ensure(r.completed == r.inflight && r.inflight == 24, || {
             format!(
-                "{} of {} in-flight commands completed on B",
+                "{} of {} in-flight commands completed (source while suspending + B)",
                 r.completed, r.inflight
             )
         })?;
