@@ -7,6 +7,19 @@
 use crate::{bindings, prelude::*};
 
 /// A migration state of a VFIO device (`enum vfio_device_mig_state`).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::vfio::State;
+///
+/// assert_eq!(State::from_raw(6)?, State::PreCopy);
+/// assert!(State::from_raw(8).is_err());
+/// assert!(State::PreCopyP2p.is_saving() && State::PreCopyP2p.is_running());
+/// assert!(State::StopCopy.is_saving() && !State::StopCopy.is_running());
+/// assert!(!State::Resuming.is_saving() && !State::Resuming.is_running());
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum State {
@@ -59,6 +72,17 @@ impl State {
 }
 
 /// Migration features of a device (`VFIO_MIGRATION_*`).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::vfio::Flags;
+///
+/// let f = Flags::STOP_COPY | Flags::P2P;
+/// assert_eq!(f.bits(), 3);
+/// assert!(f.contains(Flags::P2P) && !f.contains(Flags::PRE_COPY));
+/// assert!(f.contains(Flags::NONE));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flags(u32);
 

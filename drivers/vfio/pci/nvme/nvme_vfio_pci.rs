@@ -92,8 +92,14 @@ impl vfio::PciDriver for NvmeVfioPci {
                 );
                 Ok(VfData { mig: Some(mig) })
             }
-            Err(e) if e == EOPNOTSUPP => no_migration(e),
-            Err(e) => Err(e),
+            Err(e) if e == ENOMEM => Err(e),
+            // The PF has HMLM but cannot migrate this VF (no state format
+            // we understand, or it failed to describe the controller): the
+            // VF is still usable, without migration.
+            Err(e) => {
+                dev_warn!(dev, "cannot set up live migration: {:?}\n", e);
+                no_migration(e)
+            }
         }
     }
 

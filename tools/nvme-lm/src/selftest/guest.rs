@@ -284,25 +284,11 @@ impl Guest {
     /// Returns the number of completions seen.
     pub fn drain(&mut self, timeout_ms: u64) -> io::Result<usize> {
         let start = std::time::Instant::now();
-        let db = self.db();
         let mut seen = 0;
         while !self.pending.is_empty() {
-            let mut progress = false;
-            for i in 0..self.io.len() {
-                while let Some(c) = self.io[i].poll(&db)? {
-                    let qid = self.io[i].qid;
-                    let p = self.pending.remove(&(qid, c.cid)).ok_or_else(|| {
-                        other(format!(
-                            "queue {qid}: completion for unknown command {}",
-                            c.cid
-                        ))
-                    })?;
-                    self.check(qid, &c, &p)?;
-                    seen += 1;
-                    progress = true;
-                }
-            }
-            if !progress {
+            let n = self.reap()?;
+            seen += n;
+            if n == 0 {
                 if start.elapsed().as_millis() as u64 > timeout_ms {
                     let left: Vec<_> = self.pending.keys().collect();
                     return Err(other(format!(
@@ -316,26 +302,33 @@ impl Guest {
         Ok(seen)
     }
 
+    /// Takes and checks every completion posted now; returns how many.
+    fn reap(&mut self) -> io::Result<usize> {
+        let db = self.db();
+        let mut seen = 0;
+        for i in 0..self.io.len() {
+            while let Some(c) = self.io[i].poll(&db)? {
+                let qid = self.io[i].qid;
+                let p = self.pending.remove(&(qid, c.cid)).ok_or_else(|| {
+                    other(format!(
+                        "queue {qid}: completion for unknown command {}",
+                        c.cid
+                    ))
+                })?;
+                self.check(qid, &c, &p)?;
+                seen += 1;
+            }
+        }
+        Ok(seen)
+    }
+
     /// Polls every I/O queue for `ms` milliseconds; checks and returns the
     /// completions that arrive (none are waited for).
     pub fn collect(&mut self, ms: u64) -> io::Result<usize> {
         let start = std::time::Instant::now();
-        let db = self.db();
         let mut seen = 0;
         while start.elapsed().as_millis() < u128::from(ms) {
-            for i in 0..self.io.len() {
-                while let Some(c) = self.io[i].poll(&db)? {
-                    let qid = self.io[i].qid;
-                    let p = self.pending.remove(&(qid, c.cid)).ok_or_else(|| {
-                        other(format!(
-                            "queue {qid}: completion for unknown command {}",
-                            c.cid
-                        ))
-                    })?;
-                    self.check(qid, &c, &p)?;
-                    seen += 1;
-                }
-            }
+            seen += self.reap()?;
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         Ok(seen)
