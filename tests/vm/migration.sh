@@ -2,9 +2,11 @@
 # VFIO live migration through nvme_vfio_pci (KTAP): the uAPI suite of the
 # Rust test program on three VFs bound to the variant driver (A = VF0
 # source, B = VF1 destination, C = VF2 for device-close cases), then the
-# kernel log: every refused stream named by cause, no warning of any kind.
+# kernel log: every refused stream named by cause, no warning of any kind,
+# nothing of ours leaked (kmemleak).
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
+. "$(dirname "$0")/lib/kmemleak.sh"
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 
 setup() {
@@ -20,6 +22,7 @@ setup() {
 		eval "VF$i=$vf CDEV$i=/dev/vfio/devices/$d"
 	done
 	dmesg -C
+	kmemleak_baseline
 }
 
 teardown() {
@@ -43,7 +46,8 @@ check_refusals_named() {
 check_log_clean() {
 	local bad
 	bad=$(dmesg | grep -E "WARNING|BUG|circular locking|possible recursive|kmemleak|Oops" | head -3)
-	[ -z "$bad" ] || fail "kernel reported: $bad"
+	[ -z "$bad" ] || fail "kernel reported: $bad" || return
+	kmemleak_check "nvme_vfio_pci|nvme_lm"
 }
 
 errf=$(mktemp)

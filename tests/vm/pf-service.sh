@@ -12,6 +12,7 @@
 #   pf-service.sh teardown  the PF unbound while handles are held
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
+. "$(dirname "$0")/lib/kmemleak.sh"
 
 DBG=/sys/kernel/debug/nvme_lm_selftest
 
@@ -223,8 +224,7 @@ check_pf_goes_away() {
 	fresh
 	expect "$A" "cdq-create 16" OK || return
 	expect "$A" cdq-start OK || return
-	echo scan >/sys/kernel/debug/kmemleak 2>/dev/null
-	echo clear >/sys/kernel/debug/kmemleak 2>/dev/null
+	kmemleak_baseline
 	# Unbinding the PF first releases the drivers of VFs holding handles:
 	# the test driver lets go of them (and deletes the CDQ) on the way.
 	echo "$PF" >/sys/bus/pci/drivers/nvme/unbind || fail "PF unbind failed" || return
@@ -238,13 +238,7 @@ check_pf_goes_away() {
 	rmmod nvme_lm_selftest || fail "rmmod nvme_lm_selftest failed" || return
 	bad=$(dmesg | grep -E "WARNING|BUG|outlives its PF|circular locking|possible recursive|use-after-free" | head -3)
 	[ -z "$bad" ] || fail "kernel reported: $bad" || return
-	if [ -e /sys/kernel/debug/kmemleak ]; then
-		sleep 1
-		echo scan >/sys/kernel/debug/kmemleak
-		bad=$(grep -A12 "unreferenced object" /sys/kernel/debug/kmemleak | grep -m1 -E "nvme_lm|lm_selftest")
-		[ -z "$bad" ] || fail "kmemleak: $bad" || return
-		echo "kmemleak: nothing of ours unreferenced"
-	fi
+	kmemleak_check "nvme_lm|lm_selftest" || return
 	# The PF comes back as an ordinary nvme controller.
 	echo "$PF" >/sys/bus/pci/drivers/nvme/bind || fail "PF rebind failed" || return
 	PF_DEV=$(pci_nvme_dev "$PF") && wait_ctrl_live "$PF_DEV"

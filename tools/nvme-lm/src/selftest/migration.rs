@@ -501,7 +501,30 @@ fn early_close(env: &Env) -> CaseResult {
     ensure(g.verify_all().map_err(e)? == 2, || {
         "I/O after reopen".into()
     })?;
-    c.reset().map_err(e)
+    c.reset().map_err(e)?;
+    // And past the driver's binding: unbinding C frees the driver's data
+    // (the migration handle goes back to nvme-pci), the file ends safely.
+    let mut f = arc(&c, State::StopCopy, true)?.ok_or("no fd")?;
+    // The guest's BAR mapping holds the device open too.
+    drop(g);
+    drop(c);
+    let name = env.cdev_c.file_name().ok_or("cdev name")?;
+    let link = std::fs::read_link(
+        PathBuf::from("/sys/class/vfio-dev")
+            .join(name)
+            .join("device"),
+    )
+    .map_err(e)?;
+    let bdf = link.file_name().ok_or("no PCI address")?.to_owned();
+    std::fs::write(
+        "/sys/bus/pci/drivers/nvme-vfio-pci/unbind",
+        bdf.as_encoded_bytes(),
+    )
+    .map_err(|x| format!("unbind: {x}"))?;
+    let r = f.0.read(&mut buf);
+    std::fs::write("/sys/bus/pci/drivers_probe", bdf.as_encoded_bytes())
+        .map_err(|x| format!("rebind: {x}"))?;
+    expect_errno(r, libc::ENODEV, "read after the driver was unbound")
 }
 
 /// Runs the suite; returns the number of failed cases.
