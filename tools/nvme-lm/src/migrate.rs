@@ -120,7 +120,10 @@ pub fn migrate(
     let inflight = g.pending.len();
     // Stopped means stopped: what the source fetched completed before the
     // suspend returned; nothing rung since may complete now.
+    let watch = Instant::now();
     let on_source = g.collect(50).map_err(e)?;
+    // The watch is the test's, not the migration's: not downtime.
+    let watched = watch.elapsed();
     let rung_while_stopped = g.pending.keys().filter(|k| !before.contains(k)).count();
     if rung_while_stopped != 8 {
         return Err(format!(
@@ -148,7 +151,7 @@ pub fn migrate(
     timed(&mut phases, "start: -> RUNNING", || {
         b.set_mig_state(State::Running).map_err(e).map(drop)
     })?;
-    let downtime = down.elapsed();
+    let downtime = down.elapsed().saturating_sub(watched);
     drop(fd_b);
     a.set_mig_state(State::Stop).map_err(e)?;
     drop(fd_a);
