@@ -22,6 +22,13 @@ setup() {
 }
 
 check_binds() {
+	# What libvirt and driverctl do: the VF's modalias with the vfio_pci:
+	# prefix names the variant driver's module.
+	local alias mod
+	alias="vfio_$(cat "/sys/bus/pci/devices/$VF/modalias")"
+	mod=$(modprobe -R "$alias" 2>/dev/null | head -n1)
+	echo "$alias -> ${mod:-nothing}"
+	[ "$mod" = nvme_vfio_pci ] || fail "$alias resolves to '${mod}', not nvme_vfio_pci" || return
 	bind_driver "$VF" nvme-vfio-pci || return 1
 	local msg
 	msg=$(dmesg | grep -E "$VF: (live migration|no live migration)")
