@@ -1,6 +1,7 @@
 # nvme-vfio: live migration of NVMe SR-IOV VFs under VFIO.
 #
 #   make demo    live-migrate an NVMe VF running I/O in the test VM
+#   make bench   repeated migrations: downtime and phase distributions
 #   make check   every test: tools, kernel build, KUnit and VM tests
 #   make vm      a shell in the test VM (SR-IOV NVMe PF, Intel IOMMU)
 #
@@ -9,12 +10,15 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all demo check deps kernel qemu tools vm series clean-cache
+.PHONY: all demo bench check deps kernel qemu tools vm series clean-cache
 
 all: kernel qemu tools
 
 demo:
-	@bash scripts/demo.sh
+	@bash scripts/demo.sh demo
+
+bench:
+	@bash scripts/demo.sh bench
 
 check:
 	@bash scripts/check.sh

@@ -9,12 +9,9 @@ sriov_setup 4 >/dev/null
 modprobe nvme_vfio_pci
 echo "PF $PF ($PF_DEV): $(cat "/sys/bus/pci/devices/$PF/sriov_numvfs") VFs, Host Managed Live Migration"
 "$NVME_LM" caps "$PF_DEV" | sed -n '1,6p' | sed 's/^/  /'
-for i in 0 1; do
-	vf=$(vf_bdf "$PF" $i)
-	bind_driver "$vf" nvme-vfio-pci
-	d=$(ls "/sys/bus/pci/devices/$vf/vfio-dev" | head -n1)
-	eval "CDEV$i=/dev/vfio/devices/$d"
-	echo "VF$i $vf -> nvme-vfio-pci ($(dmesg | grep "$vf: live migration" | tail -n1 | sed 's/.*: live/live/'))"
+bind_vfs_vfio nvme-vfio-pci 2
+for vf in "$VF0" "$VF1"; do
+	echo "$vf -> nvme-vfio-pci ($(dmesg | grep "$vf: live migration" | tail -n1 | sed 's/.*: live/live/'))"
 done
 echo
 "$NVME_LM" mig-info "$CDEV0" | sed 's/^/source: /'

@@ -13,14 +13,7 @@ setup() {
 	PF=$(pf_bdf) || return 1
 	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 3 ] || sriov_setup 4 || return 1
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
-	local i vf d
-	for i in 0 1 2; do
-		vf=$(vf_bdf "$PF" $i) || return 1
-		bind_driver "$vf" nvme-vfio-pci || return 1
-		d=$(ls "/sys/bus/pci/devices/$vf/vfio-dev" | head -n1)
-		[ -n "$d" ] || fail "$vf: no vfio cdev" || return
-		eval "VF$i=$vf CDEV$i=/dev/vfio/devices/$d"
-	done
+	bind_vfs_vfio nvme-vfio-pci 3 || return 1
 	dmesg -C
 	kmemleak_baseline
 }

@@ -38,7 +38,7 @@ VQ_PER_VF = 3
 VI_PER_VF = 2
 NS_BYTES = 64 << 20
 # Environment variables passed through to the guest's tests.
-PASS_ENV_PREFIXES = ("SMOKE_", "KUNIT_", "NVME_LM", "TEST_", "HMLM_", "CDQ_", "MIG_")
+PASS_ENV_PREFIXES = ("SMOKE_", "KUNIT_", "NVME_LM", "TEST_", "HMLM_", "CDQ_", "MIG_", "DEMO_", "BENCH_")
 
 
 def kvm_usable():

@@ -125,3 +125,16 @@ sriov_setup() {
 		online_vf "$PF_DEV" "$scid" || return 1
 	done
 }
+
+# Binds VF0..VF$2-1 of $PF to driver $1 and sets VF<i> (its address) and
+# CDEV<i> (its VFIO cdev).
+bind_vfs_vfio() {
+	local drv=$1 n=$2 i vf d
+	for i in $(seq 0 $((n - 1))); do
+		vf=$(vf_bdf "$PF" "$i") || return 1
+		bind_driver "$vf" "$drv" || return 1
+		d=$(ls "/sys/bus/pci/devices/$vf/vfio-dev" 2>/dev/null | head -n1)
+		[ -n "$d" ] || fail "$vf: no vfio cdev" || return
+		eval "VF$i=$vf CDEV$i=/dev/vfio/devices/$d"
+	done
+}

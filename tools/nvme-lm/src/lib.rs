@@ -18,6 +18,7 @@ mod cases;
 #[cfg(test)]
 mod codec_tests;
 
+pub mod bench;
 pub mod caps;
 pub mod dma;
 pub mod inspect;

@@ -64,6 +64,22 @@ enum Cmd {
         #[arg(long, default_value_t = 256)]
         blocks: u64,
     },
+    /// Repeated live migrations between two VFs (ping-pong) with I/O in
+    /// flight: the distribution of downtime and of each phase.
+    Bench {
+        /// First VF: its VFIO cdev.
+        #[arg(long)]
+        vf_a: PathBuf,
+        /// Second VF: its VFIO cdev.
+        #[arg(long)]
+        vf_b: PathBuf,
+        /// Migrations to run.
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+        /// Blocks written (and verified) around each migration.
+        #[arg(long, default_value_t = 16)]
+        blocks: u64,
+    },
     /// In-VM test suites against the emulated controller (KTAP output).
     Selftest {
         #[command(subcommand)]
@@ -309,6 +325,12 @@ fn main() -> ExitCode {
             suite_result(nvme_lm::selftest::service::run(&setup))
         }
         Cmd::MigInfo { cdev } => mig_info(cdev),
+        Cmd::Bench {
+            vf_a,
+            vf_b,
+            rounds,
+            blocks,
+        } => nvme_lm::bench::run(vf_a, vf_b, *rounds, *blocks).map(|r| print!("{r}")),
         Cmd::Migrate { vf_a, vf_b, blocks } => migrate(vf_a, vf_b, *blocks),
         Cmd::Selftest {
             suite: Suite::Io { vf },

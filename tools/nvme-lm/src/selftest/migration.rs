@@ -527,9 +527,47 @@ fn early_close(env: &Env) -> CaseResult {
     expect_errno(r, libc::ENODEV, "read after the driver was unbound")
 }
 
+/// A VMM cancels after STOP_COPY began (the destination failed): the
+/// source goes back to RUNNING and finishes everything in flight itself.
+fn cancel_keeps_source_running(env: &Env) -> CaseResult {
+    use State::*;
+    let a = &env.a;
+    a.reset().map_err(e)?;
+    let mut g = Guest::start(a, Rc::clone(&env.arena), 2, 32).map_err(e)?;
+    for lba in 700..716u64 {
+        g.submit_write((lba % 2) as usize, lba, true).map_err(e)?;
+    }
+    g.drain(20_000).map_err(e)?;
+    let mut f = arc(a, PreCopy, true)?.ok_or("no fd")?;
+    f.read_available(4096).map_err(e)?;
+    arc(a, PreCopyP2p, false)?;
+    for lba in 716..724u64 {
+        g.submit_write((lba % 2) as usize, lba, false).map_err(e)?;
+        g.submit_read((lba % 2) as usize, lba - 16, false)
+            .map_err(e)?;
+    }
+    g.ring_all().map_err(e)?;
+    arc(a, StopCopy, false)?;
+    let mut part = [0u8; 100];
+    f.0.read_exact(&mut part).map_err(e)?;
+    // Cancel: STOP_COPY -> STOP -> RUNNING_P2P -> RUNNING.
+    arc(a, Running, false)?;
+    expect_errno(f.0.read(&mut part), libc::ENODEV, "read after the cancel")?;
+    let n = g
+        .drain(20_000)
+        .map_err(|x| format!("after the cancel: {x}"))?;
+    ensure(n == 16, || {
+        format!("{n} of 16 commands completed after the cancel")
+    })?;
+    let v = g.verify_all().map_err(e)?;
+    ensure(v == 24, || format!("{v} of 24 blocks verified"))?;
+    println!("# cancelled in STOP_COPY: the source finished 16 commands rung while stopped");
+    a.reset().map_err(e)
+}
+
 /// Runs the suite; returns the number of failed cases.
 pub fn run(s: &Setup) -> usize {
-    let mut k = Ktap::begin("vfio_migration", 10, s.filter.clone());
+    let mut k = Ktap::begin("vfio_migration", 11, s.filter.clone());
     let open = || -> Result<Env, String> {
         let iommufd = Iommufd::open().map_err(e)?;
         let arena = Arena::new(&iommufd, 32 << 20, 0x5_0000_0000).map_err(e)?;
@@ -559,6 +597,9 @@ pub fn run(s: &Setup) -> usize {
     k.case("rejects_bad_streams", || rejects_bad_streams(&env));
     k.case("reset_ends_sessions", || reset_ends_sessions(&env));
     k.case("early_close", || early_close(&env));
+    k.case("cancel_keeps_source_running", || {
+        cancel_keeps_source_running(&env)
+    });
     k.case("migrate_with_io", || {
         env.a.reset().map_err(e)?;
         let mut g = Guest::start(&env.a, Rc::clone(&env.arena), 2, 32).map_err(e)?;
