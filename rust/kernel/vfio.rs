@@ -249,6 +249,16 @@ impl<T: PciDriver> Device<T> {
         migration_get_data_size: Some(Self::data_size_callback),
     };
 
+    /// [`Self::MIG_OPS`] if the driver implements migration: decided at
+    /// compile time, so a driver without it never references the
+    /// trampolines (whose trait defaults are build errors).
+    const MIG_OPS_IF_ANY: Option<&'static bindings::vfio_migration_ops> =
+        if T::HAS_MIGRATION_SET_STATE {
+            Some(&Self::MIG_OPS)
+        } else {
+            None
+        };
+
     /// # Safety
     ///
     /// `vdev` must be the `vdev` member of the `core` of a live `Device<T>`
@@ -419,11 +429,11 @@ impl<T: PciDriver> Device<T> {
         }
         // SAFETY: `data` was just initialized.
         let flags = T::migration_flags(unsafe { (*this).data.assume_init_ref() });
-        if T::HAS_MIGRATION_SET_STATE && flags.contains(Flags::STOP_COPY) {
+        if let Some(ops) = Self::MIG_OPS_IF_ANY.filter(|_| flags.contains(Flags::STOP_COPY)) {
             // SAFETY: Not registered yet: the migration ops and flags may
-            // be set; `MIG_OPS` is a `'static` table.
+            // be set; `ops` is a `'static` table.
             unsafe {
-                (*vdev).mig_ops = &Self::MIG_OPS;
+                (*vdev).mig_ops = ops;
                 (*vdev).migration_flags = flags.bits();
             }
         }
