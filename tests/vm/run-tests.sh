@@ -8,6 +8,7 @@ bash tests/vm/kunit.sh || rc=1
 bash tests/vm/hmlm.sh || rc=1
 bash tests/vm/variant.sh migratable || rc=1
 bash tests/vm/migration.sh || rc=1
+bash tests/vm/qemu-migrate.sh || rc=1
 bash tests/vm/pf-service.sh ops || rc=1
 bash tests/vm/pf-service.sh io || rc=1
 bash tests/vm/pf-service.sh teardown || rc=1

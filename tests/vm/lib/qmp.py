@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Minimal QMP client for the VM tests: qmp.py SOCKET COMMAND [JSON-ARGUMENTS].
+
+Prints the command's "return" value as JSON; exits 1 with the error on a
+QMP error.
+"""
+
+import json
+import socket
+import sys
+
+
+def main():
+    path, cmd = sys.argv[1], sys.argv[2]
+    args = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    f = s.makefile("rw")
+    json.loads(f.readline())  # greeting
+    for c in ({"execute": "qmp_capabilities"}, {"execute": cmd, "arguments": args}):
+        f.write(json.dumps(c) + "\n")
+        f.flush()
+        while True:
+            r = json.loads(f.readline())
+            if "event" not in r:
+                break
+        if "error" in r:
+            print(f"{cmd}: {r['error'].get('desc')}", file=sys.stderr)
+            sys.exit(1)
+    print(json.dumps(r["return"]))
+
+
+if __name__ == "__main__":
+    main()
