@@ -108,6 +108,15 @@ fn rebuild(compat: &stream::Compat, state: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Enables `d`, writes two blocks at `lba` and reads them back. The
+/// guest is dropped on return (its BAR mapping holds the device open).
+fn io_works(env: &Env, d: &Device, lba: u64) -> CaseResult {
+    let mut g = Guest::start(d, Rc::clone(&env.arena), 1, 16).map_err(e)?;
+    g.write_range(0, lba, 2).map_err(e)?;
+    let n = g.verify_all().map_err(e)?;
+    ensure(n == 2, || format!("{n} of 2 blocks verified"))
+}
+
 fn readable(f: &DataFd) -> bool {
     let mut p = libc::pollfd {
         fd: f.0.as_raw_fd(),
@@ -433,11 +442,7 @@ fn rejects_bad_streams(env: &Env) -> CaseResult {
     // After all that, a reset gives a working destination.
     b.reset().map_err(e)?;
     state_is(b, State::Running)?;
-    let mut g = Guest::start(b, Rc::clone(&env.arena), 1, 16).map_err(e)?;
-    g.write_range(0, 400, 2).map_err(e)?;
-    ensure(g.verify_all().map_err(e)? == 2, || {
-        "I/O on the destination after refusals".into()
-    })?;
+    io_works(env, b, 400).map_err(|x| format!("destination after the refusals: {x}"))?;
     b.reset().map_err(e)
 }
 
@@ -464,11 +469,7 @@ fn reset_ends_sessions(env: &Env) -> CaseResult {
         "write after a reset in RESUMING",
     )?;
     // The device works after both.
-    let mut g = Guest::start(a, Rc::clone(&env.arena), 1, 16).map_err(e)?;
-    g.write_range(0, 500, 2).map_err(e)?;
-    ensure(g.verify_all().map_err(e)? == 2, || {
-        "I/O after the resets".into()
-    })?;
+    io_works(env, a, 500).map_err(|x| format!("after the resets: {x}"))?;
     a.reset().map_err(e)
 }
 
@@ -496,17 +497,11 @@ fn early_close(env: &Env) -> CaseResult {
     drop(f);
     let c = Device::open(&env.cdev_c, &env.iommufd).map_err(e)?;
     state_is(&c, State::Running)?;
-    let mut g = Guest::start(&c, Rc::clone(&env.arena), 1, 16).map_err(e)?;
-    g.write_range(0, 600, 2).map_err(e)?;
-    ensure(g.verify_all().map_err(e)? == 2, || {
-        "I/O after reopen".into()
-    })?;
+    io_works(env, &c, 600).map_err(|x| format!("after reopening: {x}"))?;
     c.reset().map_err(e)?;
     // And past the driver's binding: unbinding C frees the driver's data
     // (the migration handle goes back to nvme-pci), the file ends safely.
     let mut f = arc(&c, State::StopCopy, true)?.ok_or("no fd")?;
-    // The guest's BAR mapping holds the device open too.
-    drop(g);
     drop(c);
     let name = env.cdev_c.file_name().ok_or("cdev name")?;
     let link = std::fs::read_link(
