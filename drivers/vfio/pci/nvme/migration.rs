@@ -17,6 +17,7 @@
 
 use crate::codec::stream::{self, tag};
 use crate::device_state::{self, errno, Format, Profile};
+use crate::fsm::{action, Action};
 use crate::session::{Session, PREFIX_LEN};
 use crate::NvmeVfioPci;
 use kernel::{
@@ -277,138 +278,11 @@ impl LiveMigration {
     }
 }
 
-/// What one step of the state machine does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Action {
-    /// Suspend the controller (no new DMA; fetched commands complete).
-    Suspend,
-    /// Resume the controller.
-    Resume,
-    /// Nothing: the two states are the same for an NVMe controller.
-    Nothing,
-    /// Open a saving session: PRE_COPY data only, or (`stopped`) the
-    /// whole stream at once.
-    OpenSave {
-        /// The controller is stopped: the whole stream is ready.
-        stopped: bool,
-    },
-    /// PRE_COPY* → STOP_COPY: stop the controller if needed, then complete
-    /// the open session's stream.
-    StopCopy,
-    /// End the saving session.
-    EndSave,
-    /// Open a resuming session.
-    OpenResume,
-    /// Check the written stream, then load it.
-    Load,
-}
-
-/// The action of the single step `cur` → `next`; `None` for a step the
-/// VFIO core never requests (the uAPI forbids it or walks it in steps).
-pub(crate) fn action(cur: State, next: State) -> Option<Action> {
-    use State::*;
-    Some(match (cur, next) {
-        (Running, RunningP2p) | (PreCopy, PreCopyP2p) | (Running, Stop) => Action::Suspend,
-        (RunningP2p, Running) | (PreCopyP2p, PreCopy) | (Stop, Running) => Action::Resume,
-        (RunningP2p, Stop) | (Stop, RunningP2p) => Action::Nothing,
-        (Running, PreCopy) | (RunningP2p, PreCopyP2p) => Action::OpenSave { stopped: false },
-        (Stop, StopCopy) => Action::OpenSave { stopped: true },
-        (PreCopy, StopCopy) | (PreCopyP2p, StopCopy) => Action::StopCopy,
-        (PreCopy, Running) | (PreCopyP2p, RunningP2p) | (StopCopy, Stop) => Action::EndSave,
-        (Stop, Resuming) => Action::OpenResume,
-        (Resuming, Stop) => Action::Load,
-        _ => return None,
-    })
-}
-
 fn end_sessions(fsm: &mut Fsm) {
     if let Some((session, _)) = fsm.saving.take() {
         session.end();
     }
     if let Some((session, _)) = fsm.resuming.take() {
         session.end();
-    }
-}
-
-#[kunit_tests(nvme_vfio_pci_fsm)]
-mod tests {
-    use super::{action, Action};
-    use kernel::vfio::State::{self, *};
-
-    const ALL: [State; 8] = [
-        Error, Stop, Running, StopCopy, Resuming, RunningP2p, PreCopy, PreCopyP2p,
-    ];
-
-    /// The single steps `vfio_mig_get_next_state()` takes for a device
-    /// with STOP_COPY | P2P | PRE_COPY (drivers/vfio/vfio_main.c), plus
-    /// RUNNING <-> STOP and PRE_COPY -> STOP_COPY, which it takes without
-    /// P2P.
-    const STEPS: [(State, State); 18] = [
-        (Running, RunningP2p),
-        (Running, PreCopy),
-        (Running, Stop),
-        (RunningP2p, Running),
-        (RunningP2p, Stop),
-        (RunningP2p, PreCopyP2p),
-        (Stop, RunningP2p),
-        (Stop, Running),
-        (Stop, StopCopy),
-        (Stop, Resuming),
-        (StopCopy, Stop),
-        (Resuming, Stop),
-        (PreCopy, Running),
-        (PreCopy, PreCopyP2p),
-        (PreCopy, StopCopy),
-        (PreCopyP2p, PreCopy),
-        (PreCopyP2p, RunningP2p),
-        (PreCopyP2p, StopCopy),
-    ];
-
-    #[test]
-    fn every_step_has_an_action() {
-        for (cur, next) in STEPS {
-            assert!(action(cur, next).is_some());
-        }
-    }
-
-    #[test]
-    fn no_other_arc_has_one() {
-        for cur in ALL {
-            for next in ALL {
-                if !STEPS.contains(&(cur, next)) {
-                    assert_eq!(action(cur, next), None);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn sessions_open_only_into_transfer_states() {
-        for (cur, next) in STEPS {
-            match action(cur, next) {
-                Some(Action::OpenSave { stopped }) => {
-                    assert!(next.is_saving() && stopped != next.is_running())
-                }
-                Some(Action::OpenResume) => assert_eq!(next, Resuming),
-                Some(Action::EndSave) => assert!(cur.is_saving() && !next.is_saving()),
-                _ => {}
-            }
-        }
-    }
-
-    #[test]
-    fn device_runs_exactly_in_running_states() {
-        // Leaving a state where the device may initiate P2P DMA stops it;
-        // entering RUNNING or PRE_COPY from a quiesced state starts it.
-        for (cur, next) in STEPS {
-            let may_p2p = |s: State| matches!(s, Running | PreCopy);
-            match action(cur, next) {
-                Some(Action::Suspend) => assert!(may_p2p(cur) && !may_p2p(next)),
-                Some(Action::Resume) => assert!(!may_p2p(cur) && may_p2p(next)),
-                // It suspends the controller first if it still runs.
-                Some(Action::StopCopy) => assert!(!may_p2p(next)),
-                _ => assert_eq!(may_p2p(cur), may_p2p(next)),
-            }
-        }
     }
 }

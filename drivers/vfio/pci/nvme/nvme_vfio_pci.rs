@@ -20,6 +20,7 @@ use kernel::{
 #[allow(dead_code, unreachable_pub)]
 mod codec;
 mod device_state;
+mod fsm;
 mod migration;
 mod session;
 
