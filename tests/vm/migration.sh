@@ -28,7 +28,7 @@ check_refusals_named() {
 	log=$(dmesg)
 	for cause in "(magic)" "unsupported stream version" "different controller model" \
 		"fewer queue resources" "stream checksum mismatch" "truncated" \
-		"trailing bytes" "queue identifier out of range"; do
+		"trailing bytes" "queue identifier out of range" "longer than"; do
 		echo "$log" | grep -q "migration stream rejected.*$cause" ||
 			echo "$log" | grep -q "$cause" || missing="$missing '$cause'"
 	done

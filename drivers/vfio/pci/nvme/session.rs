@@ -230,6 +230,11 @@ impl DataFileOps for Session {
                 _ => return Err(EINVAL),
             }
             if inner.rx.len().saturating_add(n) > max {
+                dev_err!(
+                    self.dev,
+                    "migration stream rejected: longer than {} bytes (EFBIG)\n",
+                    max
+                );
                 return Err(EFBIG);
             }
         }

@@ -391,6 +391,11 @@ fn bad_streams(good: &[u8]) -> Result<Vec<BadStream>, String> {
     let mut m = good.to_vec();
     m.extend_from_slice(&[0; 8]);
     v.push(("trailing_bytes", m, false, libc::EINVAL));
+    // A good start, then more than any stream may hold.
+    let prefix = stream::HEADER_LEN + stream::RECORD_HEADER_LEN + stream::COMPAT_LEN;
+    let mut m = good[..prefix].to_vec();
+    m.resize(prefix + (4 << 20) + 4096, 0);
+    v.push(("too_long", m, true, libc::EFBIG));
     // The first SQ's identifier beyond the destination's queues.
     let mut st = state.clone();
     let qid = STATE_HEADER_LEN + crate::codec::state::V0_PREFIX_LEN + 10;
@@ -424,7 +429,7 @@ fn rejects_bad_streams(env: &Env) -> CaseResult {
     for (name, s, at_write, want) in bad_streams(&good)? {
         b.reset().map_err(e)?;
         let mut f = arc(b, State::Resuming, true)?.ok_or("no fd")?;
-        let w = f.write_chunked(&s, 64);
+        let w = f.write_chunked(&s, 64 << 10);
         let r = if at_write {
             expect_errno(w, want, &format!("{name}: write"))
         } else {
