@@ -21,10 +21,7 @@ use nvme_lm::codec::state::{
     MAX_STATE_LEN, //
 };
 use nvme_lm::codec::stream::{
-    tag,
-    write_end,
-    write_prefix,
-    write_record,
+    write_stream,
     Compat,
     Stream, //
 };
@@ -197,9 +194,7 @@ fn valid_stream(r: &mut Rng) -> Vec<u8> {
         nqn_hash: r.next(),
     };
     let mut out = vec![0u8; 4096];
-    let off = write_prefix(&mut out, &compat).expect("prefix");
-    let off = write_record(&mut out, off, tag::CTRL_STATE, 0, &state).expect("state");
-    let len = write_end(&mut out, off).expect("end");
+    let len = write_stream(&mut out, &compat, &state).expect("stream");
     out.truncate(len);
     out
 }

@@ -10,10 +10,7 @@ use nvme_lm::codec::state::{
 };
 use nvme_lm::codec::stream::{
     fnv1a64,
-    tag,
-    write_end,
-    write_prefix,
-    write_record,
+    write_stream,
     Compat, //
 };
 use nvme_lm::inspect::describe;
@@ -69,9 +66,7 @@ fn describes_a_stream() {
         nqn_hash: fnv1a64(b"nqn"),
     };
     let mut buf = vec![0u8; 1024];
-    let off = write_prefix(&mut buf, &compat).expect("prefix");
-    let off = write_record(&mut buf, off, tag::CTRL_STATE, 0, &st).expect("state");
-    let len = write_end(&mut buf, off).expect("end");
+    let len = write_stream(&mut buf, &compat, &st).expect("stream");
     let r = describe(&buf[..len]).expect("describe");
     assert!(r.contains("stream v1"), "{r}");
     assert!(

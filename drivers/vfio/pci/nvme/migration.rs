@@ -15,10 +15,10 @@
 //! it reached, with an errno and a message naming the cause; a device reset
 //! brings it back to RUNNING and ends every session.
 
-use crate::codec::stream::{self, tag};
+use crate::codec::stream::{self, PREFIX_LEN};
 use crate::device_state::{self, errno, Format, Profile};
 use crate::fsm::{action, Action};
-use crate::session::{Session, PREFIX_LEN};
+use crate::session::Session;
 use crate::NvmeVfioPci;
 use kernel::{
     alloc::KVVec,
@@ -173,9 +173,7 @@ impl LiveMigration {
         device_state::read_state(dev, &self.lm, &profile.format, &mut state)?;
         let total = stream::stream_len(state.len()).map_err(errno)?;
         let mut out = KVVec::from_elem(0u8, total, GFP_KERNEL)?;
-        let off = stream::write_prefix(&mut out, &profile.compat).map_err(errno)?;
-        let off = stream::write_record(&mut out, off, tag::CTRL_STATE, 0, &state).map_err(errno)?;
-        if stream::write_end(&mut out, off).map_err(errno)? != total {
+        if stream::write_stream(&mut out, &profile.compat, &state).map_err(errno)? != total {
             return Err(EINVAL);
         }
         Ok(out)

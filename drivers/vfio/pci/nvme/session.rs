@@ -16,7 +16,7 @@
 
 use crate::codec::{
     self,
-    stream::{self, Compat, HEADER_LEN, RECORD_HEADER_LEN},
+    stream::{self, Compat, HEADER_LEN, PREFIX_LEN, RECORD_HEADER_LEN},
 };
 use crate::device_state::errno;
 use kernel::{
@@ -29,9 +29,6 @@ use kernel::{
     uaccess::{UserSliceReader, UserSliceWriter},
     vfio::{DataFileOps, Direction, PrecopyInfo},
 };
-
-/// Bytes of the stream up to the end of the compatibility record.
-pub(crate) const PREFIX_LEN: usize = HEADER_LEN + RECORD_HEADER_LEN + stream::COMPAT_LEN;
 
 /// Where a session is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,8 +172,7 @@ impl Session {
             return Ok(());
         };
         let bad = codec::Error::InvalidField("the first record is not the compatibility record");
-        let size = codec::bytes::le64(rec, 0).map_err(|e| ("stream", e))?;
-        let tag = codec::bytes::le32(rec, 12).map_err(|e| ("stream", e))?;
+        let (size, _, tag) = stream::record_header(rec, 0).map_err(|e| ("stream", e))?;
         // CAST: the compatibility record's length is a small constant.
         if tag != stream::tag::COMPAT || size != stream::COMPAT_LEN as u64 {
             return Err(("stream", bad));

@@ -12,7 +12,7 @@ use super::{
     Ktap, //
 };
 use crate::codec::state::HEADER_LEN as STATE_HEADER_LEN;
-use crate::codec::stream::{self, tag, Stream};
+use crate::codec::stream::{self, Stream};
 use crate::dma::Arena;
 use crate::fail;
 use crate::migrate::migrate;
@@ -102,9 +102,7 @@ fn save(d: &Device) -> Result<Vec<u8>, String> {
 fn rebuild(compat: &stream::Compat, state: &[u8]) -> Result<Vec<u8>, String> {
     let r = |x: crate::codec::Error| x.reason().to_string();
     let mut out = vec![0u8; stream::stream_len(state.len()).map_err(r)?];
-    let off = stream::write_prefix(&mut out, compat).map_err(r)?;
-    let off = stream::write_record(&mut out, off, tag::CTRL_STATE, 0, state).map_err(r)?;
-    stream::write_end(&mut out, off).map_err(r)?;
+    stream::write_stream(&mut out, compat, state).map_err(r)?;
     Ok(out)
 }
 
@@ -266,7 +264,7 @@ fn data_file_rules(env: &Env) -> CaseResult {
     let f = arc(d, PreCopy, true)?.ok_or("no fd")?;
     // v1 (no opt-in on this open): flags are echoed.
     let i = f.precopy_info_with(0x10).map_err(e)?;
-    let prefix = (stream::HEADER_LEN + stream::RECORD_HEADER_LEN + stream::COMPAT_LEN) as u64;
+    let prefix = stream::PREFIX_LEN as u64;
     ensure(i.initial_bytes == prefix && i.dirty_bytes == 0, || {
         format!("PRE_COPY info {i:?}, expected {prefix} initial bytes, 0 dirty")
     })?;
@@ -392,9 +390,8 @@ fn bad_streams(good: &[u8]) -> Result<Vec<BadStream>, String> {
     m.extend_from_slice(&[0; 8]);
     v.push(("trailing_bytes", m, false, libc::EINVAL));
     // A good start, then more than any stream may hold.
-    let prefix = stream::HEADER_LEN + stream::RECORD_HEADER_LEN + stream::COMPAT_LEN;
-    let mut m = good[..prefix].to_vec();
-    m.resize(prefix + (4 << 20) + 4096, 0);
+    let mut m = good[..stream::PREFIX_LEN].to_vec();
+    m.resize(stream::PREFIX_LEN + (4 << 20) + 4096, 0);
     v.push(("too_long", m, true, libc::EFBIG));
     // The first SQ's identifier beyond the destination's queues.
     let mut st = state.clone();

@@ -419,15 +419,7 @@ fn sample_compat() -> super::codec::stream::Compat {
 
 /// Writes a whole stream carrying `state` into `out`; returns its length.
 fn sample_stream(out: &mut [u8], state: &[u8]) -> Result<usize, Error> {
-    use super::codec::stream::{
-        tag,
-        write_end,
-        write_prefix,
-        write_record, //
-    };
-    let off = write_prefix(out, &sample_compat())?;
-    let off = write_record(out, off, tag::CTRL_STATE, 0, state)?;
-    write_end(out, off)
+    super::codec::stream::write_stream(out, &sample_compat(), state)
 }
 
 /// A stream survives write and parse; its length is what `stream_len` says.

@@ -43,6 +43,9 @@ pub mod tag {
 
 /// Length of the compatibility record's payload.
 pub const COMPAT_LEN: usize = 96;
+/// Bytes of a stream up to the end of the compatibility record: all of the
+/// PRE_COPY data.
+pub const PREFIX_LEN: usize = HEADER_LEN + RECORD_HEADER_LEN + COMPAT_LEN;
 /// Largest controller-state payload accepted.
 pub const MAX_STATE_LEN: usize = super::state::MAX_STATE_LEN;
 
@@ -180,6 +183,19 @@ pub fn write_prefix(out: &mut [u8], compat: &Compat) -> Result<usize, Error> {
     write_record(out, HEADER_LEN, tag::COMPAT, 0, &compat.encode())
 }
 
+/// Writes a whole stream carrying `compat` and `state` into `out` (at least
+/// [`stream_len`] bytes); returns its length.
+pub fn write_stream(out: &mut [u8], compat: &Compat, state: &[u8]) -> Result<usize, Error> {
+    let off = write_prefix(out, compat)?;
+    let off = write_record(out, off, tag::CTRL_STATE, 0, state)?;
+    write_end(out, off)
+}
+
+/// The header of the record at `off`: payload size, flags and tag.
+pub fn record_header(buf: &[u8], off: usize) -> Result<(u64, u32, u32), Error> {
+    Ok((le64(buf, off)?, le32(buf, off + 8)?, le32(buf, off + 12)?))
+}
+
 /// Writes one record at `off`; returns the offset after it.
 pub fn write_record(
     out: &mut [u8],
@@ -248,9 +264,7 @@ impl<'a> Stream<'a> {
         let mut compat = None;
         let mut state = None;
         loop {
-            let size = le64(buf, off)?;
-            let flags = le32(buf, off + 8)?;
-            let tag = le32(buf, off + 12)?;
+            let (size, flags, tag) = record_header(buf, off)?;
             let size = usize::try_from(size).map_err(|_| Error::Overflow)?;
             if size > MAX_STATE_LEN {
                 return Err(Error::OutOfLimits("record larger than 4 MiB"));
