@@ -128,6 +128,40 @@ static int nvme_lm_errno(u16 status)
 	}
 }
 
+/* Fields of a Secondary Controller Entry (Identify CNS 15h). */
+#define NVME_LM_SEC_SCID	0
+#define NVME_LM_SEC_VFN		8
+#define NVME_LM_SEC_NVQ		10
+#define NVME_LM_SEC_NVI		12
+
+/**
+ * nvme_lm_secondary_entry() - find an entry of a Secondary Controller List
+ * @list: the list (Identify CNS 15h)
+ * @len: its length in bytes
+ * @field: offset of a 16-bit field of an entry (NVME_LM_SEC_*)
+ * @val: the value that field must hold
+ *
+ * Return: the first entry whose @field holds @val, or NULL.
+ */
+static const u8 *nvme_lm_secondary_entry(const u8 *list, size_t len,
+					 unsigned int field, u16 val)
+{
+	unsigned int i, nr;
+
+	if (!len)
+		return NULL;
+	nr = min_t(unsigned int, list[0], NVME_LM_SECONDARY_MAX);
+	for (i = 0; i < nr; i++) {
+		const u8 *e = list + NVME_LM_SECONDARY_ENTRY_SIZE * (i + 1);
+
+		if (e + NVME_LM_SECONDARY_ENTRY_SIZE > list + len)
+			break;
+		if (get_unaligned_le16(e + field) == val)
+			return e;
+	}
+	return NULL;
+}
+
 /**
  * nvme_lm_find_scid() - the secondary controller of a VF
  * @list: a Secondary Controller List (Identify CNS 15h)
@@ -141,22 +175,15 @@ static int nvme_lm_errno(u16 status)
  */
 static int nvme_lm_find_scid(const u8 *list, size_t len, u16 vfn, u16 *scid)
 {
-	unsigned int i, nr;
+	const u8 *e;
 
-	if (!len || !vfn)
+	if (!vfn)
 		return -ENOENT;
-	nr = min_t(unsigned int, list[0], NVME_LM_SECONDARY_MAX);
-	for (i = 0; i < nr; i++) {
-		const u8 *e = list + NVME_LM_SECONDARY_ENTRY_SIZE * (i + 1);
-
-		if (e + NVME_LM_SECONDARY_ENTRY_SIZE > list + len)
-			break;
-		if (get_unaligned_le16(e + 8) == vfn) {
-			*scid = get_unaligned_le16(e);
-			return 0;
-		}
-	}
-	return -ENOENT;
+	e = nvme_lm_secondary_entry(list, len, NVME_LM_SEC_VFN, vfn);
+	if (!e)
+		return -ENOENT;
+	*scid = get_unaligned_le16(e + NVME_LM_SEC_SCID);
+	return 0;
 }
 
 static int nvme_lm_submit(struct nvme_lm *lm, struct nvme_command *c,
@@ -340,8 +367,9 @@ int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id)
 {
 	struct nvme_subsystem *subsys = lm->ctrl->subsys;
 	void __iomem *regs;
-	unsigned int i, nr;
+	const u8 *e;
 	u8 *list;
+	u16 nvq;
 	u64 cap;
 	int ret;
 
@@ -368,23 +396,18 @@ int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id)
 	mutex_unlock(&lm->lock);
 	if (ret)
 		goto out;
-	ret = -ENODEV;
-	nr = min_t(unsigned int, list[0], NVME_LM_SECONDARY_MAX);
-	for (i = 0; i < nr; i++) {
-		const u8 *e = list + NVME_LM_SECONDARY_ENTRY_SIZE * (i + 1);
-		u16 nvq = get_unaligned_le16(e + 10);
-
-		if (get_unaligned_le16(e) != lm->cntlid)
-			continue;
-		/* One VQ resource is the admin queue pair. */
-		id->io_queues = nvq ? nvq - 1 : 0;
-		id->vectors = get_unaligned_le16(e + 12);
-		ret = 0;
-		break;
-	}
-	if (ret)
+	e = nvme_lm_secondary_entry(list, NVME_IDENTIFY_DATA_SIZE,
+				    NVME_LM_SEC_SCID, lm->cntlid);
+	if (!e) {
 		dev_err(&lm->vf->dev, "secondary controller %u not listed\n",
 			lm->cntlid);
+		ret = -ENODEV;
+		goto out;
+	}
+	/* One VQ resource is the admin queue pair. */
+	nvq = get_unaligned_le16(e + NVME_LM_SEC_NVQ);
+	id->io_queues = nvq ? nvq - 1 : 0;
+	id->vectors = get_unaligned_le16(e + NVME_LM_SEC_NVI);
 out:
 	kfree(list);
 	return ret;
