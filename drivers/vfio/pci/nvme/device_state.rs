@@ -32,6 +32,19 @@ pub(crate) fn errno(e: codec::Error) -> Error {
     }
 }
 
+/// Logs why a migration stream was refused (`what`: the part or rule
+/// checked) and returns its errno.
+pub(crate) fn reject(dev: &device::Device, what: &str, e: codec::Error) -> Error {
+    dev_err!(
+        dev,
+        "migration stream rejected: {}: {} ({})\n",
+        what,
+        e.reason(),
+        e.errno_name()
+    );
+    errno(e)
+}
+
 /// The controller state format a migration moves: NVMe-defined version 0
 /// plus the first vendor-specific format the controller lists, if any.
 #[derive(Clone, Copy)]

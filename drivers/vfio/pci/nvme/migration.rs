@@ -17,7 +17,7 @@
 
 use crate::codec::stream::{self, PREFIX_LEN};
 use crate::device_state::{self, errno, Format, Profile};
-use crate::fsm::{action, Action};
+use crate::fsm::{action, controller_runs, Action};
 use crate::session::Session;
 use crate::NvmeVfioPci;
 use kernel::{
@@ -32,10 +32,10 @@ use kernel::{
 /// Name of the data files (shown in /proc/<pid>/fd).
 const DATA_FILE_NAME: &CStr = c"nvme_vfio_pci_mig";
 
+/// The migration state; the controller is suspended (by us) exactly when
+/// [`controller_runs`] says it does not run in `state`.
 struct Fsm {
     state: State,
-    /// The controller is suspended by us.
-    suspended: bool,
     /// The saving session and the source profile its stream describes.
     saving: Option<(Arc<Session>, Profile)>,
     /// The resuming session and the destination profile it is checked
@@ -72,7 +72,6 @@ impl LiveMigration {
                 format: profile.format,
                 fsm <- new_mutex!(Fsm {
                     state: State::Running,
-                    suspended: false,
                     saving: None,
                     resuming: None,
                 }),
@@ -133,7 +132,7 @@ impl LiveMigration {
     pub(crate) fn reset(&self, dev: &device::Device) {
         let mut fsm = self.fsm.lock();
         end_sessions(&mut fsm);
-        if fsm.suspended {
+        if !controller_runs(fsm.state) {
             // A function reset may already have resumed the controller.
             let suspended = device_state::state_header(&self.lm, &self.format)
                 .map(|h| h.suspended)
@@ -142,24 +141,14 @@ impl LiveMigration {
                 dev_err!(dev, "cannot resume the controller after a reset\n");
             }
         }
-        fsm.suspended = false;
         fsm.state = State::Running;
     }
 
-    fn suspend(&self, fsm: &mut Fsm) -> Result {
+    fn suspend(&self) -> Result {
         match self.lm.suspend(SuspendType::Full) {
-            Ok(()) => {}
-            Err(e) if e == EALREADY => {}
-            Err(e) => return Err(e),
+            Err(e) if e == EALREADY => Ok(()),
+            r => r,
         }
-        fsm.suspended = true;
-        Ok(())
-    }
-
-    fn resume(&self, fsm: &mut Fsm) -> Result {
-        self.lm.resume()?;
-        fsm.suspended = false;
-        Ok(())
     }
 
     fn profile(&self, dev: &device::Device) -> Result<Profile> {
@@ -201,8 +190,8 @@ impl LiveMigration {
     }
 
     fn stop_copy(&self, dev: &device::Device, fsm: &mut Fsm) -> Result {
-        if !fsm.suspended {
-            self.suspend(fsm)?;
+        if controller_runs(fsm.state) {
+            self.suspend()?;
         }
         let (session, profile) = fsm.saving.as_ref().ok_or(EINVAL)?;
         let whole = self.whole_stream(dev, profile)?;
@@ -222,16 +211,7 @@ impl LiveMigration {
     fn load(&self, dev: &device::Device, fsm: &mut Fsm) -> Result {
         let (session, profile) = fsm.resuming.as_ref().ok_or(EINVAL)?;
         let state = session.with_written(|rx| -> Result<KVVec<u8>> {
-            let reject = |what: &str, e: crate::codec::Error| {
-                dev_err!(
-                    dev,
-                    "migration stream rejected: {}: {} ({})\n",
-                    what,
-                    e.reason(),
-                    e.errno_name()
-                );
-                errno(e)
-            };
+            let reject = |what, e| device_state::reject(dev, what, e);
             let s = stream::Stream::parse(rx).map_err(|e| reject("stream", e))?;
             profile
                 .compat
@@ -259,8 +239,8 @@ impl LiveMigration {
     ) -> Result<Option<DataFile>> {
         let dev = vdev.as_dev();
         match action(cur, next).ok_or(EINVAL)? {
-            Action::Suspend => self.suspend(fsm)?,
-            Action::Resume => self.resume(fsm)?,
+            Action::Suspend => self.suspend()?,
+            Action::Resume => self.lm.resume()?,
             Action::Nothing => {}
             Action::OpenSave { stopped } => return self.open_save(vdev, fsm, stopped),
             Action::StopCopy => self.stop_copy(dev, fsm)?,

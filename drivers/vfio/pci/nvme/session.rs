@@ -18,7 +18,7 @@ use crate::codec::{
     self,
     stream::{self, Compat, HEADER_LEN, PREFIX_LEN, RECORD_HEADER_LEN},
 };
-use crate::device_state::errno;
+use crate::device_state::{errno, reject};
 use kernel::{
     alloc::KVVec,
     bindings, device,
@@ -244,14 +244,7 @@ impl DataFileOps for Session {
         inner.rx.extend_from_slice(&chunk, GFP_KERNEL)?;
         if let Err((what, e)) = self.check_prefix(&inner.rx) {
             inner.rx.truncate(before);
-            dev_err!(
-                self.dev,
-                "migration stream rejected: {}: {} ({})\n",
-                what,
-                e.reason(),
-                e.errno_name()
-            );
-            return Err(errno(e));
+            return Err(reject(&self.dev, what, e));
         }
         Ok(n)
     }
