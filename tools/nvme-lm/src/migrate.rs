@@ -37,7 +37,13 @@ pub struct Report {
     pub completed: usize,
     /// Blocks read back and verified on the destination.
     pub verified: usize,
+    /// Blocks the migration wrote: the ones before it and those in flight.
+    pub written: u64,
 }
+
+/// Commands in flight at the stop: 8 writes and 8 reads rung before it, 8
+/// writes rung while the source is suspended.
+pub const INFLIGHT: usize = 24;
 
 fn timed<T>(
     phases: &mut Vec<(&'static str, Duration)>,
@@ -178,10 +184,37 @@ pub fn migrate(
         on_source,
         completed: on_source + on_destination,
         verified,
+        written: blocks + 16,
     })
 }
 
 impl Report {
+    /// Checks what every migration must give: each command in flight
+    /// completed exactly once, every block written verified, and as many
+    /// bytes streamed as `MIG_DATA_SIZE` announced.
+    pub fn check(&self) -> Result<(), String> {
+        if self.inflight != INFLIGHT || self.completed != self.inflight {
+            return Err(format!(
+                "{} of {} in-flight commands completed (source while suspending + destination), expected {INFLIGHT}",
+                self.completed, self.inflight
+            ));
+        }
+        if self.verified as u64 != self.written {
+            return Err(format!(
+                "{} of {} blocks verified",
+                self.verified, self.written
+            ));
+        }
+        if self.stream.len() as u64 != self.data_size {
+            return Err(format!(
+                "{} bytes streamed, MIG_DATA_SIZE {}",
+                self.stream.len(),
+                self.data_size
+            ));
+        }
+        Ok(())
+    }
+
     /// The printed report.
     pub fn render(&self) -> Result<String, String> {
         let s = Stream::parse(&self.stream).map_err(|x| format!("stream: {}", x.reason()))?;

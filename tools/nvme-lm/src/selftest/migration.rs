@@ -608,22 +608,7 @@ pub fn run(s: &Setup) -> usize {
                 .map(|l| format!("# {l}\n"))
                 .collect::<String>()
         );
-        ensure(r.completed == r.inflight && r.inflight == 24, || {
-            format!(
-                "{} of {} in-flight commands completed (source while suspending + B)",
-                r.completed, r.inflight
-            )
-        })?;
-        ensure(r.verified == 64 + 16, || {
-            format!("{} blocks verified", r.verified)
-        })?;
-        ensure(r.stream.len() as u64 == r.data_size, || {
-            format!(
-                "{} bytes streamed, MIG_DATA_SIZE {}",
-                r.stream.len(),
-                r.data_size
-            )
-        })?;
+        r.check()?;
         env.b.reset().map_err(e)
     });
     k.failed()
