@@ -6,7 +6,7 @@
 # nothing of ours leaked (kmemleak).
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
-. "$(dirname "$0")/lib/kmemleak.sh"
+. "$(dirname "$0")/lib/kernel-log.sh"
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 
 setup() {
@@ -37,9 +37,7 @@ check_refusals_named() {
 }
 
 check_log_clean() {
-	local bad
-	bad=$(dmesg | grep -E "WARNING|BUG|circular locking|possible recursive|kmemleak|Oops" | head -3)
-	[ -z "$bad" ] || fail "kernel reported: $bad" || return
+	kernel_log_clean "possible recursive|kmemleak|Oops" || return
 	kmemleak_check "nvme_vfio_pci|nvme_lm"
 }
 

@@ -8,6 +8,7 @@
 # migration fails before the source stops, and the source VF works.
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
+. "$(dirname "$0")/lib/kernel-log.sh"
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 STOCK_QEMU=${STOCK_QEMU:-/usr/bin/qemu-system-x86_64}
 QMP="python3 $(dirname "$0")/lib/qmp.py"
@@ -111,10 +112,8 @@ check_vfs_work() {
 }
 
 check_log() {
-	local bad
 	dmesg | grep -E "nvme-vfio-pci" | sed 's/^\[[^]]*\] //' | grep -v resetting | head -n 8
-	bad=$(dmesg | grep -E "WARNING|BUG|circular locking|failed" | head -3)
-	[ -z "$bad" ] || fail "kernel reported: $bad"
+	kernel_log_clean "failed"
 }
 
 ktap_begin qemu_migration 4

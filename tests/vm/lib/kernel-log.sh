@@ -1,5 +1,15 @@
 # shellcheck shell=bash
-# kmemleak around a test (the guest boots with kmemleak=on).
+# The kernel log and kmemleak around a test (the guest boots with
+# kmemleak=on).
+
+# Fails naming the first warning, bug or lockdep report in the kernel log,
+# or line matching the extended regex $1 (what else the test must not see).
+kernel_log_clean() {
+	local bad re="WARNING|BUG|circular locking"
+	[ -z "${1:-}" ] || re="$re|$1"
+	bad=$(dmesg | grep -E "$re" | head -3)
+	[ -z "$bad" ] || fail "kernel reported: $bad"
+}
 
 # Forget what is unreferenced so far: only what a test leaks counts.
 kmemleak_baseline() {
