@@ -16,6 +16,15 @@ for d in /tmp /run /var/tmp /var/log /var/lib/dhcp /root; do
 	mount -t tmpfs -o mode=1777 tmpfs "$d" 2>/dev/null
 done
 mount -t debugfs debugfs /sys/kernel/debug
+# /lib/modules: the host's root may have none (a machine that never had a
+# kernel package installed). Overlay the directory that holds it with a tmpfs
+# upper layer, so the guest can make the mount point whatever the host has,
+# and mount this build's modules on it (covering the host's, if any).
+# Nothing on the host is created or changed.
+libdir=$(readlink -f /lib)
+mkdir -p /run/lib-overlay/upper /run/lib-overlay/work
+mount -t overlay lib-overlay -o "lowerdir=$libdir,upperdir=/run/lib-overlay/upper,workdir=/run/lib-overlay/work" "$libdir"
+mkdir -p /lib/modules
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro modules /lib/modules
 mkdir -p /run/job
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 job /run/job

@@ -88,13 +88,31 @@ check_vfio_iommufd() {
 	"$NVME_LM" vfio-probe "$VF0_CDEV" --expect-id "$NVME_PCI_ID"
 }
 
+# The modules modprobe sees are this build's, from the guest's own mount
+# (tests/vm/guest-init.sh), whatever the host's root has under /lib/modules.
+check_modules_of_this_build() {
+	local rel dir ko magic
+	rel=$(uname -r) dir=/lib/modules/$(uname -r)
+	awk '$2 == "/lib/modules" && $1 == "modules" && $3 == "9p" { found = 1 } END { exit !found }' \
+		/proc/mounts || fail "/lib/modules is not the build's modules share" || return
+	[ -f "$dir/modules.dep" ] || fail "$dir/modules.dep missing" || return
+	ko=$(modinfo -n nvme_vfio_pci) || fail "modinfo finds no nvme_vfio_pci" || return
+	case $ko in
+	"$dir"/*) ;;
+	*) fail "modprobe would load $ko, not a module under $dir" || return ;;
+	esac
+	magic=$(modinfo -F vermagic nvme_vfio_pci)
+	[ "${magic%% *}" = "$rel" ] || fail "$ko was built for '${magic%% *}', running $rel" || return
+	echo "$ko: vermagic $magic"
+}
+
 check_rust_module() {
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
 	[ -d /sys/module/nvme_vfio_pci ] || fail "nvme_vfio_pci not in /sys/module" || return
 	grep "^nvme_vfio_pci " /proc/modules || fail "nvme_vfio_pci is not a loaded module" || return
 }
 
-ktap_begin smoke $((7 + WANT_VFS))
+ktap_begin smoke $((8 + WANT_VFS))
 ktap_check pf_bound_to_nvme check_pf_bound
 ktap_check primary_flexible_released check_primary_released
 ktap_check vfs_enabled check_vfs_enabled
@@ -104,5 +122,6 @@ for i in $(seq 0 $((WANT_VFS - 1))); do
 done
 ktap_check vf_bound_to_vfio_pci check_vf_vfio_pci
 ktap_check vfio_cdev_binds_iommufd check_vfio_iommufd
+ktap_check modules_of_this_build check_modules_of_this_build
 ktap_check rust_module_loads check_rust_module
 ktap_end

@@ -87,7 +87,7 @@ impl<T: DataFileOps> Vtable<T> {
         poll: Some(Self::poll),
         unlocked_ioctl: Some(Self::ioctl),
         #[cfg(CONFIG_COMPAT)]
-        compat_ioctl: bindings::compat_ptr_ioctl,
+        compat_ioctl: Some(bindings::compat_ptr_ioctl),
         release: Some(Self::release),
         ..pin_init::zeroed()
     };
