@@ -17,8 +17,10 @@ fi
 
 log "apt update ($ISO_SUITE sources, isolated)"
 isolated_apt apt-get "$ISO_SUITE" update >/dev/null
+# awk reads to the end: an early exit would kill apt-cache with SIGPIPE, and
+# under pipefail this assignment would end the script without a word.
 ver=$(isolated_apt apt-cache "$ISO_SUITE" showsrc qemu 2>/dev/null |
-	awk '/^Version:/ {print $2; exit}')
+	awk '/^Version:/ && !v { v = $2 } END { print v }')
 [ -n "$ver" ] || die "qemu source not found in $ISO_SUITE"
 dest=$(tree_for "$ver")
 if [ ! -f "$dest/.unpacked" ]; then

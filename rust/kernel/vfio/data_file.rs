@@ -86,8 +86,10 @@ impl<T: DataFileOps> Vtable<T> {
         write: Some(Self::write),
         poll: Some(Self::poll),
         unlocked_ioctl: Some(Self::ioctl),
-        #[cfg(CONFIG_COMPAT)]
-        compat_ioctl: Some(bindings::compat_ptr_ioctl),
+        // `bindings::compat_ptr_ioctl` is already an `Option`: `Some` of the C
+        // function with `CONFIG_COMPAT`, `None` without (rust/bindings/lib.rs),
+        // as `miscdevice` uses it.
+        compat_ioctl: bindings::compat_ptr_ioctl,
         release: Some(Self::release),
         ..pin_init::zeroed()
     };
