@@ -91,10 +91,13 @@ check_vfio_iommufd() {
 # The modules modprobe sees are this build's, from the guest's own mount
 # (tests/vm/guest-init.sh), whatever the host's root has under /lib/modules.
 check_modules_of_this_build() {
-	local rel dir ko magic
+	local rel dir ko magic mp
 	rel=$(uname -r) dir=/lib/modules/$(uname -r)
-	awk '$2 == "/lib/modules" && $1 == "modules" && $3 == "9p" { found = 1 } END { exit !found }' \
-		/proc/mounts || fail "/lib/modules is not the build's modules share" || return
+	# /proc/mounts names the mount point with symlinks resolved (/lib is
+	# usr/lib on merged-/usr Debian).
+	mp=$(readlink -f /lib/modules)
+	awk -v mp="$mp" '$2 == mp && $1 == "modules" && $3 == "9p" { found = 1 } END { exit !found }' \
+		/proc/mounts || fail "/lib/modules ($mp) is not the build's modules share" || return
 	[ -f "$dir/modules.dep" ] || fail "$dir/modules.dep missing" || return
 	ko=$(modinfo -n nvme_vfio_pci) || fail "modinfo finds no nvme_vfio_pci" || return
 	case $ko in
