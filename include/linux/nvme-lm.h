@@ -73,6 +73,24 @@ struct nvme_lm_identity {
 	bool contiguous_only;
 };
 
+/**
+ * struct nvme_lm_ns - a namespace attached to the VF's controller
+ * @nsid: Namespace ID
+ * @nsze: size in logical blocks (NSZE)
+ * @lbads: LBA data size of the format in use, as a power of two
+ * @ms: metadata bytes per LBA of the format in use
+ * @nguid: Namespace Globally Unique Identifier (zero if none)
+ * @eui64: IEEE Extended Unique Identifier (zero if none)
+ */
+struct nvme_lm_ns {
+	u32 nsid;
+	u64 nsze;
+	u8 lbads;
+	u16 ms;
+	u8 nguid[16];
+	u8 eui64[8];
+};
+
 /* Size of one User Data Migration Queue entry. */
 #define NVME_LM_CDQ_ENTRY_SIZE	32
 
@@ -82,6 +100,8 @@ void nvme_lm_put(struct nvme_lm *lm);
 u16 nvme_lm_cntlid(const struct nvme_lm *lm);
 int nvme_lm_state_formats(struct nvme_lm *lm, void *buf, size_t len);
 int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id);
+int nvme_lm_namespaces(struct nvme_lm *lm, struct nvme_lm_ns *ns,
+		       unsigned int max);
 int nvme_lm_suspend(struct nvme_lm *lm, enum nvme_lm_suspend_type type);
 int nvme_lm_resume(struct nvme_lm *lm);
 int nvme_lm_get_state(struct nvme_lm *lm, u8 csvi, u8 csuuidi, u64 offset,

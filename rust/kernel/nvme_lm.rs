@@ -94,6 +94,23 @@ impl Identity {
     }
 }
 
+/// A namespace attached to the VF's controller (`struct nvme_lm_ns`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Namespace {
+    /// Namespace ID.
+    pub nsid: u32,
+    /// Size in logical blocks (NSZE).
+    pub nsze: u64,
+    /// LBA data size of the format in use, as a power of two.
+    pub lbads: u8,
+    /// Metadata bytes per LBA of the format in use.
+    pub ms: u16,
+    /// Namespace Globally Unique Identifier (zero if none).
+    pub nguid: [u8; 16],
+    /// IEEE Extended Unique Identifier (zero if none).
+    pub eui64: [u8; 8],
+}
+
 /// The migration handle of one VF.
 ///
 /// # Invariants
@@ -164,6 +181,29 @@ impl Handle {
             mqes: raw.mqes,
             contiguous_only: raw.contiguous_only,
         })
+    }
+
+    /// The namespaces attached to the VF's controller, in ascending NSID
+    /// order, into `out`; returns how many. `E2BIG` if more than `N` are.
+    pub fn namespaces<const N: usize>(&self, out: &mut [Namespace; N]) -> Result<usize> {
+        // SAFETY: `nvme_lm_ns` is plain data: all zeroes is valid.
+        let mut raw: [bindings::nvme_lm_ns; N] = unsafe { core::mem::zeroed() };
+        let max = u32::try_from(N).map_err(|_| EINVAL)?;
+        // SAFETY: `ptr` is a live handle; `raw` has room for `max` entries
+        // and is writable for the call.
+        let n = unsafe { bindings::nvme_lm_namespaces(self.ptr.as_ptr(), raw.as_mut_ptr(), max) };
+        let n = usize::try_from(to_result(n).map(|()| n)?).map_err(|_| EINVAL)?;
+        for (o, r) in out.iter_mut().zip(raw.iter()).take(n) {
+            *o = Namespace {
+                nsid: r.nsid,
+                nsze: r.nsze,
+                lbads: r.lbads,
+                ms: r.ms,
+                nguid: r.nguid,
+                eui64: r.eui64,
+            };
+        }
+        Ok(n.min(N))
     }
 
     /// Suspends the VF's controller. `EALREADY` if it already is.

@@ -14,7 +14,16 @@ _Static_assert(offsetof(struct nvme_vfio_stream_header, header_len) == 12, "head
 _Static_assert(sizeof(struct nvme_vfio_record_header) == 16, "record header");
 _Static_assert(offsetof(struct nvme_vfio_record_header, flags) == 8, "flags");
 _Static_assert(offsetof(struct nvme_vfio_record_header, tag) == 12, "tag");
-_Static_assert(sizeof(struct nvme_vfio_compat) == 96, "compat");
+_Static_assert(sizeof(struct nvme_vfio_compat) == 96 + 8 * 40, "compat");
+_Static_assert(offsetof(struct nvme_vfio_compat, nr_namespaces) == 12, "nr_namespaces");
+_Static_assert(offsetof(struct nvme_vfio_compat, namespaces) == 96, "namespaces");
+_Static_assert(NVME_VFIO_MAX_NAMESPACES == 8, "max namespaces");
+_Static_assert(sizeof(struct nvme_vfio_namespace) == 40, "namespace");
+_Static_assert(offsetof(struct nvme_vfio_namespace, lbads) == 4, "lbads");
+_Static_assert(offsetof(struct nvme_vfio_namespace, ms) == 6, "ms");
+_Static_assert(offsetof(struct nvme_vfio_namespace, nsze) == 8, "nsze");
+_Static_assert(offsetof(struct nvme_vfio_namespace, nguid) == 16, "nguid");
+_Static_assert(offsetof(struct nvme_vfio_namespace, eui64) == 32, "eui64");
 _Static_assert(offsetof(struct nvme_vfio_compat, mqes) == 10, "mqes");
 _Static_assert(offsetof(struct nvme_vfio_compat, vendor_uuid) == 16, "vendor_uuid");
 _Static_assert(offsetof(struct nvme_vfio_compat, model) == 32, "model");
@@ -25,5 +34,5 @@ _Static_assert(NVME_VFIO_REC_COMPAT == 1 && NVME_VFIO_REC_CTRL_STATE == 2 &&
 
 int main(void)
 {
-	return strlen(NVME_VFIO_STREAM_MAGIC) == 8 ? 0 : 1;
+	return strlen(NVME_VFIO_STREAM_MAGIC) == 8 && NVME_VFIO_STREAM_VERSION == 2 ? 0 : 1;
 }

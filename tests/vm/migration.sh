@@ -14,8 +14,8 @@ setup() {
 	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 3 ] || sriov_setup 4 || return 1
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
 	bind_vfs_vfio nvme-vfio-pci 3 || return 1
-	dmesg -C
-	kmemleak_baseline
+	kernel_log_mark
+
 }
 
 teardown() {
@@ -25,10 +25,11 @@ teardown() {
 
 check_refusals_named() {
 	local log missing="" cause
-	log=$(dmesg)
+	log=$(suite_log)
 	for cause in "(magic)" "unsupported stream version" "different controller model" \
 		"fewer queue resources" "stream checksum mismatch" "truncated" \
-		"trailing bytes" "queue identifier out of range" "longer than"; do
+		"trailing bytes" "queue identifier out of range" "longer than" \
+		"another namespace behind the same NSID" "different namespaces attached"; do
 		echo "$log" | grep -q "migration stream rejected.*$cause" ||
 			echo "$log" | grep -q "$cause" || missing="$missing '$cause'"
 	done

@@ -26,7 +26,7 @@ setup() {
 	VQ_PER_VF=2 online_vf "$PF_DEV" "$(vf_scid "$PF_DEV" 4)" || return 1
 	bind_driver "$VF3" nvme-vfio-pci || return 1
 	bind_vfs_vfio nvme-vfio-pci 2 || return 1
-	dmesg -C
+	kernel_log_mark
 }
 
 restore_vf3() {
@@ -94,8 +94,8 @@ check_refuses_incompatible() {
 	local out
 	migrate "$VF0" "$VF3" || return
 	[ "$ST" = failed ] || fail "migration to a smaller VF: $ST, expected failed" || return
-	dmesg | grep "$VF3: migration stream rejected" | sed 's/^\[[^]]*\] //'
-	dmesg | grep -q "$VF3: migration stream rejected: incompatible source: fewer queue resources" ||
+	suite_log | grep "$VF3: migration stream rejected" | sed 's/^\[[^]]*\] //'
+	suite_log | grep -q "$VF3: migration stream rejected: incompatible source: fewer queue resources" ||
 		fail "no dev_err naming the incompatibility" || return
 	out=$($QMP "$D/src.qmp" query-status) || return
 	echo "source after the failure: $out"
@@ -112,7 +112,7 @@ check_vfs_work() {
 }
 
 check_log() {
-	dmesg | grep -E "nvme-vfio-pci" | sed 's/^\[[^]]*\] //' | grep -v resetting | head -n 8
+	suite_log | grep -E "nvme-vfio-pci" | sed 's/^\[[^]]*\] //' | grep -v resetting | head -n 8
 	kernel_log_clean "failed"
 }
 

@@ -1,17 +1,83 @@
 #!/bin/bash
-# Everything make check runs inside the VM, in order. Each suite prints one
-# KTAP document on stdout; the host sums them. Exit status: 0 if all passed.
+# Everything make check runs inside the VM, in order. Each suite prints its
+# KTAP document(s) on stdout. After every suite this script checks the
+# kernel's health: the log since the previous check (read by sequence number,
+# never cleared) and new taint flags. When all have run it prints two more
+# documents: suite_exit (each suite's exit status) and kernel_health (boot,
+# each suite, and a kmemleak scan of the whole run). tests/vm/suites.txt pins
+# every document and its plan: a suite that dies, hangs or is dropped from
+# this list fails make check by name.
+# Exit status: 0 if every suite and every check passed.
 cd "$(dirname "$0")/../.." || exit 1
-rc=0
-bash tests/vm/smoke.sh || rc=1
-bash tests/vm/kunit.sh || rc=1
-bash tests/vm/hmlm.sh || rc=1
-bash tests/vm/variant.sh migratable || rc=1
-bash tests/vm/migration.sh || rc=1
-bash tests/vm/qemu-migrate.sh || rc=1
-bash tests/vm/pf-service.sh ops || rc=1
-bash tests/vm/pf-service.sh io || rc=1
-bash tests/vm/pf-service.sh teardown || rc=1
-# Last: it takes the PF away from the nvme driver.
-bash tests/vm/cdq.sh || rc=1
+. tests/vm/lib/ktap.sh
+. tests/vm/lib/kernel-log.sh
+
+SUITES=(
+	"smoke bash tests/vm/smoke.sh"
+	"kunit bash tests/vm/kunit.sh"
+	"hmlm bash tests/vm/hmlm.sh"
+	"variant_migratable bash tests/vm/variant.sh migratable"
+	"vfio_migration bash tests/vm/migration.sh"
+	"qemu_migration bash tests/vm/qemu-migrate.sh"
+	"storage bash tests/vm/storage.sh"
+	"pf_service_ops bash tests/vm/pf-service.sh ops"
+	"pf_service_io bash tests/vm/pf-service.sh io"
+	"pf_service_teardown bash tests/vm/pf-service.sh teardown"
+	# Last: it takes the PF away from the nvme driver.
+	"cdq bash tests/vm/cdq.sh"
+)
+# A run of only some suites (the second boot: variant_plain).
+[ $# -eq 0 ] || SUITES=("$@")
+
+state=$(mktemp -d)
+exits=() health=() rc=0
+
+# health NAME CMD...: one kernel_health result; what CMD printed becomes
+# diagnostic lines of the document the suite just printed.
+health() {
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		health+=("ok NUM $name")
+	else
+		health+=("not ok NUM $name # $(tail -n1 <<<"$out" | tr -d '\n' | cut -c1-200)")
+		rc=1
+	fi
+	[ -z "$out" ] || sed 's/^/# /' <<<"$out"
+}
+
+# Boot: what the kernel said before any test. Leaks found at boot are not
+# ours to fix unless our code allocated them; the rest is the baseline the
+# end-of-run scan is compared against (kmemleak_baseline clears it).
+health boot kernel_health_step "$state"
+health boot_kmemleak kmemleak_baseline "nvme|vfio"
+
+for s in "${SUITES[@]}"; do
+	read -r name cmd <<<"$s"
+	bash -c "$cmd"
+	st=$?
+	if [ "$st" -eq 0 ]; then
+		exits+=("ok NUM $name")
+	else
+		exits+=("not ok NUM $name # exit status $st")
+		rc=1
+	fi
+	health "$name" kernel_health_step "$state"
+done
+health kmemleak kmemleak_none
+
+print_doc() { # NAME RESULTS...
+	local name=$1 i=0 r
+	shift
+	echo "KTAP version 1"
+	echo "# Subtest: $name"
+	echo "1..$#"
+	for r in "$@"; do
+		i=$((i + 1))
+		echo "${r/NUM/$i}"
+	done
+}
+print_doc suite_exit "${exits[@]}"
+print_doc kernel_health "${health[@]}"
+rm -rf "$state"
 exit $rc

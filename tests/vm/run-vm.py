@@ -36,9 +36,10 @@ CACHE = os.environ.get("NVME_VFIO_CACHE") or os.path.join(
 NUM_VFS = 4
 VQ_PER_VF = 3
 VI_PER_VF = 2
-NS_BYTES = 64 << 20
-# Environment variables passed through to the guest's tests.
-PASS_ENV_PREFIXES = ("SMOKE_", "KUNIT_", "NVME_LM", "TEST_", "HMLM_", "CDQ_", "MIG_", "DEMO_", "BENCH_")
+# The only environment variables that reach the guest's tests: the knobs the
+# README documents. Nothing else of the host's environment leaks in.
+PASS_ENV = ("SMOKE_VFS", "KUNIT_SUITES", "KUNIT_MODULES", "KUNIT_DOCTESTS", "NVME_LM",
+            "HMLM_FILTER", "CDQ_FILTER", "MIG_FILTER", "DEMO_BLOCKS", "BENCH_ROUNDS")
 
 
 def kvm_usable():
@@ -50,23 +51,56 @@ def kvm_usable():
     return " vmx" in flags or " svm" in flags
 
 
-def nvme_args(ns_img):
+# The test bed: two hosts, each an SR-IOV NVMe PF that is its own NVM
+# subsystem (own NQN, serial and namespace files). Per host, NSID 1 is
+# attached to every controller of the subsystem: shared storage, a
+# dual-ported drive that source and destination VF both reach. NSIDs 2 to
+# NUM_VFS + 1 are created detached: each VF's private namespace (local
+# storage), attached by the tests to that VF's secondary controller and the
+# PF (tests/vm/lib/sriov.sh: attach_private_ns).
+HOSTS = ("a", "b")
+NS_BYTES = 64 << 20
+PRIVATE_NS_BYTES = 16 << 20
+
+
+def ns_ident(host, nsid):
+    """NGUID and EUI-64 of a namespace: unique per host and NSID."""
+    h = HOSTS.index(host) + 1
+    return f"{h:02x}{nsid:02x}" + "5e" * 14, (0x52 << 56) | (h << 48) | (nsid << 40) | 0xa
+
+
+def nvme_args(job):
     vq_flex = NUM_VFS * VQ_PER_VF
     vi_flex = NUM_VFS * VI_PER_VF
-    nvme = ",".join([
-        "nvme", "id=nvme0", "bus=rp0", "subsys=subsys0", "serial=NVMEVFIO0",
-        f"sriov_max_vfs={NUM_VFS}",
-        f"sriov_vq_flexible={vq_flex}", f"sriov_vi_flexible={vi_flex}",
-        f"max_ioqpairs={vq_flex + 2}", f"msix_qsize={vi_flex + 1}",
-        f"sriov_max_vq_per_vf={VQ_PER_VF}", f"sriov_max_vi_per_vf={VI_PER_VF}",
-    ] + [p for p in os.environ.get("NVME_VFIO_NVME_PROPS", "").split(",") if p])
-    return [
-        "-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1",
-        "-device", "nvme-subsys,id=subsys0,nqn=nqn.2026-11.io.nvme-vfio:subsys0",
-        "-device", nvme,
-        "-drive", f"file={ns_img},if=none,id=ns0,format=raw,cache=unsafe",
-        "-device", "nvme-ns,drive=ns0,bus=nvme0,nsid=1",
-    ]
+    args = []
+    for i, host in enumerate(HOSTS):
+        rp, subsys, ctrl = f"rp{i}", f"subsys-{host}", f"nvme-{host}"
+        nvme = ",".join([
+            "nvme", f"id={ctrl}", f"bus={rp}", f"subsys={subsys}", f"serial=NVMEVFIO{host.upper()}",
+            f"sriov_max_vfs={NUM_VFS}",
+            f"sriov_vq_flexible={vq_flex}", f"sriov_vi_flexible={vi_flex}",
+            f"max_ioqpairs={vq_flex + 2}", f"msix_qsize={vi_flex + 1}",
+            f"sriov_max_vq_per_vf={VQ_PER_VF}", f"sriov_max_vi_per_vf={VI_PER_VF}",
+        ] + [p for p in os.environ.get("NVME_VFIO_NVME_PROPS", "").split(",") if p])
+        args += [
+            "-device", f"pcie-root-port,id={rp},bus=pcie.0,chassis={i + 1},slot={i + 1}",
+            "-device", f"nvme-subsys,id={subsys},nqn=nqn.2026-11.io.nvme-vfio:host-{host}",
+            "-device", nvme,
+        ]
+        for nsid in range(1, NUM_VFS + 2):
+            img = os.path.join(job, f"ns-{host}{nsid}.img")
+            with open(img, "wb") as f:
+                f.truncate(NS_BYTES if nsid == 1 else PRIVATE_NS_BYTES)
+            nguid, eui64 = ns_ident(host, nsid)
+            drive = f"ns-{host}{nsid}"
+            args += [
+                "-drive", f"file={img},if=none,id={drive},format=raw,cache=unsafe",
+                "-device", ",".join([
+                    "nvme-ns", f"drive={drive}", f"bus={ctrl}", f"nsid={nsid}",
+                    f"nguid={nguid}", f"eui64={eui64}",
+                ] + (["detached=on"] if nsid > 1 else [])),
+            ]
+    return args
 
 
 def share(tag, path, readonly):
@@ -95,15 +129,12 @@ def main():
     vmdir = os.path.join(CACHE, "vm")
     os.makedirs(vmdir, exist_ok=True)
     job = tempfile.mkdtemp(prefix="job-", dir=vmdir)
-    ns_img = os.path.join(job, "ns0.img")
-    with open(ns_img, "wb") as f:
-        f.truncate(NS_BYTES)
     with open(os.path.join(job, "cmd"), "w") as f:
         f.write(shlex.join(a.cmd) + "\n")
     # Test knobs reach the guest through the job directory.
     with open(os.path.join(job, "env"), "w") as f:
         for k, v in sorted(os.environ.items()):
-            if k.startswith(PASS_ENV_PREFIXES):
+            if k in PASS_ENV:
                 f.write(f"export {k}={shlex.quote(v)}\n")
 
     accel = ["-accel", "kvm", "-cpu", "host"] if kvm_usable() else ["-accel", "tcg", "-cpu", "max"]
@@ -111,6 +142,9 @@ def main():
         "console=ttyS0", "root=rootfs", "rootfstype=9p",
         "rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose", "ro",
         f"init={REPO}/tests/vm/guest-init.sh", "intel_iommu=on", "iommu.strict=1", "kmemleak=on",
+        # Room for the whole run's kernel log: the checks after every suite read
+        # it by sequence number and fail if records were overwritten unread.
+        "log_buf_len=16M",
         "panic=-1", "oops=panic", "loglevel=5" if not a.interactive else "",
         f"nvmevfio_repo={REPO}", f"nvmevfio_job={job}",
         "nvmevfio_mode=" + ("shell" if a.interactive else "run"),
@@ -124,7 +158,7 @@ def main():
             "-kernel", bzimage, "-append", append,
             *share("rootfs", "/", True), *share("modules", modules, True),
             *share("repo", REPO, True),
-            *share("job", job, False), *nvme_args(ns_img)]
+            *share("job", job, False), *nvme_args(job)]
     # Firmware from Debian's packages (our QEMU build installs no blobs).
     for d in ("/usr/share/qemu", "/usr/share/seabios"):
         if os.path.isdir(d):
@@ -189,7 +223,9 @@ def main():
                   key=os.path.getmtime)
     for old in runs[:-5]:
         shutil.rmtree(old, ignore_errors=True)
-    os.unlink(ns_img)
+    for img in os.listdir(job):
+        if img.startswith("ns-") and img.endswith(".img"):
+            os.unlink(os.path.join(job, img))
     sys.exit(code)
 
 

@@ -19,7 +19,7 @@ setup() {
 	VF=$(vf_bdf "$PF" 0) || return 1
 	SCID=$(vf_scid "$PF_DEV" 1) || return 1
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
-	dmesg -C
+	kernel_log_mark
 }
 
 check_binds() {
@@ -32,7 +32,7 @@ check_binds() {
 	[ "$mod" = nvme_vfio_pci ] || fail "$alias resolves to '${mod}', not nvme_vfio_pci" || return
 	bind_driver "$VF" nvme-vfio-pci || return 1
 	local msg
-	msg=$(dmesg | grep -E "$VF: (live migration|no live migration)")
+	msg=$(suite_log | grep -E "$VF: (live migration|no live migration)")
 	echo "$msg"
 	case $EXPECT in
 	migratable) echo "$msg" | grep -q "live migration: secondary controller $SCID$" ||

@@ -214,14 +214,22 @@ static int nvme_lm_submit(struct nvme_lm *lm, struct nvme_command *c,
 	return 0;
 }
 
-static int nvme_lm_identify(struct nvme_lm *lm, u8 cns, void *buf)
+static int nvme_lm_identify_ns(struct nvme_lm *lm, u8 cns, u32 nsid,
+			       u16 cntid, void *buf)
 {
 	struct nvme_command c = { };
 
 	c.identify.opcode = nvme_admin_identify;
 	c.identify.cns = cns;
+	c.identify.nsid = cpu_to_le32(nsid);
+	c.identify.ctrlid = cpu_to_le16(cntid);
 	return nvme_lm_submit(lm, &c, buf, NVME_IDENTIFY_DATA_SIZE, NULL,
 			      "Identify");
+}
+
+static int nvme_lm_identify(struct nvme_lm *lm, u8 cns, void *buf)
+{
+	return nvme_lm_identify_ns(lm, cns, 0, 0, buf);
 }
 
 /**
@@ -413,6 +421,92 @@ out:
 	return ret;
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_identity, NVME_LM_USERS);
+
+/* Whether the Controller List @list names controller @cntlid. */
+static bool nvme_lm_ctrl_listed(const u8 *list, u16 cntlid)
+{
+	u16 i, n = min_t(u16, get_unaligned_le16(list),
+			 NVME_IDENTIFY_DATA_SIZE / 2 - 1);
+
+	for (i = 1; i <= n; i++)
+		if (get_unaligned_le16(list + 2 * i) == cntlid)
+			return true;
+	return false;
+}
+
+/* Fills @ns from the Identify Namespace data @id of namespace @nsid. */
+static void nvme_lm_ns_fill(struct nvme_lm_ns *ns, u32 nsid,
+			    const struct nvme_id_ns *id)
+{
+	const struct nvme_lbaf *f = &id->lbaf[nvme_lbaf_index(id->flbas)];
+
+	ns->nsid = nsid;
+	ns->nsze = le64_to_cpu(id->nsze);
+	ns->lbads = f->ds;
+	ns->ms = le16_to_cpu(f->ms);
+	memcpy(ns->nguid, id->nguid, sizeof(ns->nguid));
+	memcpy(ns->eui64, id->eui64, sizeof(ns->eui64));
+}
+
+/**
+ * nvme_lm_namespaces() - the namespaces attached to the VF's controller
+ * @lm: the handle
+ * @ns: filled in with up to @max entries, in ascending NSID order
+ * @max: room in @ns
+ *
+ * Asked of the PF, as the VF's controller may be stopped: the subsystem's
+ * allocated namespaces (Identify CNS 10h), for each the controllers it is
+ * attached to (CNS 12h), and for those attached to the VF's controller
+ * their Identify Namespace data (CNS 11h). A migration destination must have
+ * the same ones; nothing else is reported.
+ *
+ * Return: the number of namespaces, -E2BIG if more than @max are attached,
+ * -ENOMEM, or a command's error.
+ */
+int nvme_lm_namespaces(struct nvme_lm *lm, struct nvme_lm_ns *ns,
+		       unsigned int max)
+{
+	u8 *nsids, *buf;
+	unsigned int i, n = 0;
+	int ret;
+
+	nsids = kzalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	buf = kzalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	if (!nsids || !buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_identify_ns(lm, NVME_ID_CNS_NS_PRESENT_LIST, 0, 0, nsids);
+	for (i = 0; !ret && i < NVME_IDENTIFY_DATA_SIZE / 4; i++) {
+		u32 nsid = get_unaligned_le32(nsids + 4 * i);
+
+		/* The list is in ascending order, zero padded. */
+		if (!nsid || nsid == NVME_NSID_ALL)
+			break;
+		ret = nvme_lm_identify_ns(lm, NVME_ID_CNS_CTRL_NS_LIST, nsid,
+					  lm->cntlid, buf);
+		if (ret || !nvme_lm_ctrl_listed(buf, lm->cntlid))
+			continue;
+		if (n == max) {
+			dev_err_ratelimited(&lm->vf->dev,
+					    "more than %u namespaces attached\n",
+					    max);
+			ret = -E2BIG;
+			break;
+		}
+		ret = nvme_lm_identify_ns(lm, NVME_ID_CNS_NS_PRESENT, nsid, 0,
+					  buf);
+		if (!ret)
+			nvme_lm_ns_fill(&ns[n++], nsid, (void *)buf);
+	}
+	mutex_unlock(&lm->lock);
+out:
+	kfree(buf);
+	kfree(nsids);
+	return ret ? ret : n;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_namespaces, NVME_LM_USERS);
 
 /**
  * nvme_lm_suspend() - suspend the VF's controller

@@ -32,7 +32,7 @@
 #include <linux/types.h>
 
 #define NVME_VFIO_STREAM_MAGIC		"NVMEVFIO"
-#define NVME_VFIO_STREAM_VERSION	1
+#define NVME_VFIO_STREAM_VERSION	2
 
 struct nvme_vfio_stream_header {
 	__u8	magic[8];	/* NVME_VFIO_STREAM_MAGIC */
@@ -57,11 +57,31 @@ struct nvme_vfio_record_header {
 	__le32	tag;		/* enum nvme_vfio_record_tag */
 };
 
+#define NVME_VFIO_MAX_NAMESPACES	8
+
+/*
+ * A namespace attached to the source's controller: NSID, LBA data size
+ * (power of two) and metadata bytes of the LBA format in use, size in
+ * logical blocks, NGUID and EUI-64 (zero if the namespace has none).
+ */
+struct nvme_vfio_namespace {
+	__le32	nsid;
+	__u8	lbads;
+	__u8	rsvd5;
+	__le16	ms;
+	__le64	nsze;
+	__u8	nguid[16];
+	__u8	eui64[8];
+};
+
 /*
  * What a destination must match: the same PCI device, controller model,
  * firmware and NVM subsystem (FNV-1a 64-bit hash of the subsystem NQN),
- * the same controller state formats, and at least the source's queue and
- * interrupt resources and queue size.
+ * the same controller state formats, at least the source's queue and
+ * interrupt resources and queue size, and exactly the namespaces attached
+ * to the source's controller (@nr_namespaces entries of @namespaces, in
+ * ascending NSID order; the others zero): a migration never changes a
+ * guest's storage.
  */
 struct nvme_vfio_compat {
 	__le16	vendor;
@@ -70,12 +90,14 @@ struct nvme_vfio_compat {
 	__le16	io_queues;
 	__le16	vectors;
 	__le16	mqes;
-	__u8	rsvd12[4];
+	__u8	nr_namespaces;
+	__u8	rsvd13[3];
 	__u8	vendor_uuid[16];
 	__u8	model[40];
 	__u8	firmware[8];
 	__le64	nqn_hash;
 	__u8	rsvd88[8];
+	struct nvme_vfio_namespace namespaces[NVME_VFIO_MAX_NAMESPACES];
 };
 
 #endif /* _UAPI_LINUX_NVME_VFIO_H */

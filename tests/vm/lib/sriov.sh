@@ -12,15 +12,25 @@ NVME_PCI_ID="1b36:0010"
 VQ_PER_VF=${VQ_PER_VF:-3}
 VI_PER_VF=${VI_PER_VF:-2}
 
-# The emulated NVMe PF: the NVMe-class device that has SR-IOV capability.
+# The emulated NVMe PF of host $1 (a, the default, or b): the NVMe-class
+# devices with SR-IOV capability, in PCI address order (tests/vm/run-vm.py
+# puts host a behind the first root port, host b behind the second).
 pf_bdf() {
-	local d
+	local d host=${1:-a} i=0 want
+	case $host in
+	a) want=0 ;;
+	b) want=1 ;;
+	*) fail "pf_bdf: no host '$host' (a or b)" || return ;;
+	esac
 	for d in /sys/bus/pci/devices/*; do
 		[ -f "$d/sriov_totalvfs" ] || continue
 		[ "$(cat "$d/class")" = 0x010802 ] || continue
-		basename "$d"; return 0
+		if [ "$i" -eq "$want" ]; then
+			basename "$d"; return 0
+		fi
+		i=$((i + 1))
 	done
-	fail "no NVMe PF with SR-IOV capability found" || return
+	fail "no NVMe PF with SR-IOV capability for host $host found" || return
 }
 
 # /dev/nvmeN of the controller bound to PCI device $1.
@@ -113,10 +123,11 @@ bind_driver() {
 
 bound_driver() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)"; }
 
-# Full setup: $1 VFs, each online with resources. Sets PF and PF_DEV.
+# Full setup: $1 VFs of host $2 (default a), each online with resources.
+# Sets PF and PF_DEV.
 sriov_setup() {
 	local n=$1 i scid
-	PF=$(pf_bdf) || return 1
+	PF=$(pf_bdf "${2:-a}") || return 1
 	PF_DEV=$(pci_nvme_dev "$PF") || return 1
 	release_primary_flexible "$PF_DEV" || return 1
 	enable_vfs "$PF" "$n" || return 1
@@ -137,4 +148,32 @@ bind_vfs_vfio() {
 		[ -n "$d" ] || fail "$vf: no vfio cdev" || return
 		eval "VF$i=$vf CDEV$i=/dev/vfio/devices/$d"
 	done
+}
+
+# Attaches namespace $2 of PF device $1 to controllers $3 (comma separated
+# IDs); detach_ns the reverse. The namespaces of a VF's controller change
+# only through its PF (Namespace Attachment).
+attach_ns() {
+	nvme attach-ns "$1" -n "$2" -c "$3" >/dev/null ||
+		fail "attach NSID $2 to controllers $3 of $1 failed" || return
+}
+detach_ns() {
+	nvme detach-ns "$1" -n "$2" -c "$3" >/dev/null ||
+		fail "detach NSID $2 from controllers $3 of $1 failed" || return
+}
+
+# The NSIDs attached to controller $2, as PF device $1 reports them
+# (Identify CNS 12h for each allocated namespace), space separated.
+ns_of_ctrl() {
+	local nsid
+	for nsid in $(nvme list-ns "$1" --all -o json 2>/dev/null |
+		python3 -c 'import json,sys; print(" ".join(str(n["nsid"]) for n in json.load(sys.stdin)["nsid_list"]))'); do
+		nvme list-ctrl "$1" -n "$nsid" -o binary 2>/dev/null | python3 -c '
+import struct, sys
+raw = sys.stdin.buffer.read()
+n = struct.unpack_from("<H", raw)[0] if len(raw) >= 2 else 0
+ids = struct.unpack_from(f"<{n}H", raw, 2) if len(raw) >= 2 + 2 * n else ()
+sys.exit(0 if int(sys.argv[1]) in ids else 1)' "$2" && printf '%s ' "$nsid"
+	done
+	echo
 }

@@ -69,7 +69,7 @@ pub fn run(a: &Path, b: &Path, rounds: usize, blocks: u64) -> Result<String, Str
         r.check().map_err(|x| format!("round {round}: {x}"))?;
         downtime.push(r.downtime);
         bytes = r.stream.len();
-        moved += r.inflight;
+        moved += r.on_source.len() + r.on_destination.len();
         for (name, d) in r.phases {
             match phases.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, v)) => v.push(d),

@@ -28,4 +28,5 @@ cases!(
     stream_round_trip,
     stream_rejects_malformed,
     compat_rules,
+    namespace_rules,
 );

@@ -69,6 +69,10 @@ pub fn describe_state(st: &[u8], out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// Describes a stream (or, if it has no stream header, a controller state).
 pub fn describe(buf: &[u8]) -> Result<String, String> {
     let mut out = String::new();
@@ -80,7 +84,8 @@ pub fn describe(buf: &[u8]) -> Result<String, String> {
     let c = &s.compat;
     let _ = writeln!(
         out,
-        "nvme_vfio_pci stream v1: {} bytes, checksum ok",
+        "nvme_vfio_pci stream v{}: {} bytes, checksum ok",
+        crate::codec::stream::VERSION,
         buf.len()
     );
     let _ = writeln!(
@@ -105,6 +110,18 @@ pub fn describe(buf: &[u8]) -> Result<String, String> {
         c.vectors,
         c.mqes
     );
+    for ns in c.namespaces.as_slice() {
+        let _ = writeln!(
+            out,
+            "namespace: NSID {} NGUID {} EUI-64 {}, {} blocks of {} bytes + {} metadata",
+            ns.nsid,
+            hex(&ns.nguid),
+            hex(&ns.eui64),
+            ns.nsze,
+            1u64 << ns.lbads,
+            ns.ms
+        );
+    }
     describe_state(s.state, &mut out)?;
     Ok(out)
 }

@@ -249,7 +249,26 @@ fn migrate(a: &Path, b: &Path, blocks: u64) -> Result<(), String> {
         b.display(),
         nvme_lm::migrate::INFLIGHT
     );
-    let r = nvme_lm::migrate::migrate(&da, &db, &mut g, blocks, 64 << 10)?;
+    let r = match nvme_lm::migrate::migrate(&da, &db, &mut g, blocks, 64 << 10) {
+        Ok(r) => r,
+        Err(x) => {
+            // What a VMM does when a migration fails: the source goes back
+            // to RUNNING and its guest goes on. Show that it can.
+            let st = da.mig_state().map_err(e)?;
+            println!("migration failed: {x}");
+            println!("source after the failure: {st:?}");
+            if st != nvme_lm::migration::State::Running {
+                da.set_mig_state(nvme_lm::migration::State::Running)
+                    .map_err(e)?;
+            }
+            g.drain(20_000).map_err(e)?;
+            g.write_range(0, 9000, 8).map_err(e)?;
+            g.verify_all().map_err(e)?;
+            g.sq_heads_at_tail()?;
+            println!("source after the failure: I/O written and verified");
+            return Err(format!("migration failed: {x}"));
+        }
+    };
     print!("{}", r.render()?);
     r.check()
         .map_err(|x| format!("migration check failed: {x}"))?;

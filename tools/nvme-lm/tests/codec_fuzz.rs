@@ -9,6 +9,10 @@ use nvme_lm::codec::identify::{
     SecondaryList,
     StateFormats, //
 };
+use nvme_lm::codec::namespaces::{
+    Namespace,
+    Namespaces, //
+};
 use nvme_lm::codec::state::{
     encode_v0,
     ControllerState,
@@ -192,6 +196,19 @@ fn valid_stream(r: &mut Rng) -> Vec<u8> {
         model: [b'm'; 40],
         firmware: [b'f'; 8],
         nqn_hash: r.next(),
+        namespaces: Namespaces::new(
+            &(1..=(r.next() % 4) as u32)
+                .map(|nsid| Namespace {
+                    nsid,
+                    lbads: 9 + (r.next() % 4) as u8,
+                    ms: 0,
+                    nsze: r.next() >> 20,
+                    nguid: [r.next() as u8; 16],
+                    eui64: [r.next() as u8; 8],
+                })
+                .collect::<Vec<_>>(),
+        )
+        .expect("namespaces"),
     };
     let mut out = vec![0u8; 4096];
     let len = write_stream(&mut out, &compat, &state).expect("stream");

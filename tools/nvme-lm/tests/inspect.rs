@@ -2,6 +2,10 @@
 
 //! `nvme-lm inspect` on streams and states made with the codec.
 
+use nvme_lm::codec::namespaces::{
+    Namespace,
+    Namespaces, //
+};
 use nvme_lm::codec::state::{
     encode_v0,
     CqState,
@@ -64,11 +68,21 @@ fn describes_a_stream() {
         model: *b"QEMU NVMe Ctrl                          ",
         firmware: *b"10.0.13 ",
         nqn_hash: fnv1a64(b"nqn"),
+        namespaces: Namespaces::new(&[Namespace {
+            nsid: 1,
+            lbads: 9,
+            ms: 0,
+            nsze: 131072,
+            nguid: [0x11; 16],
+            eui64: [0; 8],
+        }])
+        .expect("namespaces"),
     };
     let mut buf = vec![0u8; 1024];
     let len = write_stream(&mut buf, &compat, &st).expect("stream");
     let r = describe(&buf[..len]).expect("describe");
-    assert!(r.contains("stream v1"), "{r}");
+    assert!(r.contains("stream v2"), "{r}");
+    assert!(r.contains("NSID 1"), "{r}");
     assert!(
         r.contains("model 'QEMU NVMe Ctrl' firmware '10.0.13'"),
         "{r}"

@@ -16,6 +16,7 @@ pub mod bytes;
 pub mod cmd;
 pub mod error;
 pub mod identify;
+pub mod namespaces;
 pub mod state;
 pub mod stream;
 pub mod udmq;

@@ -7,13 +7,14 @@
 use crate::codec::{
     self,
     identify::StateFormats,
+    namespaces::{Namespace, Namespaces, MAX_NAMESPACES},
     state::{ControllerState, Header, QueueLimits, QueueStateV0, HEADER_LEN, MAX_STATE_LEN},
     stream::{fnv1a64, Compat},
 };
 use kernel::{
     alloc::KVVec,
     device,
-    nvme_lm::{Handle, Identity, Sequence},
+    nvme_lm::{self, Handle, Identity, Sequence},
     prelude::*,
 };
 
@@ -86,6 +87,7 @@ impl Profile {
             None => (0, [0; 16]),
         };
         let id: Identity = lm.identity()?;
+        let namespaces = attached_namespaces(dev, lm)?;
         Ok(Self {
             format: Format { csvi, csuuidi },
             compat: Compat {
@@ -99,6 +101,7 @@ impl Profile {
                 model: id.model,
                 firmware: id.firmware,
                 nqn_hash: fnv1a64(id.subnqn()),
+                namespaces,
             },
             limits: QueueLimits {
                 max_qid: id.io_queues,
@@ -109,6 +112,36 @@ impl Profile {
             },
         })
     }
+}
+
+/// The namespaces attached to the VF's controller now, as the
+/// compatibility record carries them.
+fn attached_namespaces(dev: &device::Device, lm: &Handle) -> Result<Namespaces> {
+    let mut raw = [nvme_lm::Namespace::default(); MAX_NAMESPACES];
+    let n = lm.namespaces(&mut raw).inspect_err(|e| {
+        if *e == E2BIG {
+            dev_err!(
+                dev,
+                "cannot migrate: more than {} namespaces attached\n",
+                MAX_NAMESPACES
+            );
+        }
+    })?;
+    let mut list = [Namespace::default(); MAX_NAMESPACES];
+    for (l, r) in list.iter_mut().zip(raw.iter()).take(n) {
+        *l = Namespace {
+            nsid: r.nsid,
+            lbads: r.lbads,
+            ms: r.ms,
+            nsze: r.nsze,
+            nguid: r.nguid,
+            eui64: r.eui64,
+        };
+    }
+    Namespaces::new(list.get(..n).ok_or(EINVAL)?).map_err(|e| {
+        dev_err!(dev, "cannot migrate: attached namespaces: {}\n", e.reason());
+        errno(e)
+    })
 }
 
 fn round4(n: usize) -> Result<usize> {

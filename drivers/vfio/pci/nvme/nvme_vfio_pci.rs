@@ -218,4 +218,9 @@ mod codec_kunit {
     fn compat_rules() {
         assert_eq!(cases::compat_rules(), Ok(()));
     }
+
+    #[test]
+    fn namespace_rules() {
+        assert_eq!(cases::namespace_rules(), Ok(()));
+    }
 }

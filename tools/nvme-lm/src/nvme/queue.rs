@@ -87,6 +87,12 @@ impl QueuePair {
         self.cq.iova()
     }
 
+    /// The SQ head the controller last reported (in a completion) and the
+    /// host's SQ tail: equal once the controller consumed every entry rung.
+    pub fn sq_head_tail(&self) -> (u16, u16) {
+        (self.sq_head, self.sq_tail)
+    }
+
     /// Commands submitted and not completed yet.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()

@@ -55,6 +55,9 @@ pub struct Guest {
     pub model: BTreeMap<u64, u32>,
     /// Commands in flight, by (qid, cid).
     pub pending: BTreeMap<(u16, u16), Pending>,
+    /// The (qid, cid) of every completion reaped, in order (callers take
+    /// it to see which commands completed where).
+    pub completions: Vec<(u16, u16)>,
 }
 
 fn other(e: impl ToString) -> io::Error {
@@ -102,6 +105,7 @@ impl Guest {
             lba_size: 1 << lbads,
             model: BTreeMap::new(),
             pending: BTreeMap::new(),
+            completions: Vec::new(),
         })
     }
 
@@ -260,6 +264,12 @@ impl Guest {
     }
 
     fn check(&self, qid: u16, c: &Cqe, p: &Pending) -> io::Result<()> {
+        if c.sqid != qid {
+            return Err(other(format!(
+                "queue {qid}: completion of command {} names SQ {}",
+                c.cid, c.sqid
+            )));
+        }
         if c.code() != 0 {
             return Err(other(format!(
                 "queue {qid} command {} (opcode {:#x}, LBA {}) failed: status {:#x}",
@@ -316,6 +326,7 @@ impl Guest {
                     ))
                 })?;
                 self.check(qid, &c, &p)?;
+                self.completions.push((qid, c.cid));
                 seen += 1;
             }
         }
@@ -332,6 +343,23 @@ impl Guest {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         Ok(seen)
+    }
+
+    /// Fails unless, on every I/O queue, the SQ head the controller reported
+    /// last is the host's tail: it consumed each entry rung, none twice and
+    /// none skipped (after a migration: the destination went on from the
+    /// source's head).
+    pub fn sq_heads_at_tail(&self) -> Result<(), String> {
+        for q in &self.io {
+            let (head, tail) = q.sq_head_tail();
+            if head != tail {
+                return Err(format!(
+                    "queue {}: the controller reports SQ head {head}, the host's tail is {tail}",
+                    q.qid
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads back every block the model knows (batches over the queues)

@@ -5,10 +5,7 @@
 //! back its data.
 
 use super::guest::Guest;
-use super::{
-    ensure,
-    Ktap, //
-};
+use super::Ktap;
 use crate::dma::Arena;
 use crate::vfio::{
     Device,
@@ -32,8 +29,8 @@ pub fn run(cdev: &Path) -> usize {
             g.drain(20_000).map_err(e)?;
         }
         g.flush(0).map_err(e)?;
-        let n = g.verify_all().map_err(e)?;
-        ensure(n == 64, || format!("{n} blocks verified"))?;
+        g.verify_all().map_err(e)?;
+        g.sq_heads_at_tail()?;
         println!(
             "# 64 blocks written, flushed and verified through {}",
             cdev.display()

@@ -140,10 +140,9 @@ fn migrate_through_service(env: &Env) -> CaseResult {
     cmd(db, "resume")?;
     g.switch_to(&env.b).map_err(e)?;
     let inflight = g.pending.len();
-    let done = g.drain(20_000).map_err(|x| format!("on B: {x}"))?;
-    ensure(done == inflight, || {
-        format!("{done} of {inflight} in-flight commands completed on B")
-    })?;
+    g.drain(20_000).map_err(|x| format!("on B: {x}"))?;
+    // B went on from A's SQ heads: every entry consumed once.
+    g.sq_heads_at_tail().map_err(|x| format!("on B: {x}"))?;
     let verified = g.verify_all().map_err(e)?;
     println!(
         "# {inflight} in-flight commands and {} bytes of state moved through the service; {verified} blocks verified on B",

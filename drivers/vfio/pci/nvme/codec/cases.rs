@@ -13,6 +13,11 @@ use super::codec::identify::{
     SecondaryList,
     StateFormats, //
 };
+use super::codec::namespaces::{
+    Namespace,
+    Namespaces,
+    MAX_NAMESPACES, //
+};
 use super::codec::state::{
     encode_v0,
     ControllerState,
@@ -402,8 +407,22 @@ pub fn command_encoding() -> CaseResult {
     )
 }
 
+fn sample_namespace(nsid: u32) -> Namespace {
+    Namespace {
+        nsid,
+        lbads: 9,
+        ms: 0,
+        nsze: 0x2_0000,
+        // CAST: test NSIDs are small.
+        nguid: [nsid as u8; 16],
+        eui64: [0xe0 | nsid as u8; 8],
+    }
+}
+
 fn sample_compat() -> super::codec::stream::Compat {
     super::codec::stream::Compat {
+        namespaces: Namespaces::new(&[sample_namespace(1), sample_namespace(3)])
+            .unwrap_or_default(),
         vendor: 0x1b36,
         device: 0x0010,
         nvme_version: 0,
@@ -432,7 +451,7 @@ pub fn stream_round_trip() -> CaseResult {
     ensure(crc32c(0, b"123456789") == 0xe306_9283, "CRC32C check value")?;
     let mut state = [0u8; 256];
     let slen = sample_state(&mut state, &[9, 9, 9, 9]).map_err(|e| e.reason())?;
-    let mut buf = [0u8; 512];
+    let mut buf = [0u8; 1024];
     let len = sample_stream(&mut buf, &state[..slen]).map_err(|e| e.reason())?;
     ensure(
         stream_len(slen) == Ok(len),
@@ -453,10 +472,11 @@ pub fn stream_rejects_malformed() -> CaseResult {
         write_prefix,
         write_record,
         Stream,
+        COMPAT_LEN,
         FLAG_OPTIONAL, //
     };
     let state = [7u8; 60];
-    let mut good = [0u8; 512];
+    let mut good = [0u8; 1024];
     let len = sample_stream(&mut good, &state).map_err(|e| e.reason())?;
     let bad = |f: &dyn Fn(&mut [u8])| {
         let mut b = good;
@@ -464,13 +484,14 @@ pub fn stream_rejects_malformed() -> CaseResult {
         Stream::parse(&b[..len]).is_err()
     };
     ensure(bad(&|b| b[0] = b'X'), "bad magic accepted")?;
-    ensure(bad(&|b| b[8] = 2), "version 2 accepted")?;
+    ensure(bad(&|b| b[8] = 1), "version 1 accepted")?;
+    ensure(bad(&|b| b[8] = 3), "version 3 accepted")?;
     ensure(
         bad(&|b| b[40] ^= 1),
         "corrupt compatibility record accepted",
     )?;
     ensure(
-        bad(&|b| b[16 + 16 + 96 + 16 + 5] ^= 1),
+        bad(&|b| b[16 + 16 + COMPAT_LEN + 16 + 5] ^= 1),
         "corrupt state accepted",
     )?;
     ensure(bad(&|b| b[len - 8] ^= 1), "bad checksum accepted")?;
@@ -494,7 +515,7 @@ pub fn stream_rejects_malformed() -> CaseResult {
             "truncated stream accepted",
         )?;
     }
-    let mut longer = [0u8; 520];
+    let mut longer = [0u8; 1032];
     longer[..len].copy_from_slice(&good[..len]);
     ensure(
         Stream::parse(&longer[..len + 8]).is_err(),
@@ -502,7 +523,7 @@ pub fn stream_rejects_malformed() -> CaseResult {
     )?;
     // An unknown optional record is skipped; a repeated or missing
     // mandatory one is not.
-    let mut b = [0u8; 640];
+    let mut b = [0u8; 1280];
     let compat = sample_compat();
     let w = |b: &mut [u8], extra: Option<(u32, u32)>, states: usize| -> Result<usize, Error> {
         let mut off = write_prefix(b, &compat)?;
@@ -575,5 +596,101 @@ pub fn compat_rules() -> CaseResult {
     ensure(
         super::codec::stream::Compat::parse(&r).is_err(),
         "reserved compat bytes accepted",
+    )
+}
+
+/// Migration never swaps storage: a destination accepts only the source's
+/// namespaces (the same NSIDs, each the same namespace, format and size);
+/// the table round-trips and rejects malformed entries.
+pub fn namespace_rules() -> CaseResult {
+    use super::codec::stream::{
+        Compat,
+        COMPAT_NAMESPACES, //
+    };
+    let src = sample_compat();
+    ensure(
+        src.namespaces.as_slice().len() == 2,
+        "sample has two namespaces",
+    )?;
+    let with = |list: &[Namespace]| -> Result<Compat, &'static str> {
+        let mut c = src;
+        c.namespaces = Namespaces::new(list).map_err(|_| "valid list refused")?;
+        Ok(c)
+    };
+    let (a, b) = (sample_namespace(1), sample_namespace(3));
+    // Fewer, more, or other NSIDs.
+    for list in [
+        &[a][..],
+        &[a, b, sample_namespace(4)][..],
+        &[a, sample_namespace(2)][..],
+        &[][..],
+    ] {
+        ensure(with(list)?.accepts(&src).is_err(), "other NSIDs accepted")?;
+    }
+    // The same NSIDs, another namespace or format behind one of them.
+    let change: [fn(&mut Namespace); 5] = [
+        |n| n.nguid[15] ^= 1,
+        |n| n.eui64[0] ^= 1,
+        |n| n.lbads = 12,
+        |n| n.ms = 8,
+        |n| n.nsze -= 1,
+    ];
+    for f in change {
+        let mut m = b;
+        f(&mut m);
+        let d = with(&[a, m])?;
+        ensure(
+            d.accepts(&src).is_err(),
+            "another namespace under the same NSID accepted",
+        )?;
+        ensure(src.accepts(&d).is_err(), "check is not symmetric")?;
+    }
+    ensure(
+        with(&[a, b])?.accepts(&src).is_ok(),
+        "the same namespaces refused",
+    )?;
+    // The list must be in ascending NSID order, valid, and not too long.
+    ensure(
+        Namespaces::new(&[b, a]).is_err(),
+        "descending NSIDs accepted",
+    )?;
+    ensure(Namespaces::new(&[a, a]).is_err(), "repeated NSID accepted")?;
+    ensure(
+        Namespaces::new(&[sample_namespace(0)]).is_err(),
+        "NSID 0 accepted",
+    )?;
+    let mut tiny = a;
+    tiny.lbads = 8;
+    ensure(Namespaces::new(&[tiny]).is_err(), "LBADS 8 accepted")?;
+    let many = [a; MAX_NAMESPACES + 1];
+    ensure(
+        Namespaces::new(&many) == Err(Error::OutOfLimits("more than 8 namespaces attached")),
+        "nine namespaces accepted",
+    )?;
+    // Encoded: count byte, then entries; unused entries zero.
+    let raw = src.encode();
+    ensure(raw[12] == 2, "namespace count byte")?;
+    ensure(
+        raw[COMPAT_NAMESPACES..COMPAT_NAMESPACES + 4] == 1u32.to_le_bytes(),
+        "first entry's NSID",
+    )?;
+    ensure(Compat::parse(&raw) == Ok(src), "namespace table round trip")?;
+    let mut r = raw;
+    r[12] = 1;
+    ensure(
+        Compat::parse(&r).is_err(),
+        "an entry beyond the count accepted",
+    )?;
+    let mut r = raw;
+    r[12] = 9;
+    ensure(Compat::parse(&r).is_err(), "count 9 accepted")?;
+    let mut r = raw;
+    r[COMPAT_NAMESPACES + 5] = 1;
+    ensure(Compat::parse(&r).is_err(), "entry reserved byte accepted")?;
+    let mut r = raw;
+    r[13] = 1;
+    ensure(
+        Compat::parse(&r).is_err(),
+        "compat reserved byte 13 accepted",
     )
 }

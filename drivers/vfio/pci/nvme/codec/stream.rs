@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The migration data stream of `nvme_vfio_pci`, format version 1, as
+//! The migration data stream of `nvme_vfio_pci`, format version 2, as
 //! documented in `include/uapi/linux/nvme_vfio.h`.
 //!
 //! A 16-byte stream header, then records `{le64 size, le32 flags, le32
@@ -16,14 +16,21 @@ use super::bytes::{
     le16,
     le32,
     le64,
-    put, //
+    put,
+    u8_at,
+    zero, //
+};
+use super::namespaces::{
+    Namespaces,
+    TABLE_LEN, //
 };
 use super::Error;
 
 /// Stream magic.
 pub const MAGIC: [u8; 8] = *b"NVMEVFIO";
-/// Stream format version.
-pub const VERSION: u16 = 1;
+/// Stream format version (2: the compatibility record carries the
+/// namespaces attached to the source).
+pub const VERSION: u16 = 2;
 /// Length of the stream header.
 pub const HEADER_LEN: usize = 16;
 /// Length of a record header.
@@ -41,8 +48,10 @@ pub mod tag {
     pub const END: u32 = 0xffff_fff0;
 }
 
+/// Offset of the namespace table in the compatibility record.
+pub const COMPAT_NAMESPACES: usize = 96;
 /// Length of the compatibility record's payload.
-pub const COMPAT_LEN: usize = 96;
+pub const COMPAT_LEN: usize = COMPAT_NAMESPACES + TABLE_LEN;
 /// Bytes of a stream up to the end of the compatibility record: all of the
 /// PRE_COPY data.
 pub const PREFIX_LEN: usize = HEADER_LEN + RECORD_HEADER_LEN + COMPAT_LEN;
@@ -73,6 +82,8 @@ pub struct Compat {
     pub firmware: [u8; 8],
     /// Hash of the subsystem NQN (FNV-1a, 64 bits): the same subsystem.
     pub nqn_hash: u64,
+    /// The namespaces attached to the source's controller.
+    pub namespaces: Namespaces,
 }
 
 impl Compat {
@@ -89,6 +100,9 @@ impl Compat {
         b[32..72].copy_from_slice(&self.model);
         b[72..80].copy_from_slice(&self.firmware);
         b[80..88].copy_from_slice(&self.nqn_hash.to_le_bytes());
+        b[12] = self.namespaces.count();
+        // The table has exactly the room it needs: this cannot fail.
+        let _ = self.namespaces.encode(&mut b[COMPAT_NAMESPACES..]);
         b
     }
 
@@ -97,7 +111,7 @@ impl Compat {
         if b.len() != COMPAT_LEN {
             return Err(Error::InvalidField("compatibility record length"));
         }
-        if le32(b, 12)? != 0 || le64(b, 88)? != 0 {
+        if !zero(b, 13, 16) || le64(b, 88)? != 0 {
             return Err(Error::InvalidField("compatibility record reserved bytes"));
         }
         Ok(Self {
@@ -111,12 +125,17 @@ impl Compat {
             model: array(b, 32)?,
             firmware: array(b, 72)?,
             nqn_hash: le64(b, 80)?,
+            namespaces: Namespaces::parse(
+                u8_at(b, 12)?,
+                b.get(COMPAT_NAMESPACES..).ok_or(Error::Overflow)?,
+            )?,
         })
     }
 
     /// Whether a destination described by `self` can load a state from a
     /// source described by `src`: same device, model, firmware and
-    /// subsystem, the same state formats, and at least the resources.
+    /// subsystem, the same state formats, at least the resources, and the
+    /// same namespaces.
     pub fn accepts(&self, src: &Compat) -> Result<(), Error> {
         if self.vendor != src.vendor || self.device != src.device {
             return Err(Error::OutOfLimits("different PCI device"));
@@ -125,7 +144,9 @@ impl Compat {
             return Err(Error::OutOfLimits("different controller model or firmware"));
         }
         if self.nqn_hash != src.nqn_hash {
-            return Err(Error::OutOfLimits("different NVM subsystem"));
+            return Err(Error::OutOfLimits(
+                "different NVM subsystem: the source's namespaces are not reachable (no media migration)",
+            ));
         }
         if self.nvme_version != src.nvme_version || self.vendor_uuid != src.vendor_uuid {
             return Err(Error::OutOfLimits("different controller state format"));
@@ -133,7 +154,7 @@ impl Compat {
         if self.io_queues < src.io_queues || self.vectors < src.vectors || self.mqes < src.mqes {
             return Err(Error::OutOfLimits("fewer queue resources than the source"));
         }
-        Ok(())
+        self.namespaces.accepts(&src.namespaces)
     }
 }
 
