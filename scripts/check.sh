@@ -111,10 +111,8 @@ elif KOUT=$(bash scripts/build-kernel.sh); then
 	fi
 	# One boot per entry of tests/vm/suites.txt; every document it pins must
 	# come back whole (tests/ktap-check.py).
-	vm_boot main "smoke, KUnit, HMLM, variant, migration, PF service, CDQ" \
+	vm_boot main "smoke, KUnit, HMLM, variant, migration, storage, PF service, CDQ" \
 		bash tests/vm/run-tests.sh
-	NVME_VFIO_NVME_PROPS= vm_boot plain "a PF without HMLM (hmlm off)" \
-		bash tests/vm/run-tests.sh "variant_plain bash tests/vm/variant.sh plain"
 else
 	not_ok "kernel: build"
 	not_ok "vm: not run, no kernel"

@@ -7,6 +7,10 @@
 //! aimed at the VF's own secondary controller, which the C service resolves
 //! itself. Buffers are kernel memory ([`KVVec`]): the PF maps them for DMA.
 //!
+//! nvme-pci, and so the service, may be a module while this crate is built
+//! into vmlinux: every function that calls the service is `#[inline]` or
+//! generic, so it is compiled only into the modules that use it.
+//!
 //! C header: [`include/linux/nvme-lm.h`](srctree/include/linux/nvme-lm.h)
 
 use crate::{
@@ -141,6 +145,7 @@ impl Handle {
     ///
     /// Fails with `EOPNOTSUPP` when the PF lacks Host Managed Live
     /// Migration: the caller then serves the VF without migration.
+    #[inline]
     pub fn get(vf: &pci::Device<device::Core<'_>>) -> Result<Self> {
         // SAFETY: `vf.as_raw()` is a valid, bound `struct pci_dev` for the
         // duration of the call.
@@ -149,6 +154,7 @@ impl Handle {
     }
 
     /// The VF's secondary controller ID.
+    #[inline]
     pub fn cntlid(&self) -> u16 {
         // SAFETY: By the type invariant `ptr` is a live handle.
         unsafe { bindings::nvme_lm_cntlid(self.ptr.as_ptr()) }
@@ -156,6 +162,7 @@ impl Handle {
 
     /// Reads Supported Controller State Formats (Identify CNS 20h) into
     /// `buf`, which is resized to 4096 bytes.
+    #[inline]
     pub fn state_formats(&self, buf: &mut KVVec<u8>) -> Result {
         buf.resize(4096, 0, GFP_KERNEL)?;
         // SAFETY: `ptr` is a live handle; `buf` is kernel heap memory of
@@ -167,6 +174,7 @@ impl Handle {
 
     /// What a destination must match: model, firmware, subsystem, and the
     /// VF controller's current queue and interrupt resources.
+    #[inline]
     pub fn identity(&self) -> Result<Identity> {
         // SAFETY: `nvme_lm_identity` is plain data: all zeroes is valid.
         let mut raw: bindings::nvme_lm_identity = unsafe { core::mem::zeroed() };
@@ -185,6 +193,7 @@ impl Handle {
 
     /// The namespaces attached to the VF's controller, in ascending NSID
     /// order, into `out`; returns how many. `E2BIG` if more than `N` are.
+    #[inline]
     pub fn namespaces<const N: usize>(&self, out: &mut [Namespace; N]) -> Result<usize> {
         // SAFETY: `nvme_lm_ns` is plain data: all zeroes is valid.
         let mut raw: [bindings::nvme_lm_ns; N] = unsafe { core::mem::zeroed() };
@@ -207,6 +216,7 @@ impl Handle {
     }
 
     /// Suspends the VF's controller. `EALREADY` if it already is.
+    #[inline]
     pub fn suspend(&self, ty: SuspendType) -> Result {
         let t = match ty {
             SuspendType::Notify => bindings::nvme_lm_suspend_type_NVME_LM_SUSPEND_NOTIFY,
@@ -217,6 +227,7 @@ impl Handle {
     }
 
     /// Resumes the VF's controller. `EINVAL` if it was not suspended.
+    #[inline]
     pub fn resume(&self) -> Result {
         // SAFETY: `ptr` is a live handle.
         to_result(unsafe { bindings::nvme_lm_resume(self.ptr.as_ptr()) })
@@ -224,6 +235,7 @@ impl Handle {
 
     /// Reads `len` bytes of the controller state at `offset` into the start
     /// of `buf`; returns whether the controller is suspended.
+    #[inline]
     pub fn get_state(
         &self,
         csvi: u8,
@@ -252,6 +264,7 @@ impl Handle {
 
     /// Loads `buf[..len]`, the piece of a state at `offset`, into the
     /// suspended controller. The caller validates the state beforehand.
+    #[inline]
     pub fn set_state(
         &self,
         seq: Sequence,
@@ -279,6 +292,7 @@ impl Handle {
 }
 
 impl Drop for Handle {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariant `ptr` is a live handle, released
         // exactly once, here; any `Cdq` borrowing it is gone already.
@@ -307,6 +321,7 @@ unsafe impl Sync for Cdq<'_> {}
 impl<'a> Cdq<'a> {
     /// Creates the queue with `entries` entries (events are polled: the
     /// overflow flag of [`Cdq::read`] reports a full queue).
+    #[inline]
     pub fn create(handle: &'a Handle, entries: u32) -> Result<Self> {
         // SAFETY: `handle.ptr` is a live handle; no callback is registered.
         let ptr = from_err_ptr(unsafe {
@@ -321,6 +336,7 @@ impl<'a> Cdq<'a> {
     }
 
     /// Starts (`true`) or stops logging.
+    #[inline]
     pub fn log(&self, start: bool) -> Result {
         // SAFETY: By the type invariant `ptr` is a live queue.
         to_result(unsafe { bindings::nvme_lm_cdq_log(self.ptr.as_ptr(), start) })
@@ -329,6 +345,7 @@ impl<'a> Cdq<'a> {
     /// Consumes up to `buf.len() / CDQ_ENTRY_SIZE` entries into `buf`;
     /// returns how many, and whether the queue overflowed (then every LBA
     /// of the namespace must be treated as changed).
+    #[inline]
     pub fn read(&self, buf: &mut KVVec<u8>) -> Result<(usize, bool)> {
         let max = u32::try_from(buf.len() / CDQ_ENTRY_SIZE).map_err(|_| EOVERFLOW)?;
         let mut overflow = false;
@@ -348,6 +365,7 @@ impl<'a> Cdq<'a> {
 }
 
 impl Drop for Cdq<'_> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariant `ptr` is a live queue, destroyed
         // exactly once, here, while its handle is still alive.

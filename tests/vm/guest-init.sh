@@ -26,6 +26,11 @@ mkdir -p /run/lib-overlay/upper /run/lib-overlay/work
 mount -t overlay lib-overlay -o "lowerdir=$libdir,upperdir=/run/lib-overlay/upper,workdir=/run/lib-overlay/work" "$libdir"
 mkdir -p /lib/modules
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro modules /lib/modules
+# No udev: load the drivers of the devices present (nvme, virtio, ...), as
+# a distro's coldplug would; nvme and vfio-pci-core are modules.
+for m in /sys/bus/pci/devices/*/modalias; do
+	modprobe -qab "$(cat "$m")" 2>/dev/null
+done
 mkdir -p /run/job
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 job /run/job
 # The repository has its own share: its host path may lie under a directory

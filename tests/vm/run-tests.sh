@@ -17,6 +17,7 @@ SUITES=(
 	"kunit bash tests/vm/kunit.sh"
 	"hmlm bash tests/vm/hmlm.sh"
 	"variant_migratable bash tests/vm/variant.sh migratable"
+	"variant_plain bash tests/vm/variant.sh plain"
 	"vfio_migration bash tests/vm/migration.sh"
 	"qemu_migration bash tests/vm/qemu-migrate.sh"
 	"storage bash tests/vm/storage.sh"
@@ -26,7 +27,7 @@ SUITES=(
 	# Last: it takes the PF away from the nvme driver.
 	"cdq bash tests/vm/cdq.sh"
 )
-# A run of only some suites (the second boot: variant_plain).
+# A run of only some suites ("NAME CMD..." each), for development.
 [ $# -eq 0 ] || SUITES=("$@")
 
 state=$(mktemp -d)
@@ -49,13 +50,18 @@ health() {
 # Boot: what the kernel said before any test. Leaks found at boot are not
 # ours to fix unless our code allocated them; the rest is the baseline the
 # end-of-run scan is compared against (kmemleak_baseline clears it).
+echo "# boot: $(cut -d' ' -f1 /proc/uptime) s since the kernel started"
 health boot kernel_health_step "$state"
+t0=$SECONDS
 health boot_kmemleak kmemleak_baseline "nvme|vfio"
+echo "# boot kmemleak scan: $((SECONDS - t0)) s"
 
 for s in "${SUITES[@]}"; do
 	read -r name cmd <<<"$s"
+	t0=$SECONDS
 	bash -c "$cmd"
 	st=$?
+	echo "# $name: $((SECONDS - t0)) s"
 	if [ "$st" -eq 0 ]; then
 		exits+=("ok NUM $name")
 	else
@@ -64,7 +70,9 @@ for s in "${SUITES[@]}"; do
 	fi
 	health "$name" kernel_health_step "$state"
 done
+t0=$SECONDS
 health kmemleak kmemleak_none
+echo "# kmemleak scan: $((SECONDS - t0)) s"
 
 print_doc() { # NAME RESULTS...
 	local name=$1 i=0 r

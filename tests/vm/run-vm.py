@@ -57,8 +57,12 @@ def kvm_usable():
 # dual-ported drive that source and destination VF both reach. NSIDs 2 to
 # NUM_VFS + 1 are created detached: each VF's private namespace (local
 # storage), attached by the tests to that VF's secondary controller and the
-# PF (tests/vm/lib/sriov.sh: attach_private_ns).
-HOSTS = ("a", "b")
+# PF (tests/vm/storage.sh). A third PF, host c, is the same controller
+# without Host Managed Live Migration (NVME_VFIO_NVME_PROPS' hmlm setting
+# does not apply to it) and only NSID 1: where the variant driver must
+# serve a VF as plain vfio-pci.
+HOSTS = ("a", "b", "c")
+NO_HMLM = ("c",)
 NS_BYTES = 64 << 20
 PRIVATE_NS_BYTES = 16 << 20
 
@@ -81,13 +85,14 @@ def nvme_args(job):
             f"sriov_vq_flexible={vq_flex}", f"sriov_vi_flexible={vi_flex}",
             f"max_ioqpairs={vq_flex + 2}", f"msix_qsize={vi_flex + 1}",
             f"sriov_max_vq_per_vf={VQ_PER_VF}", f"sriov_max_vi_per_vf={VI_PER_VF}",
-        ] + [p for p in os.environ.get("NVME_VFIO_NVME_PROPS", "").split(",") if p])
+        ] + [p for p in os.environ.get("NVME_VFIO_NVME_PROPS", "").split(",")
+             if p and not (host in NO_HMLM and p.startswith("hmlm"))])
         args += [
             "-device", f"pcie-root-port,id={rp},bus=pcie.0,chassis={i + 1},slot={i + 1}",
             "-device", f"nvme-subsys,id={subsys},nqn=nqn.2026-11.io.nvme-vfio:host-{host}",
             "-device", nvme,
         ]
-        for nsid in range(1, NUM_VFS + 2):
+        for nsid in range(1, 2 if host in NO_HMLM else NUM_VFS + 2):
             img = os.path.join(job, f"ns-{host}{nsid}.img")
             with open(img, "wb") as f:
                 f.truncate(NS_BYTES if nsid == 1 else PRIVATE_NS_BYTES)

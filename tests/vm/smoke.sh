@@ -107,6 +107,17 @@ check_modules_of_this_build() {
 	magic=$(modinfo -F vermagic nvme_vfio_pci)
 	[ "${magic%% *}" = "$rel" ] || fail "$ko was built for '${magic%% *}', running $rel" || return
 	echo "$ko: vermagic $magic"
+	# As on a distro kernel, nvme (with the PF service) and vfio-pci-core
+	# are modules; the boot loaded nvme for the PFs.
+	local m
+	for m in nvme vfio_pci_core; do
+		ko=$(modinfo -n "$m") || fail "$m is not a module of this build" || return
+		case $ko in
+		"$dir"/*) echo "$m: $ko" ;;
+		*) fail "$m is built in ($ko), not a module" || return ;;
+		esac
+	done
+	grep -q "^nvme " /proc/modules || fail "nvme is not loaded" || return
 }
 
 check_rust_module() {

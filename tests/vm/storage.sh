@@ -51,7 +51,7 @@ check_two_hosts() {
 }
 
 # nvme-lm migrate from $1 to $2; prints its report; fails if it fails.
-migrate() { "$NVME_LM" migrate --vf-a "$1" --vf-b "$2" --blocks 32 2>&1; }
+migrate() { "$NVME_LM" migrate --vf-a "$1" --vf-b "$2" --blocks 16 2>&1; }
 
 check_shared_storage_migrates() {
 	local out

@@ -12,10 +12,14 @@
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 EXPECT=${1:-migratable}
 
+# migratable: host a's PF (HMLM); plain: host c's (none).
+HOST=a
+[ "$EXPECT" = migratable ] || HOST=c
+
 setup() {
-	PF=$(pf_bdf) || return 1
+	PF=$(pf_bdf $HOST) || return 1
 	PF_DEV=$(pci_nvme_dev "$PF") || return 1
-	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 1 ] || sriov_setup 4 || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 1 ] || sriov_setup 4 $HOST || return 1
 	VF=$(vf_bdf "$PF" 0) || return 1
 	SCID=$(vf_scid "$PF_DEV" 1) || return 1
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
@@ -23,11 +27,21 @@ setup() {
 }
 
 check_binds() {
-	# What libvirt and driverctl do: the VF's modalias with the vfio_pci:
-	# prefix names the variant driver's module.
+	# What libvirt does: of the modules whose vfio_pci: alias matches the
+	# VF's modalias (vfio-pci's own matches every device), the one with the
+	# most specific alias (fewest wildcards) is the variant driver to use.
 	local alias mod
 	alias="vfio_$(cat "/sys/bus/pci/devices/$VF/modalias")"
-	mod=$(modprobe -R "$alias" 2>/dev/null | head -n1)
+	mod=$(modprobe -R "$alias" 2>/dev/null | python3 -c '
+import fnmatch, subprocess, sys
+alias, best = sys.argv[1], []
+for mod in sys.stdin.read().split():
+    pats = subprocess.run(["modinfo", "-F", "alias", mod], capture_output=True, text=True).stdout.split()
+    wild = [p.count("*") for p in pats if fnmatch.fnmatchcase(alias, p)]
+    if wild:
+        best.append((min(wild), mod))
+        print(f"{mod}: alias with {min(wild)} wildcards", file=sys.stderr)
+print(min(best)[1] if best else "")' "$alias")
 	echo "$alias -> ${mod:-nothing}"
 	[ "$mod" = nvme_vfio_pci ] || fail "$alias resolves to '${mod}', not nvme_vfio_pci" || return
 	bind_driver "$VF" nvme-vfio-pci || return 1

@@ -12,15 +12,17 @@ NVME_PCI_ID="1b36:0010"
 VQ_PER_VF=${VQ_PER_VF:-3}
 VI_PER_VF=${VI_PER_VF:-2}
 
-# The emulated NVMe PF of host $1 (a, the default, or b): the NVMe-class
-# devices with SR-IOV capability, in PCI address order (tests/vm/run-vm.py
-# puts host a behind the first root port, host b behind the second).
+# The emulated NVMe PF of host $1 (a, the default, b, or c: the PF without
+# HMLM): the NVMe-class devices with SR-IOV capability, in PCI address order
+# (tests/vm/run-vm.py puts host a behind the first root port, b behind the
+# second, c behind the third).
 pf_bdf() {
 	local d host=${1:-a} i=0 want
 	case $host in
 	a) want=0 ;;
 	b) want=1 ;;
-	*) fail "pf_bdf: no host '$host' (a or b)" || return ;;
+	c) want=2 ;;
+	*) fail "pf_bdf: no host '$host' (a, b or c)" || return ;;
 	esac
 	for d in /sys/bus/pci/devices/*; do
 		[ -f "$d/sriov_totalvfs" ] || continue
@@ -55,17 +57,18 @@ pf_cntlid() {
 	nvme id-ctrl "$1" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["cntlid"])'
 }
 
-# "scid vfn" for every secondary controller of PF device $1.
+# "scid vfn online nvq nvi" for every secondary controller of PF device $1,
+# from the Secondary Controller List (a count byte, then 32-byte entries:
+# SCID at 0, SCS at 4, VFN at 8, NVQ at 10, NVI at 12).
 secondary_list() {
-	nvme list-secondary "$1" -o binary | python3 -c '
-import struct, sys
-raw = sys.stdin.buffer.read()
-n = raw[0]
-for i in range(n):
-    e = raw[32 + 32 * i: 64 + 32 * i]
-    scid, pcid, scs, vfn, nvq, nvi = struct.unpack_from("<HHB3xHHH", e)
-    print(scid, vfn, scs & 1, nvq, nvi)
-'
+	local b n i o
+	read -ra b <<<"$(nvme list-secondary "$1" -o binary | od -An -tu1 -v -w4096)"
+	n=${b[0]:-0}
+	for ((i = 0; i < n; i++)); do
+		o=$((32 + 32 * i))
+		echo "$((b[o] | b[o + 1] << 8)) $((b[o + 8] | b[o + 9] << 8)) $((b[o + 4] & 1))" \
+			"$((b[o + 10] | b[o + 11] << 8)) $((b[o + 12] | b[o + 13] << 8))"
+	done
 }
 
 # The secondary controller ID of VF number $2 (1-based) of PF device $1.
@@ -116,6 +119,9 @@ bind_driver() {
 	fi
 	echo "$drv" >"$d/driver_override"
 	[ -n "$drv" ] || return 0
+	# Drivers are modules: load it if it is not registered yet.
+	[ -d "/sys/bus/pci/drivers/$drv" ] || modprobe "$drv" ||
+		fail "$bdf: modprobe $drv failed" || return
 	echo "$bdf" >/sys/bus/pci/drivers_probe
 	[ "$(basename "$(readlink "$d/driver")")" = "$drv" ] ||
 		fail "$bdf: did not bind to $drv" || return
@@ -165,15 +171,19 @@ detach_ns() {
 # The NSIDs attached to controller $2, as PF device $1 reports them
 # (Identify CNS 12h for each allocated namespace), space separated.
 ns_of_ctrl() {
-	local nsid
-	for nsid in $(nvme list-ns "$1" --all -o json 2>/dev/null |
-		python3 -c 'import json,sys; print(" ".join(str(n["nsid"]) for n in json.load(sys.stdin)["nsid_list"]))'); do
-		nvme list-ctrl "$1" -n "$nsid" -o binary 2>/dev/null | python3 -c '
-import struct, sys
-raw = sys.stdin.buffer.read()
-n = struct.unpack_from("<H", raw)[0] if len(raw) >= 2 else 0
-ids = struct.unpack_from(f"<{n}H", raw, 2) if len(raw) >= 2 + 2 * n else ()
-sys.exit(0 if int(sys.argv[1]) in ids else 1)' "$2" && printf '%s ' "$nsid"
+	local dev=$1 ctrl=$2 nsid ids n i
+	for nsid in $(nvme list-ns "$dev" --all | sed -n 's/^\[ *[0-9]*\]:0x//p'); do
+		nsid=$((16#$nsid))
+		# The Controller List: a 16-bit count, then 16-bit IDs.
+		read -ra ids <<<"$(nvme list-ctrl "$dev" -n "$nsid" -o binary 2>/dev/null |
+			od -An -tu2 -v -w4096)"
+		n=${ids[0]:-0}
+		for ((i = 1; i <= n; i++)); do
+			if [ "${ids[i]}" = "$ctrl" ]; then
+				printf '%s ' "$nsid"
+				break
+			fi
+		done
 	done
 	echo
 }
