@@ -62,19 +62,28 @@ check_shared_storage_migrates() {
 # VF0 and VF1 of each host (VFN 1 and 2), the VFs this suite migrates, get
 # their private namespaces (NSID VFN + 1); the other VFs are left alone (a
 # namespace change queues an event on every controller it concerns).
-check_private_namespaces() {
-	local host dev pcid i scid want got
+# private_ns OP: attach (or detach) each, then check the NSIDs the PF
+# reports attached to the VF's controller.
+private_ns() {
+	local op=$1 host dev pcid i scid want got
 	for host in a b; do
 		dev=$DEV_A pcid=$PCID_A
 		[ $host = a ] || dev=$DEV_B pcid=$PCID_B
 		for i in 1 2; do
 			scid=$(vf_scid "$dev" "$i") || return 1
-			attach_ns "$dev" $((i + 1)) "$pcid,$scid" || return 1
-			want="1 $((i + 1)) " got=$(ns_of_ctrl "$dev" "$scid")
-			[ "$got" = "$want" ] || fail "host $host, secondary controller $scid: NSIDs '$got', expected '$want'" || return
+			want="1 $((i + 1)) "
+			[ "$op" = attach ] || want="1 "
+			"${op}_ns" "$dev" $((i + 1)) "$pcid,$scid" || return 1
+			got=$(ns_of_ctrl "$dev" "$scid")
+			[ "$got" = "$want" ] ||
+				fail "host $host, secondary controller $scid after $op: NSIDs '$got', expected '$want'" || return
 		done
-		echo "host $host: VF0 has NSIDs 1 (shared) and 2 (private), VF1 1 and 3; the PF all three"
 	done
+}
+
+check_private_namespaces() {
+	private_ns attach || return
+	echo "hosts a and b: VF0 has NSIDs 1 (shared) and 2 (private), VF1 1 and 3; the PF all three"
 }
 
 # A refused migration: non-zero exit, refused in PRE_COPY before the source
@@ -106,17 +115,7 @@ check_local_other_host_refused() {
 }
 
 check_private_namespaces_detached() {
-	local host dev pcid i scid got
-	for host in a b; do
-		dev=$DEV_A pcid=$PCID_A
-		[ $host = a ] || dev=$DEV_B pcid=$PCID_B
-		for i in 1 2; do
-			scid=$(vf_scid "$dev" "$i") || return 1
-			detach_ns "$dev" $((i + 1)) "$pcid,$scid" || return 1
-			got=$(ns_of_ctrl "$dev" "$scid")
-			[ "$got" = "1 " ] || fail "host $host, secondary controller $scid: NSIDs '$got' after detach" || return
-		done
-	done
+	private_ns detach || return
 	# Shared storage again: the same VFs migrate.
 	check_shared_storage_migrates
 }
