@@ -15,8 +15,6 @@
 #                                the whole log if unset)
 #   kernel_health_step DIR       the log since the previous step and new taint
 #                                flags (state in DIR), for tests/vm/run-tests.sh
-#   kmemleak_check ERE           fails if an unreferenced object was allocated
-#                                from code matching ERE
 #   kmemleak_baseline ERE        the boot's unreferenced objects: fails if one
 #                                is from code matching ERE, clears the others
 #   kmemleak_none                fails if there is any unreferenced object
@@ -123,14 +121,6 @@ kmemleak_scan() {
 	sleep 6
 	{ echo scan >"$KMEMLEAK" && echo scan >"$KMEMLEAK"; } 2>/dev/null ||
 		fail "kmemleak off: a scan was refused (booted with kmemleak=off, or it failed)" || return
-}
-
-kmemleak_check() {
-	local bad
-	kmemleak_scan || return
-	bad=$(grep -A12 "unreferenced object" "$KMEMLEAK" | grep -m1 -E "$1")
-	[ -z "$bad" ] || fail "kmemleak: $bad" || return
-	echo "kmemleak: nothing of ours unreferenced"
 }
 
 # The boot's unreferenced objects: fails if one was allocated from code

@@ -178,13 +178,7 @@ pub fn migrate(
     g.collect(20)
         .map_err(|x| format!("on the destination, after the drain: {x}"))?;
     let on_destination = std::mem::take(&mut g.completions);
-    let sq_heads =
-        g.io.iter()
-            .map(|q| {
-                let (head, tail) = q.sq_head_tail();
-                (q.qid, head, tail)
-            })
-            .collect();
+    let sq_heads = g.sq_heads();
     let verified = timed(&mut phases, "destination: verify all blocks", || {
         g.verify_all().map_err(e)
     })?;
@@ -235,11 +229,8 @@ impl Report {
                 self.rung_while_stopped.len()
             ));
         }
-        if let Some((qid, head, tail)) = self.sq_heads.iter().find(|(_, h, t)| h != t) {
-            return Err(format!(
-                "queue {qid} on the destination: SQ head {head} reported, host tail {tail}"
-            ));
-        }
+        crate::selftest::guest::heads_at_tail(&self.sq_heads)
+            .map_err(|x| format!("on the destination: {x}"))?;
         if self.stream.len() as u64 != self.data_size {
             return Err(format!(
                 "{} bytes streamed, MIG_DATA_SIZE {}",

@@ -118,15 +118,8 @@ impl Profile {
 /// compatibility record carries them.
 fn attached_namespaces(dev: &device::Device, lm: &Handle) -> Result<Namespaces> {
     let mut raw = [nvme_lm::Namespace::default(); MAX_NAMESPACES];
-    let n = lm.namespaces(&mut raw).inspect_err(|e| {
-        if *e == E2BIG {
-            dev_err!(
-                dev,
-                "cannot migrate: more than {} namespaces attached\n",
-                MAX_NAMESPACES
-            );
-        }
-    })?;
+    // The service names the cause of its errors (E2BIG: too many attached).
+    let n = lm.namespaces(&mut raw)?;
     let mut list = [Namespace::default(); MAX_NAMESPACES];
     for (l, r) in list.iter_mut().zip(raw.iter()).take(n) {
         *l = Namespace {

@@ -60,6 +60,17 @@ pub struct Guest {
     pub completions: Vec<(u16, u16)>,
 }
 
+/// Fails naming the first queue of `heads` ([`Guest::sq_heads`]) whose SQ
+/// head is not at its tail.
+pub fn heads_at_tail(heads: &[(u16, u16, u16)]) -> Result<(), String> {
+    match heads.iter().find(|(_, h, t)| h != t) {
+        Some((qid, head, tail)) => Err(format!(
+            "queue {qid}: the controller reports SQ head {head}, the host's tail is {tail}"
+        )),
+        None => Ok(()),
+    }
+}
+
 fn other(e: impl ToString) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -350,16 +361,19 @@ impl Guest {
     /// none skipped (after a migration: the destination went on from the
     /// source's head).
     pub fn sq_heads_at_tail(&self) -> Result<(), String> {
-        for q in &self.io {
-            let (head, tail) = q.sq_head_tail();
-            if head != tail {
-                return Err(format!(
-                    "queue {}: the controller reports SQ head {head}, the host's tail is {tail}",
-                    q.qid
-                ));
-            }
-        }
-        Ok(())
+        heads_at_tail(&self.sq_heads())
+    }
+
+    /// (qid, SQ head the controller reported last, host tail) of every I/O
+    /// queue.
+    pub fn sq_heads(&self) -> Vec<(u16, u16, u16)> {
+        self.io
+            .iter()
+            .map(|q| {
+                let (head, tail) = q.sq_head_tail();
+                (q.qid, head, tail)
+            })
+            .collect()
     }
 
     /// Reads back every block the model knows (batches over the queues)

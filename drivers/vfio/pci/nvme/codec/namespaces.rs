@@ -55,26 +55,30 @@ impl Namespace {
         put(b, 32, &self.eui64)
     }
 
+    /// Decodes one entry; [`Namespaces::new`] checks its fields.
     fn parse(b: &[u8]) -> Result<Self, Error> {
         if u8_at(b, 5)? != 0 {
             return Err(Error::InvalidField("namespace entry reserved byte"));
         }
-        let ns = Self {
+        Ok(Self {
             nsid: le32(b, 0)?,
             lbads: u8_at(b, 4)?,
             ms: le16(b, 6)?,
             nsze: le64(b, 8)?,
             nguid: array(b, 16)?,
             eui64: array(b, 32)?,
-        };
-        // NSIDs 0 and FFFFFFFFh name no namespace; LBADS is at least 9.
-        if ns.nsid == 0 || ns.nsid == u32::MAX {
+        })
+    }
+
+    /// NSIDs 0 and FFFFFFFFh name no namespace; LBADS is at least 9.
+    fn check(&self) -> Result<(), Error> {
+        if self.nsid == 0 || self.nsid == u32::MAX {
             return Err(Error::InvalidField("namespace entry NSID"));
         }
-        if !(9..=31).contains(&ns.lbads) {
+        if !(9..=31).contains(&self.lbads) {
             return Err(Error::InvalidField("namespace entry LBA data size"));
         }
-        Ok(ns)
+        Ok(())
     }
 }
 
@@ -97,10 +101,8 @@ impl Namespaces {
         }
         let mut out = Self::default();
         for (i, ns) in list.iter().enumerate() {
-            let mut b = [0u8; NAMESPACE_LEN];
-            ns.encode(&mut b)?;
-            // The same checks as a parsed entry gets.
-            out.list[i] = Namespace::parse(&b)?;
+            ns.check()?;
+            out.list[i] = *ns;
             if i > 0 && out.list[i - 1].nsid >= ns.nsid {
                 return Err(Error::InvalidField(
                     "namespaces not in ascending NSID order",
@@ -138,8 +140,8 @@ impl Namespaces {
         Ok(())
     }
 
-    /// Decodes `count` entries of the table `b`; the unused entries must be
-    /// zero.
+    /// Decodes `count` entries of the table `b` (checked as [`Self::new`]
+    /// checks them); the unused entries must be zero.
     pub fn parse(count: u8, b: &[u8]) -> Result<Self, Error> {
         let count = usize::from(count);
         if count > MAX_NAMESPACES {
