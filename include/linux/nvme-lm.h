@@ -98,6 +98,7 @@ struct nvme_lm_ns {
 struct nvme_lm *nvme_lm_get(struct pci_dev *vf);
 void nvme_lm_put(struct nvme_lm *lm);
 u16 nvme_lm_cntlid(const struct nvme_lm *lm);
+u32 nvme_lm_max_transfer(const struct nvme_lm *lm);
 int nvme_lm_state_formats(struct nvme_lm *lm, void *buf, size_t len);
 int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id);
 int nvme_lm_namespaces(struct nvme_lm *lm, struct nvme_lm_ns *ns,

@@ -160,6 +160,15 @@ impl Handle {
         unsafe { bindings::nvme_lm_cntlid(self.ptr.as_ptr()) }
     }
 
+    /// The longest data transfer of one command on the PF's admin queue,
+    /// in bytes (from the PF's MDTS; at least one controller page).
+    #[inline]
+    pub fn max_transfer(&self) -> usize {
+        // SAFETY: By the type invariant `ptr` is a live handle.
+        let bytes = unsafe { bindings::nvme_lm_max_transfer(self.ptr.as_ptr()) };
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+
     /// Reads Supported Controller State Formats (Identify CNS 20h) into
     /// `buf`, which is resized to 4096 bytes.
     #[inline]

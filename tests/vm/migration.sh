@@ -1,7 +1,8 @@
 #!/bin/bash
 # VFIO live migration through nvme_vfio_pci (KTAP): the uAPI suite of the
-# Rust test program on three VFs bound to the variant driver (A = VF0
-# source, B = VF1 destination, C = VF2 for device-close cases), then the
+# Rust test program on three VFs of host a bound to the variant driver (A =
+# VF0 source, B = VF1 destination, C = VF2 for device-close cases), whose
+# controller state is larger than one transfer of host a's PF, then the
 # kernel log: every refused stream named by cause, no warning of any kind.
 # (Leaks: run-tests.sh's kmemleak scan of the whole run.)
 . "$(dirname "$0")/lib/ktap.sh"
@@ -12,6 +13,7 @@ NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 setup() {
 	PF=$(pf_bdf) || return 1
 	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 3 ] || sriov_setup 4 || return 1
+	PF_MAX_TRANSFER=$(pf_max_transfer "$(pci_nvme_dev "$PF")") || return 1
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
 	bind_vfs_vfio nvme-vfio-pci 3 || return 1
 	kernel_log_mark
@@ -49,7 +51,7 @@ if ! setup >/dev/null 2>"$errf"; then
 fi
 rc=0
 "$NVME_LM" selftest migration --vf-a "$CDEV0" --vf-b "$CDEV1" --vf-c "$CDEV2" \
-	${MIG_FILTER:+--filter "$MIG_FILTER"} || rc=1
+	--pf-max-transfer "$PF_MAX_TRANSFER" ${MIG_FILTER:+--filter "$MIG_FILTER"} || rc=1
 ktap_begin vfio_migration_kernel_log 2
 if [ -n "${MIG_FILTER:-}" ]; then
 	ktap_skip refusals_named "MIG_FILTER set"

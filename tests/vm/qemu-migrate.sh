@@ -23,7 +23,7 @@ setup() {
 	# VF3: one I/O queue pair fewer than the others.
 	VF3=$(vf_bdf "$PF" 3) || return 1
 	bind_driver "$VF3" "" || return 1
-	VQ_PER_VF=2 online_vf "$PF_DEV" "$(vf_scid "$PF_DEV" 4)" || return 1
+	VQ_PER_VF=$((VQ_PER_VF - 1)) online_vf "$PF_DEV" "$(vf_scid "$PF_DEV" 4)" || return 1
 	bind_driver "$VF3" nvme-vfio-pci || return 1
 	bind_vfs_vfio nvme-vfio-pci 2 || return 1
 	kernel_log_mark

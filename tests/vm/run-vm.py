@@ -7,8 +7,9 @@ shares. The command's standard output (KTAP) travels back over a second
 serial port into the job directory, the console log into a file beside it.
 Every run has a hard timeout. The machine is q35 with an emulated Intel
 IOMMU (interrupt remapping, caching mode) and QEMU's NVMe controller with
-SR-IOV: one PF, four VFs' worth of flexible queue and interrupt resources,
-one namespace backed by a file in the cache.
+SR-IOV: three PFs ("hosts" a, b, c), each with four VFs' worth of flexible
+queue and interrupt resources and namespaces backed by files in the job
+directory.
 
   run-vm.py --kernel-dir OUT [--timeout S] [--interactive] [-- CMD ...]
 
@@ -31,11 +32,12 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CACHE = os.environ.get("NVME_VFIO_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "nvme-vfio")
 
-# SR-IOV resources: each VF gets 3 VQ resources (admin + 2 I/O queue pairs)
-# and 2 VI (interrupt) resources out of the flexible pools.
+# SR-IOV resources: each VF gets 9 VQ resources (admin + 8 I/O queue pairs)
+# and 9 VI (MSI-X vectors: admin + one per I/O queue) out of the flexible
+# pools; queues up to 2048 entries (QEMU's default MQES).
 NUM_VFS = 4
-VQ_PER_VF = 3
-VI_PER_VF = 2
+VQ_PER_VF = 9
+VI_PER_VF = 9
 # The only environment variables that reach the guest's tests: the knobs the
 # README documents. Nothing else of the host's environment leaks in.
 PASS_ENV = ("SMOKE_VFS", "KUNIT_SUITES", "KUNIT_MODULES", "KUNIT_DOCTESTS", "NVME_LM",
@@ -63,6 +65,17 @@ def kvm_usable():
 # serve a VF as plain vfio-pci.
 HOSTS = ("a", "b", "c")
 NO_HMLM = ("c",)
+# Per host: host a's MDTS is 16 KiB (2^2 pages), so every admin data
+# transfer to it, the driver's Get/Set Controller State pieces included,
+# must respect a small limit; b keeps QEMU's 512 KiB. Both migratable hosts
+# carry 96 KiB of device-internal vendor state, more than one Get/Set State
+# piece on either (16 KiB on a, the driver's 64 KiB on b).
+VENDOR_STATE_BYTES = 96 << 10
+HOST_PROPS = {
+    "a": ["mdts=2", f"hmlm_vendor_bytes={VENDOR_STATE_BYTES}"],
+    "b": [f"hmlm_vendor_bytes={VENDOR_STATE_BYTES}"],
+    "c": [],
+}
 NS_BYTES = 64 << 20
 PRIVATE_NS_BYTES = 16 << 20
 
@@ -85,7 +98,7 @@ def nvme_args(job):
             f"sriov_vq_flexible={vq_flex}", f"sriov_vi_flexible={vi_flex}",
             f"max_ioqpairs={vq_flex + 2}", f"msix_qsize={vi_flex + 1}",
             f"sriov_max_vq_per_vf={VQ_PER_VF}", f"sriov_max_vi_per_vf={VI_PER_VF}",
-        ] + [p for p in os.environ.get("NVME_VFIO_NVME_PROPS", "").split(",")
+        ] + HOST_PROPS[host] + [p for p in os.environ.get("NVME_VFIO_NVME_PROPS", "").split(",")
              if p and not (host in NO_HMLM and p.startswith("hmlm"))])
         args += [
             "-device", f"pcie-root-port,id={rp},bus=pcie.0,chassis={i + 1},slot={i + 1}",
@@ -138,6 +151,9 @@ def main():
         f.write(shlex.join(a.cmd) + "\n")
     # Test knobs reach the guest through the job directory.
     with open(os.path.join(job, "env"), "w") as f:
+        # The test bed's shape, which the tests' SR-IOV setup follows.
+        f.write(f"export VQ_PER_VF={VQ_PER_VF} VI_PER_VF={VI_PER_VF}"
+                f" VENDOR_STATE_BYTES={VENDOR_STATE_BYTES}\n")
         for k, v in sorted(os.environ.items()):
             if k in PASS_ENV:
                 f.write(f"export {k}={shlex.quote(v)}\n")

@@ -336,6 +336,23 @@ u16 nvme_lm_cntlid(const struct nvme_lm *lm)
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cntlid, NVME_LM_USERS);
 
 /**
+ * nvme_lm_max_transfer() - the longest data transfer of one command
+ * @lm: the handle
+ *
+ * The PF's admin queue limit, which nvme core derives from MDTS: a Get or
+ * Set Controller State piece longer than this fails.
+ *
+ * Return: the limit in bytes, at least one controller page.
+ */
+u32 nvme_lm_max_transfer(const struct nvme_lm *lm)
+{
+	u64 bytes = (u64)queue_max_hw_sectors(lm->ctrl->admin_q) << SECTOR_SHIFT;
+
+	return clamp_t(u64, bytes, NVME_CTRL_PAGE_SIZE, U32_MAX);
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_max_transfer, NVME_LM_USERS);
+
+/**
  * nvme_lm_state_formats() - Supported Controller State Formats
  * @lm: the handle
  * @buf: a kernel buffer (not on the stack)

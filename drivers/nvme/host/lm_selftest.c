@@ -27,7 +27,7 @@
 #include <linux/vfio_pci_core.h>
 #include <linux/vmalloc.h>
 
-#define LM_SELFTEST_STATE_MAX	SZ_64K
+#define LM_SELFTEST_STATE_MAX	SZ_1M
 
 struct lm_selftest {
 	struct vfio_pci_core_device core;	/* first: vfio_alloc_device() */
@@ -55,9 +55,16 @@ static void lm_selftest_notify(void *data, enum nvme_lm_cdq_event event)
 		atomic_inc(&t->tail_events);
 }
 
-/* Reads the whole state: the header first, for the sizes. */
+/* The longest Get/Set State piece: the PF's transfer limit, 4-aligned. */
+static size_t lm_selftest_max_piece(struct lm_selftest *t)
+{
+	return nvme_lm_max_transfer(t->lm) & ~3U;
+}
+
+/* Reads the whole state: the header first, for the sizes; then in pieces. */
 static int lm_selftest_get_state(struct lm_selftest *t)
 {
+	size_t max = lm_selftest_max_piece(t), off;
 	u64 nvmecss, vss, len;
 	int ret;
 
@@ -70,19 +77,25 @@ static int lm_selftest_get_state(struct lm_selftest *t)
 	if (nvmecss > LM_SELFTEST_STATE_MAX || vss > LM_SELFTEST_STATE_MAX ||
 	    len > LM_SELFTEST_STATE_MAX)
 		return -EOVERFLOW;
-	ret = nvme_lm_get_state(t->lm, 1, 1, 0, t->state, len, NULL);
-	if (!ret)
-		t->state_len = len;
-	return ret;
+	for (off = 0; off < len; off += max) {
+		ret = nvme_lm_get_state(t->lm, 1, 1, off, t->state + off,
+					min_t(size_t, max, len - off), NULL);
+		if (ret)
+			return ret;
+	}
+	t->state_len = len;
+	return 0;
 }
 
 static int lm_selftest_set_state(struct lm_selftest *t, unsigned int pieces)
 {
-	size_t piece, off = 0;
+	size_t max = lm_selftest_max_piece(t), piece, off = 0;
 	int ret = 0;
 
 	if (!t->state_len || t->state_len % 4)
 		return -EINVAL;
+	/* At least as many pieces as the transfer limit needs. */
+	pieces = max_t(size_t, pieces, DIV_ROUND_UP(t->state_len, max));
 	if (pieces <= 1)
 		return nvme_lm_set_state(t->lm, NVME_LM_SEQ_ONLY, 1, 1, 0,
 					 t->state, t->state_len);

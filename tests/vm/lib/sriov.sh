@@ -9,8 +9,9 @@
 # set it online.
 
 NVME_PCI_ID="1b36:0010"
-VQ_PER_VF=${VQ_PER_VF:-3}
-VI_PER_VF=${VI_PER_VF:-2}
+# Resources per VF: tests/vm/run-vm.py states them (the job's environment).
+VQ_PER_VF=${VQ_PER_VF:?set by tests/vm/run-vm.py}
+VI_PER_VF=${VI_PER_VF:?set by tests/vm/run-vm.py}
 
 # The emulated NVMe PF of host $1 (a, the default, b, or c: the PF without
 # HMLM): the NVMe-class devices with SR-IOV capability, in PCI address order
@@ -141,6 +142,17 @@ sriov_setup() {
 		scid=$(vf_scid "$PF_DEV" "$i") || return 1
 		online_vf "$PF_DEV" "$scid" || return 1
 	done
+}
+
+# The most bytes one command of PF device $1 (/dev/nvmeN) may transfer as
+# the kernel applies it (from MDTS): its namespaces' max_hw_sectors_kb,
+# which nvme core sets from the same limit as the admin queue's.
+pf_max_transfer() {
+	local c=${1##*/} f
+	for f in /sys/class/nvme/"$c"/nvme*/queue/max_hw_sectors_kb; do
+		[ -r "$f" ] && { echo $(($(cat "$f") * 1024)); return 0; }
+	done
+	fail "$c: no namespace queue limits in sysfs"
 }
 
 # Binds VF0..VF$2-1 of $PF to driver $1 and sets VF<i> (its address) and

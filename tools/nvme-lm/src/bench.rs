@@ -48,7 +48,13 @@ pub fn run(a: &Path, b: &Path, rounds: usize, blocks: u64) -> Result<String, Str
         Device::open(b, &iommufd).map_err(e)?,
     ];
     devs[0].reset().map_err(e)?;
-    let mut g = Guest::start(&devs[0], arena, 2, 32).map_err(e)?;
+    let mut g = Guest::start(
+        &devs[0],
+        arena,
+        crate::selftest::guest::FULL_QUEUES,
+        crate::selftest::guest::FULL_DEPTH,
+    )
+    .map_err(e)?;
 
     // MIG_DATA_SIZE while running: QEMU asks it often during pre-copy.
     let t = Instant::now();

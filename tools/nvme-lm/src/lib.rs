@@ -22,6 +22,7 @@ pub mod bench;
 pub mod caps;
 pub mod dma;
 pub mod inspect;
+pub mod irq;
 pub mod migrate;
 pub mod migration;
 pub mod nvme;

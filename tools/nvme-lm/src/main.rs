@@ -121,6 +121,10 @@ enum Suite {
         /// A third VF: its VFIO cdev.
         #[arg(long)]
         vf_c: PathBuf,
+        /// The most bytes one admin command of the VFs' PF transfers (the
+        /// kernel's limit from MDTS).
+        #[arg(long)]
+        pf_max_transfer: usize,
         /// Run only cases whose name contains this.
         #[arg(long)]
         filter: Option<String>,
@@ -242,7 +246,13 @@ fn migrate(a: &Path, b: &Path, blocks: u64) -> Result<(), String> {
     let da = Device::open(a, &iommufd).map_err(e)?;
     let db = Device::open(b, &iommufd).map_err(e)?;
     da.reset().map_err(e)?;
-    let mut g = Guest::start(&da, arena, 2, 32).map_err(e)?;
+    let mut g = Guest::start(
+        &da,
+        arena,
+        nvme_lm::selftest::guest::FULL_QUEUES,
+        nvme_lm::selftest::guest::FULL_DEPTH,
+    )
+    .map_err(e)?;
     println!(
         "source {} -> destination {}: {blocks} blocks written first, {} commands left in flight",
         a.display(),
@@ -356,6 +366,7 @@ fn main() -> ExitCode {
                     vf_a,
                     vf_b,
                     vf_c,
+                    pf_max_transfer,
                     filter,
                 },
         } => {
@@ -363,6 +374,7 @@ fn main() -> ExitCode {
                 a: vf_a.clone(),
                 b: vf_b.clone(),
                 c: vf_c.clone(),
+                pf_max_transfer: *pf_max_transfer,
                 filter: filter.clone(),
             };
             suite_result(nvme_lm::selftest::migration::run(&setup))

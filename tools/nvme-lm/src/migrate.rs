@@ -32,10 +32,16 @@ pub struct Report {
     pub rung_before_stop: Vec<(u16, u16)>,
     /// Commands rung while the source was suspended.
     pub rung_while_stopped: Vec<(u16, u16)>,
-    /// Completions the source posted while suspending, from its CQEs.
+    /// Completions the source posted (the guest had not consumed them at
+    /// the switchover), from its CQEs.
     pub on_source: Vec<(u16, u16)>,
     /// Completions the destination posted, from its CQEs.
     pub on_destination: Vec<(u16, u16)>,
+    /// Vectors the source signalled that were not serviced before the
+    /// switchover (a queue's vector is its ID): serviced on the destination.
+    pub pending_at_switch: Vec<u16>,
+    /// Vectors the destination signalled by the end of its drain.
+    pub destination_signalled: Vec<u16>,
     /// After the destination's drain: (qid, SQ head it reported, host tail).
     pub sq_heads: Vec<(u16, u16, u16)>,
     /// Blocks read back and verified on the destination.
@@ -59,8 +65,9 @@ fn timed<T>(
 
 /// Migrates the controller `g` runs I/O on from `a` to `b`: writes
 /// `blocks` blocks first, leaves commands in flight at the stop (some
-/// fetched, some rung while suspended), moves the state, continues on `b`
-/// and verifies every block. `chunk` is the size of the destination's
+/// fetched, some rung while suspended) and the source's completion
+/// interrupts unserviced, moves the state, continues on `b` and verifies
+/// every block. `chunk` is the size of the destination's
 /// writes. The source is reset afterwards.
 pub fn migrate(
     a: &Device,
@@ -71,8 +78,13 @@ pub fn migrate(
 ) -> Result<Report, String> {
     let e = |x: std::io::Error| x.to_string();
     let base = 5000u64;
+    let nq = g.io.len() as u64;
+    if nq == 0 {
+        return Err("the guest has no I/O queues".into());
+    }
+    let q = |lba: u64| (lba % nq) as usize;
     for lba in base..base + blocks {
-        g.submit_write((lba % 2) as usize, lba, true).map_err(e)?;
+        g.submit_write(q(lba), lba, true).map_err(e)?;
         if g.pending.len() >= 16 {
             g.drain(20_000).map_err(e)?;
         }
@@ -82,7 +94,7 @@ pub fn migrate(
     let mut phases = Vec::new();
     // Destination first, as QEMU's load_setup does: RESUMING from RUNNING.
     b.reset().map_err(e)?;
-    b.enable_bus_master().map_err(e)?;
+    let irqs_b = Guest::destination(b).map_err(e)?;
     let mut fd_b = timed(&mut phases, "destination -> RESUMING", || {
         b.set_mig_state(State::Resuming)
             .map_err(e)?
@@ -113,9 +125,8 @@ pub fn migrate(
 
     // In flight at the stop: rung and fetched...
     for lba in base + blocks..base + blocks + 8 {
-        g.submit_write((lba % 2) as usize, lba, false).map_err(e)?;
-        g.submit_read((lba % 2) as usize, lba - blocks, false)
-            .map_err(e)?;
+        g.submit_write(q(lba), lba, false).map_err(e)?;
+        g.submit_read(q(lba), lba - blocks, false).map_err(e)?;
     }
     g.ring_all().map_err(e)?;
     let rung_before_stop: Vec<_> = g.pending.keys().copied().collect();
@@ -125,7 +136,7 @@ pub fn migrate(
     })?;
     // ...and rung while the source is suspended.
     for lba in base + blocks + 8..base + blocks + 16 {
-        g.submit_write((lba % 2) as usize, lba, false).map_err(e)?;
+        g.submit_write(q(lba), lba, false).map_err(e)?;
     }
     g.ring_all().map_err(e)?;
     let rung_while_stopped: Vec<_> = g
@@ -136,10 +147,11 @@ pub fn migrate(
         .collect();
     // Stopped means stopped: what the source fetched completed before the
     // suspend returned; nothing rung since may complete now (Report::check).
+    // The guest looks at its CQs without consuming anything: the source's
+    // completions and their interrupts stay pending across the switchover.
     let watch = Instant::now();
-    g.completions.clear();
-    g.collect(50).map_err(e)?;
-    let on_source = std::mem::take(&mut g.completions);
+    std::thread::sleep(Duration::from_millis(50));
+    let on_source = g.posted();
     // The watch is the test's, not the migration's: not downtime.
     let watched = watch.elapsed();
     let data_size = a.mig_data_size().map_err(e)?;
@@ -169,7 +181,8 @@ pub fn migrate(
 
     let mut stream = pre;
     stream.extend_from_slice(&rest);
-    g.switch_to(b).map_err(e)?;
+    g.completions.clear();
+    let pending_at_switch = g.switch_to(b, irqs_b).map_err(e)?;
     timed(&mut phases, "destination: drain in-flight", || {
         g.drain(20_000)
             .map_err(|x| format!("on the destination: {x}"))
@@ -177,7 +190,15 @@ pub fn migrate(
     // A completion posted twice would come now (an error: not in flight).
     g.collect(20)
         .map_err(|x| format!("on the destination, after the drain: {x}"))?;
-    let on_destination = std::mem::take(&mut g.completions);
+    let on_destination: Vec<_> = std::mem::take(&mut g.completions)
+        .into_iter()
+        .filter(|k| !on_source.contains(k))
+        .collect();
+    let destination_signalled: Vec<u16> =
+        g.io.iter()
+            .map(|q| q.qid)
+            .filter(|&v| g.irqs.count(v) > 0)
+            .collect();
     let sq_heads = g.sq_heads();
     let verified = timed(&mut phases, "destination: verify all blocks", || {
         g.verify_all().map_err(e)
@@ -194,6 +215,8 @@ pub fn migrate(
         rung_while_stopped,
         on_source,
         on_destination,
+        pending_at_switch,
+        destination_signalled,
         sq_heads,
         verified,
     })
@@ -227,6 +250,24 @@ impl Report {
             return Err(format!(
                 "of {} commands rung while the source was stopped, (qid, cid) {missing:?} did not complete on the destination",
                 self.rung_while_stopped.len()
+            ));
+        }
+        if let Some((qid, cid)) = self
+            .on_source
+            .iter()
+            .find(|(qid, _)| !self.pending_at_switch.contains(qid))
+        {
+            return Err(format!(
+                "the source posted the completion of (qid, cid) ({qid}, {cid}) without an interrupt on vector {qid}"
+            ));
+        }
+        if let Some((qid, cid)) = self
+            .on_destination
+            .iter()
+            .find(|(qid, _)| !self.destination_signalled.contains(qid))
+        {
+            return Err(format!(
+                "the destination posted the completion of (qid, cid) ({qid}, {cid}) without an interrupt on vector {qid}"
             ));
         }
         crate::selftest::guest::heads_at_tail(&self.sq_heads)
@@ -290,6 +331,11 @@ impl Report {
             self.on_source.len(),
             self.on_destination.len(),
             self.verified
+        );
+        let _ = writeln!(
+            o,
+            "interrupts: vectors {:?} signalled by the source and pending at the switchover (serviced on the destination); vectors {:?} signalled by the destination",
+            self.pending_at_switch, self.destination_signalled
         );
         Ok(o)
     }

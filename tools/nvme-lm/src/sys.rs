@@ -27,6 +27,18 @@ pub const VFIO_DEVICE_FEATURE_PCI_VF_TOKEN: u32 = 0;
 pub const VFIO_DEVICE_BIND_FLAG_TOKEN: u32 = 1 << 0;
 /// VFIO_MIG_GET_PRECOPY_INFO (on a migration data file).
 pub const VFIO_MIG_GET_PRECOPY_INFO: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 21);
+/// VFIO_DEVICE_GET_IRQ_INFO.
+pub const VFIO_DEVICE_GET_IRQ_INFO: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 9);
+/// VFIO_DEVICE_SET_IRQS.
+pub const VFIO_DEVICE_SET_IRQS: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 10);
+/// VFIO_PCI_MSIX_IRQ_INDEX.
+pub const VFIO_PCI_MSIX_IRQ_INDEX: u32 = 2;
+/// VFIO_IRQ_SET_DATA_EVENTFD.
+pub const VFIO_IRQ_SET_DATA_EVENTFD: u32 = 1 << 2;
+/// VFIO_IRQ_SET_ACTION_TRIGGER.
+pub const VFIO_IRQ_SET_ACTION_TRIGGER: u32 = 1 << 5;
+/// The most vectors [`VfioIrqSet`] carries.
+pub const MAX_IRQS: usize = 32;
 /// VFIO_DEVICE_RESET.
 pub const VFIO_DEVICE_RESET: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 11);
 /// VFIO_DEVICE_BIND_IOMMUFD.
@@ -180,3 +192,39 @@ pub fn argsz<T>() -> u32 {
     // CAST: these structures are a few dozen bytes.
     core::mem::size_of::<T>() as u32
 }
+
+/// struct vfio_irq_info.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VfioIrqInfo {
+    /// argsz.
+    pub argsz: u32,
+    /// flags (VFIO_IRQ_INFO_*).
+    pub flags: u32,
+    /// index (VFIO_PCI_*_IRQ_INDEX).
+    pub index: u32,
+    /// count: vectors of this index.
+    pub count: u32,
+}
+
+/// struct vfio_irq_set with room for [`MAX_IRQS`] eventfds (argsz says how
+/// many the kernel reads).
+#[repr(C)]
+#[derive(Debug)]
+pub struct VfioIrqSet {
+    /// argsz: 20 + 4 * count.
+    pub argsz: u32,
+    /// flags (VFIO_IRQ_SET_*).
+    pub flags: u32,
+    /// index (VFIO_PCI_*_IRQ_INDEX).
+    pub index: u32,
+    /// First vector.
+    pub start: u32,
+    /// Number of vectors.
+    pub count: u32,
+    /// One eventfd per vector.
+    pub data: [i32; MAX_IRQS],
+}
+
+const _: () = assert!(core::mem::size_of::<VfioIrqInfo>() == 16);
+const _: () = assert!(core::mem::offset_of!(VfioIrqSet, data) == 20);

@@ -333,6 +333,50 @@ impl Device {
         self.file.write_all_at(&v.to_le_bytes(), cfg.offset + 4)
     }
 
+    /// Number of vectors of interrupt index `index` (VFIO_DEVICE_GET_IRQ_INFO).
+    pub fn irq_count(&self, index: u32) -> io::Result<u32> {
+        let mut info = sys::VfioIrqInfo {
+            argsz: sys::argsz::<sys::VfioIrqInfo>(),
+            index,
+            ..Default::default()
+        };
+        ioctl(
+            &self.file,
+            sys::VFIO_DEVICE_GET_IRQ_INFO,
+            &mut info,
+            "VFIO_DEVICE_GET_IRQ_INFO",
+        )?;
+        Ok(info.count)
+    }
+
+    /// Signals vectors `0..fds.len()` of interrupt index `index` into the
+    /// eventfds `fds` (VFIO_DEVICE_SET_IRQS, ACTION_TRIGGER): enables MSI-X
+    /// with that many vectors, or swaps the eventfds if it is enabled.
+    pub fn set_irq_eventfds(&self, index: u32, fds: &[i32]) -> io::Result<()> {
+        if fds.is_empty() || fds.len() > sys::MAX_IRQS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} eventfds: 1 to {} supported", fds.len(), sys::MAX_IRQS),
+            ));
+        }
+        let mut set = sys::VfioIrqSet {
+            // CAST: at most MAX_IRQS (32) entries.
+            argsz: 20 + 4 * fds.len() as u32,
+            flags: sys::VFIO_IRQ_SET_DATA_EVENTFD | sys::VFIO_IRQ_SET_ACTION_TRIGGER,
+            index,
+            start: 0,
+            count: fds.len() as u32,
+            data: [-1; sys::MAX_IRQS],
+        };
+        set.data[..fds.len()].copy_from_slice(fds);
+        ioctl(
+            &self.file,
+            sys::VFIO_DEVICE_SET_IRQS,
+            &mut set,
+            "VFIO_DEVICE_SET_IRQS",
+        )
+    }
+
     /// VFIO_DEVICE_RESET (a function-level reset of the device).
     pub fn reset(&self) -> io::Result<()> {
         // SAFETY: VFIO_DEVICE_RESET takes no argument.

@@ -18,8 +18,9 @@ use kernel::{
     prelude::*,
 };
 
-/// Bytes per Get/Set Controller State command: well within any MDTS.
-const CHUNK: usize = 64 * 1024;
+/// Most bytes per Get/Set Controller State command: the PF's own limit
+/// ([`piece_len`]) may be lower.
+const MAX_PIECE: usize = 64 * 1024;
 
 /// Alignment of queue base addresses (the smallest memory page size).
 const PAGE_SIZE: u64 = 4096;
@@ -137,6 +138,12 @@ fn attached_namespaces(dev: &device::Device, lm: &Handle) -> Result<Namespaces> 
     })
 }
 
+/// Bytes per Get/Set Controller State command on this PF: at most
+/// [`MAX_PIECE`] and the PF's transfer limit (MDTS), a multiple of 4.
+fn piece_len(lm: &Handle) -> usize {
+    MAX_PIECE.min(lm.max_transfer()) & !3
+}
+
 fn round4(n: usize) -> Result<usize> {
     n.checked_add(3).map(|n| n & !3).ok_or(EOVERFLOW)
 }
@@ -162,10 +169,11 @@ pub(crate) fn read_state(
     out: &mut KVVec<u8>,
 ) -> Result {
     let total = state_len(lm, format)?;
-    let mut chunk = KVVec::from_elem(0u8, CHUNK.min(round4(total)?), GFP_KERNEL)?;
+    let piece = piece_len(lm);
+    let mut chunk = KVVec::from_elem(0u8, piece.min(round4(total)?), GFP_KERNEL)?;
     let mut off = 0;
     while off < total {
-        let len = round4(total - off)?.min(CHUNK);
+        let len = round4(total - off)?.min(piece);
         // CAST: `off` is below `MAX_STATE_LEN`.
         let suspended = lm.get_state(format.csvi, format.csuuidi, off as u64, &mut chunk, len)?;
         if !suspended {
@@ -194,10 +202,11 @@ pub(crate) fn load_state(lm: &Handle, format: &Format, state: &[u8]) -> Result {
     if state.is_empty() || state.len() > MAX_STATE_LEN || state.len() % 4 != 0 {
         return Err(EINVAL);
     }
-    let mut chunk = KVVec::with_capacity(CHUNK.min(state.len()), GFP_KERNEL)?;
+    let piece = piece_len(lm);
+    let mut chunk = KVVec::with_capacity(piece.min(state.len()), GFP_KERNEL)?;
     let mut off = 0;
     while off < state.len() {
-        let len = (state.len() - off).min(CHUNK);
+        let len = (state.len() - off).min(piece);
         let seq = match (off == 0, off + len == state.len()) {
             (true, true) => Sequence::Only,
             (true, false) => Sequence::First,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A submission/completion queue pair in DMA memory, polled.
+//! A submission/completion queue pair in DMA memory.
 //!
 //! The pair holds only the host's side of the protocol (SQ tail, CQ head,
 //! expected phase, commands in flight). Doorbells belong to whichever
@@ -44,6 +44,8 @@ impl Doorbells {
 pub struct QueuePair {
     /// Queue identifier (0 = admin).
     pub qid: u16,
+    /// The CQ's MSI-X vector, if it signals completions (IEN, IV).
+    pub vector: Option<u16>,
     depth: u16,
     sq: Chunk,
     cq: Chunk,
@@ -60,6 +62,7 @@ impl QueuePair {
     pub fn new(arena: &Rc<Arena>, qid: u16, depth: u16) -> io::Result<Self> {
         Ok(Self {
             qid,
+            vector: None,
             depth,
             sq: arena.alloc(usize::from(depth) * 64)?,
             cq: arena.alloc(usize::from(depth) * 16)?,
@@ -132,6 +135,30 @@ impl QueuePair {
     pub fn ring(&self, db: &Doorbells) -> io::Result<()> {
         db.bar
             .write32(db.sq_tail(self.qid), u32::from(self.sq_tail))
+    }
+
+    /// The completions posted and not consumed yet, oldest first; consumes
+    /// nothing and rings no doorbell.
+    pub fn peek(&self) -> Vec<Cqe> {
+        let mut out = Vec::new();
+        let (mut head, mut phase) = (self.cq_head, self.phase);
+        while out.len() < usize::from(self.depth) {
+            let off = usize::from(head) * 16;
+            let mut status = [0u8; 2];
+            self.cq.read(off + 14, &mut status);
+            if (status[0] & 1 != 0) != phase {
+                break;
+            }
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            let mut raw = [0u8; 16];
+            self.cq.read(off, &mut raw);
+            out.push(Cqe::parse(&raw));
+            head = (head + 1) % self.depth;
+            if head == 0 {
+                phase = !phase;
+            }
+        }
+        out
     }
 
     /// The next completion, if one is posted; consumes it and rings the CQ

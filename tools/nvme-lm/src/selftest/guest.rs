@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The "guest" of the VMM-less tests: a polled NVMe host running I/O with
-//! data patterns on a VF, whose queues and data live in an IOAS-mapped
-//! arena so that they can continue on another VF after a migration.
+//! The "guest" of the VMM-less tests: an NVMe host running I/O with data
+//! patterns on a VF, whose queues and data live in an IOAS-mapped arena so
+//! that they can continue on another VF after a migration. I/O completions
+//! are interrupt driven: each I/O CQ signals its own MSI-X vector (its
+//! queue ID; vector 0 is the admin CQ's), which VFIO delivers into an
+//! eventfd, and a queue is reaped only when its vector fired.
 
 use crate::dma::{
     Arena,
     Chunk, //
 };
+use crate::irq::Interrupts;
 use crate::nvme::queue::Doorbells;
 use crate::nvme::sqe::io_opcode;
 use crate::nvme::{
@@ -17,14 +21,26 @@ use crate::nvme::{
     Sqe, //
 };
 use crate::vfio::Device;
-use std::collections::BTreeMap;
+use std::collections::{
+    BTreeMap,
+    BTreeSet, //
+};
 use std::io;
 use std::rc::Rc;
+use std::time::{
+    Duration,
+    Instant, //
+};
 
 /// Namespace the tests use.
 pub const NSID: u32 = 1;
 /// Admin queue depth.
 pub const ADMIN_DEPTH: u16 = 32;
+/// I/O queue pairs of a full-size VF (the test bed gives each VF 8 and an
+/// MSI-X vector for each, tests/vm/run-vm.py).
+pub const FULL_QUEUES: u16 = 8;
+/// Entries per queue of a full-size VF.
+pub const FULL_DEPTH: u16 = 1024;
 
 /// What a command in flight was for, to check its completion.
 #[derive(Clone)]
@@ -58,6 +74,11 @@ pub struct Guest {
     /// The (qid, cid) of every completion reaped, in order (callers take
     /// it to see which commands completed where).
     pub completions: Vec<(u16, u16)>,
+    /// The MSI-X vectors of the controller queues run on now.
+    pub irqs: Interrupts,
+    /// Vectors signalled and not serviced yet (taken from a previous
+    /// controller at a switch: interrupts pending at the switchover).
+    carried: BTreeSet<u16>,
 }
 
 /// Fails naming the first queue of `heads` ([`Guest::sq_heads`]) whose SQ
@@ -86,17 +107,26 @@ pub fn pattern(lba: u64, generation: u32, len: usize) -> Vec<u8> {
 }
 
 impl Guest {
-    /// Enables `dev` (bus master, controller reset, admin queue) and
-    /// creates `nr_io` polled I/O queue pairs of `depth` entries.
+    /// Enables `dev` (bus master, MSI-X, controller reset, admin queue)
+    /// and creates `nr_io` I/O queue pairs of `depth` entries, queue `q`
+    /// signalling vector `q`.
     pub fn start(dev: &Device, arena: Rc<Arena>, nr_io: u16, depth: u16) -> io::Result<Self> {
-        dev.enable_bus_master()?;
+        let irqs = Self::destination(dev)?;
+        if irqs.len() <= usize::from(nr_io) {
+            return Err(other(format!(
+                "{nr_io} I/O queues need {} MSI-X vectors, the device has {}",
+                nr_io + 1,
+                irqs.len()
+            )));
+        }
         let ctrl = Controller::new(dev)?;
         ctrl.disable()?;
         let mut admin = QueuePair::new(&arena, 0, ADMIN_DEPTH)?;
         ctrl.enable(&admin)?;
         let mut io = Vec::new();
         for qid in 1..=nr_io {
-            let q = QueuePair::new(&arena, qid, depth)?;
+            let mut q = QueuePair::new(&arena, qid, depth)?;
+            q.vector = Some(qid);
             ctrl.create_io_queues(&mut admin, &q)?;
             io.push(q);
         }
@@ -117,14 +147,30 @@ impl Guest {
             model: BTreeMap::new(),
             pending: BTreeMap::new(),
             completions: Vec::new(),
+            irqs,
+            carried: BTreeSet::new(),
         })
     }
 
-    /// Continues on `dev`: the same queues, the other controller's doorbells.
-    pub fn switch_to(&mut self, dev: &Device) -> io::Result<()> {
+    /// Prepares `dev` to run this guest's queues, as a VMM restores a
+    /// destination's config space before it runs: bus master on, every
+    /// MSI-X vector into an eventfd. Returns the vectors for
+    /// [`Guest::switch_to`].
+    pub fn destination(dev: &Device) -> io::Result<Interrupts> {
         dev.enable_bus_master()?;
+        Interrupts::enable(dev)
+    }
+
+    /// Continues on `dev` (prepared by [`Guest::destination`], which gave
+    /// `irqs`): the same queues, the other controller's doorbells and
+    /// vectors. Vectors the previous controller signalled and the guest had
+    /// not serviced stay pending and are serviced first; returns them.
+    pub fn switch_to(&mut self, dev: &Device, irqs: Interrupts) -> io::Result<Vec<u16>> {
+        let pending = self.irqs.wait(Duration::ZERO)?;
+        self.carried.extend(pending);
         self.ctrl = Controller::new(dev)?;
-        Ok(())
+        self.irqs = irqs;
+        Ok(self.carried.iter().copied().collect())
     }
 
     fn db(&self) -> Doorbells {
@@ -300,60 +346,104 @@ impl Guest {
         Ok(())
     }
 
-    /// Polls every I/O queue until nothing is pending or `timeout_ms`
-    /// passes; checks each completion (exactly once, status, read data).
-    /// Returns the number of completions seen.
+    /// Services interrupts until nothing is pending or `timeout_ms`
+    /// passes: each time a queue's vector fires, takes and checks that
+    /// queue's completions (exactly once, status, read data). A completion
+    /// whose interrupt never comes is a timeout. Returns the number of
+    /// completions seen.
     pub fn drain(&mut self, timeout_ms: u64) -> io::Result<usize> {
-        let start = std::time::Instant::now();
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
         let mut seen = 0;
         while !self.pending.is_empty() {
-            let n = self.reap()?;
-            seen += n;
-            if n == 0 {
-                if start.elapsed().as_millis() as u64 > timeout_ms {
-                    let left: Vec<_> = self.pending.keys().collect();
-                    return Err(other(format!(
-                        "{} commands never completed: (qid, cid) {left:?}",
-                        self.pending.len()
-                    )));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(1));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() && self.carried.is_empty() {
+                return Err(self.stuck(timeout_ms));
+            }
+            seen += self.service(left)?;
+        }
+        Ok(seen)
+    }
+
+    /// Why commands are still pending after `timeout_ms`: completions
+    /// posted without an interrupt, or never posted.
+    fn stuck(&self, timeout_ms: u64) -> io::Error {
+        for q in &self.io {
+            let posted = q.peek().len();
+            if posted > 0 {
+                return other(format!(
+                    "queue {}: {posted} completions posted but no interrupt on vector {:?} in {timeout_ms} ms",
+                    q.qid, q.vector
+                ));
+            }
+        }
+        let left: Vec<_> = self.pending.keys().collect();
+        other(format!(
+            "{} commands never completed in {timeout_ms} ms: (qid, cid) {left:?}",
+            self.pending.len()
+        ))
+    }
+
+    /// Waits up to `timeout` for interrupts (none if some are carried) and
+    /// reaps the queues whose vectors fired; returns the completions seen.
+    fn service(&mut self, timeout: Duration) -> io::Result<usize> {
+        let mut fired = std::mem::take(&mut self.carried);
+        if fired.is_empty() {
+            fired.extend(self.irqs.wait(timeout.min(Duration::from_millis(100)))?);
+        }
+        let mut seen = 0;
+        for v in fired {
+            if let Some(i) = self.io.iter().position(|q| q.vector == Some(v)) {
+                seen += self.reap_queue(i)?;
             }
         }
         Ok(seen)
     }
 
-    /// Takes and checks every completion posted now; returns how many.
-    fn reap(&mut self) -> io::Result<usize> {
+    /// Takes and checks every completion posted on I/O queue index `i`.
+    fn reap_queue(&mut self, i: usize) -> io::Result<usize> {
         let db = self.db();
         let mut seen = 0;
-        for i in 0..self.io.len() {
-            while let Some(c) = self.io[i].poll(&db)? {
-                let qid = self.io[i].qid;
-                let p = self.pending.remove(&(qid, c.cid)).ok_or_else(|| {
-                    other(format!(
-                        "queue {qid}: completion for unknown command {}",
-                        c.cid
-                    ))
-                })?;
-                self.check(qid, &c, &p)?;
-                self.completions.push((qid, c.cid));
-                seen += 1;
-            }
+        while let Some(c) = self.io[i].poll(&db)? {
+            let qid = self.io[i].qid;
+            let p = self.pending.remove(&(qid, c.cid)).ok_or_else(|| {
+                other(format!(
+                    "queue {qid}: completion for unknown command {}",
+                    c.cid
+                ))
+            })?;
+            self.check(qid, &c, &p)?;
+            self.completions.push((qid, c.cid));
+            seen += 1;
         }
         Ok(seen)
     }
 
-    /// Polls every I/O queue for `ms` milliseconds; checks and returns the
-    /// completions that arrive (none are waited for).
+    /// Services interrupts for `ms` milliseconds, then takes whatever else
+    /// is posted (with or without an interrupt); checks and counts the
+    /// completions (none are waited for).
     pub fn collect(&mut self, ms: u64) -> io::Result<usize> {
-        let start = std::time::Instant::now();
+        let deadline = Instant::now() + Duration::from_millis(ms);
         let mut seen = 0;
-        while start.elapsed().as_millis() < u128::from(ms) {
-            seen += self.reap()?;
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            seen += self.service(left)?;
+        }
+        for i in 0..self.io.len() {
+            seen += self.reap_queue(i)?;
         }
         Ok(seen)
+    }
+
+    /// (qid, cid) of every completion posted on the I/O queues and not
+    /// consumed yet: looks without consuming or signalling anything.
+    pub fn posted(&self) -> Vec<(u16, u16)> {
+        self.io
+            .iter()
+            .flat_map(|q| q.peek().into_iter().map(move |c| (q.qid, c.cid)))
+            .collect()
     }
 
     /// Fails unless, on every I/O queue, the SQ head the controller reported

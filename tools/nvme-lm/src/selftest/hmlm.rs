@@ -328,10 +328,14 @@ fn get_state_layout(env: &Env) -> CaseResult {
     ensure(v0.sq_count() == 2 && v0.cq_count() == 2, || {
         format!("{} SQs, {} CQs", v0.sq_count(), v0.cq_count())
     })?;
+    let vectors = env
+        .a
+        .irq_count(crate::sys::VFIO_PCI_MSIX_IRQ_INDEX)
+        .map_err(|e| e.to_string())?;
     let lim = QueueLimits {
         max_qid: 2,
         mqes: 2047,
-        vectors: 2,
+        vectors: vectors as u16,
         contiguous_only: true,
         page_size: 4096,
     };
@@ -346,7 +350,11 @@ fn get_state_layout(env: &Env) -> CaseResult {
             || format!("SQ {sq:?}"),
         )?;
         ensure(
-            cq.qid == q.qid && cq.prp1 == q.cq_iova() && !cq.interrupts && cq.phase,
+            cq.qid == q.qid
+                && cq.prp1 == q.cq_iova()
+                && cq.interrupts
+                && Some(cq.vector) == q.vector
+                && cq.phase,
             || format!("CQ {cq:?}"),
         )?;
     }
@@ -601,7 +609,7 @@ fn migrate(env: &Env) -> CaseResult {
     // The destination as a VMM leaves it before RUNNING: reset, config
     // space (bus master) restored, suspended and empty.
     env.b.reset().map_err(e)?;
-    env.b.enable_bus_master().map_err(e)?;
+    let irqs_b = Guest::destination(&env.b).map_err(e)?;
     env.suspend(env.scid_b)?;
     // Three pieces: first, middle, last.
     let mut st = st;
@@ -625,7 +633,7 @@ fn migrate(env: &Env) -> CaseResult {
     )?;
     env.resume(env.scid_b)?;
     let t_resume = t0.elapsed();
-    g.switch_to(&env.b).map_err(e)?;
+    g.switch_to(&env.b, irqs_b).map_err(e)?;
     let inflight = g.pending.len();
     g.drain(30_000)
         .map_err(|x| format!("after migration: {x}"))?;

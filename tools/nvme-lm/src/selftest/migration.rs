@@ -5,7 +5,11 @@
 //! rules, stream validation on the destination, resets and early closes,
 //! and a full migration with I/O in flight.
 
-use super::guest::Guest;
+use super::guest::{
+    Guest,
+    FULL_DEPTH,
+    FULL_QUEUES, //
+};
 use super::{
     ensure,
     CaseResult,
@@ -47,6 +51,8 @@ pub struct Setup {
     pub b: PathBuf,
     /// A third VF's VFIO cdev (bound to nvme-vfio-pci, not open).
     pub c: PathBuf,
+    /// The most bytes one admin command of the VFs' PF transfers.
+    pub pf_max_transfer: usize,
     /// Run only cases whose name contains this.
     pub filter: Option<String>,
 }
@@ -57,6 +63,7 @@ struct Env {
     b: Device,
     iommufd: Iommufd,
     cdev_c: PathBuf,
+    pf_max_transfer: usize,
 }
 
 fn e(x: io::Error) -> String {
@@ -161,10 +168,23 @@ fn data_size_is_exact(env: &Env) -> CaseResult {
             s.len()
         )
     })?;
+    // The driver can have read it only in pieces (Get Controller State at
+    // offsets), and every migration here loads it in pieces (first,
+    // middle, last): the emulation refuses a state that arrives reordered,
+    // shifted or cut (its device-internal words are position-checked).
+    ensure(parsed.state.len() > env.pf_max_transfer, || {
+        format!(
+            "the controller state ({} bytes) fits in one transfer of the PF ({} bytes): the piecewise path is not exercised",
+            parsed.state.len(),
+            env.pf_max_transfer
+        )
+    })?;
     println!(
-        "# {} bytes streamed = MIG_DATA_SIZE; controller state {} bytes",
+        "# {} bytes streamed = MIG_DATA_SIZE; controller state {} bytes, at least {} Get/Set State pieces of at most {} bytes (the PF's transfer limit)",
         s.len(),
-        parsed.state.len()
+        parsed.state.len(),
+        parsed.state.len().div_ceil(env.pf_max_transfer),
+        env.pf_max_transfer
     );
     Ok(())
 }
@@ -600,6 +620,7 @@ pub fn run(s: &Setup) -> usize {
             b,
             iommufd,
             cdev_c: s.c.clone(),
+            pf_max_transfer: s.pf_max_transfer,
         })
     };
     let env = match open() {
@@ -623,7 +644,8 @@ pub fn run(s: &Setup) -> usize {
     });
     k.case("migrate_with_io", || {
         env.a.reset().map_err(e)?;
-        let mut g = Guest::start(&env.a, Rc::clone(&env.arena), 2, 32).map_err(e)?;
+        let mut g =
+            Guest::start(&env.a, Rc::clone(&env.arena), FULL_QUEUES, FULL_DEPTH).map_err(e)?;
         let r = migrate(&env.a, &env.b, &mut g, 64, 4096)?;
         print!(
             "{}",
@@ -633,6 +655,10 @@ pub fn run(s: &Setup) -> usize {
                 .collect::<String>()
         );
         r.check()?;
+        // The case is about interrupts pending at the switchover too.
+        ensure(!r.pending_at_switch.is_empty(), || {
+            "no source interrupt was pending at the switchover".into()
+        })?;
         env.b.reset().map_err(e)
     });
     k.failed()

@@ -133,12 +133,12 @@ fn migrate_through_service(env: &Env) -> CaseResult {
     let state = std::fs::read(da.join("state")).map_err(e)?;
     // The destination as a VMM leaves it: reset, bus master restored.
     env.b.reset().map_err(e)?;
-    env.b.enable_bus_master().map_err(e)?;
+    let irqs_b = Guest::destination(&env.b).map_err(e)?;
     cmd(db, "suspend")?;
     std::fs::write(db.join("state"), &state).map_err(e)?;
     cmd(db, "set-state 3")?;
     cmd(db, "resume")?;
-    g.switch_to(&env.b).map_err(e)?;
+    g.switch_to(&env.b, irqs_b).map_err(e)?;
     let inflight = g.pending.len();
     g.drain(20_000).map_err(|x| format!("on B: {x}"))?;
     // B went on from A's SQ heads: every entry consumed once.
