@@ -37,6 +37,7 @@ qemu: deps
 
 vm: kernel tools qemu
 	NVME_VFIO_QEMU="$$(bash scripts/build-qemu.sh)" NVME_VFIO_NVME_PROPS=$${NVME_VFIO_NVME_PROPS-hmlm=on} \
+		NVME_VFIO_L2="$$(bash scripts/build-l2.sh)" \
 		python3 tests/vm/run-vm.py --interactive --kernel-dir "$$(bash scripts/build-kernel.sh)"
 
 series:

@@ -43,6 +43,11 @@ hostname nvme-vfio-vm
 export NVME_VFIO_REPO=$nvmevfio_repo NVME_VFIO_JOB=/run/job
 # shellcheck disable=SC1091
 [ -f /run/job/env ] && . /run/job/env
+# The L2 guest (kernel and initramfs) has its own share too, when given.
+if [ -n "${L2_DIR:-}" ]; then
+	mkdir -p "$L2_DIR"
+	mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro l2 "$L2_DIR"
+fi
 if ! cd "$NVME_VFIO_REPO"; then
 	echo "guest-init: repository $NVME_VFIO_REPO not reachable" >/dev/ttyS0
 	busybox poweroff -f

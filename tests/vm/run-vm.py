@@ -149,11 +149,16 @@ def main():
     job = tempfile.mkdtemp(prefix="job-", dir=vmdir)
     with open(os.path.join(job, "cmd"), "w") as f:
         f.write(shlex.join(a.cmd) + "\n")
+    l2 = os.environ.get("NVME_VFIO_L2")
     # Test knobs reach the guest through the job directory.
     with open(os.path.join(job, "env"), "w") as f:
         # The test bed's shape, which the tests' SR-IOV setup follows.
         f.write(f"export VQ_PER_VF={VQ_PER_VF} VI_PER_VF={VI_PER_VF}"
                 f" VENDOR_STATE_BYTES={VENDOR_STATE_BYTES}\n")
+        # The L2 guest of the running-guest migration (scripts/build-l2.sh).
+        # Its directory is a share of its own, mounted at /run/l2.
+        if l2:
+            f.write("export L2_DIR=/run/l2\n")
         for k, v in sorted(os.environ.items()):
             if k in PASS_ENV:
                 f.write(f"export {k}={shlex.quote(v)}\n")
@@ -180,6 +185,8 @@ def main():
             *share("rootfs", "/", True), *share("modules", modules, True),
             *share("repo", REPO, True),
             *share("job", job, False), *nvme_args(job)]
+    if l2:
+        qemu += share("l2", l2, True)
     # Firmware from Debian's packages (our QEMU build installs no blobs).
     for d in ("/usr/share/qemu", "/usr/share/seabios"):
         if os.path.isdir(d):

@@ -57,6 +57,7 @@ struct nvme_lm {
 	struct list_head entry;
 	u16 cntlid;
 	u16 mcdqpc;
+	u64 cap;
 	struct mutex lock; /* serializes commands and CDQ consumption */
 	struct nvme_lm_cdq *cdq;
 };
@@ -232,6 +233,36 @@ static int nvme_lm_identify(struct nvme_lm *lm, u8 cns, void *buf)
 	return nvme_lm_identify_ns(lm, cns, 0, 0, buf);
 }
 
+/*
+ * Reads the VF's CAP register once, when the handle is taken: at probe,
+ * before any user owns the VF, so memory decoding may be switched on for
+ * the read (a VF whose user has not enabled it, or that its VMM holds
+ * reset, would otherwise read as nothing). CAP is constant.
+ */
+static int nvme_lm_read_cap(struct nvme_lm *lm)
+{
+	void __iomem *regs;
+	u16 cmd;
+
+	regs = pci_iomap(lm->vf, 0, NVME_REG_CAP + sizeof(lm->cap));
+	if (!regs) {
+		dev_err(&lm->vf->dev, "cannot map the VF's registers\n");
+		return -ENODEV;
+	}
+	pci_read_config_word(lm->vf, PCI_COMMAND, &cmd);
+	if (!(cmd & PCI_COMMAND_MEMORY))
+		pci_write_config_word(lm->vf, PCI_COMMAND, cmd | PCI_COMMAND_MEMORY);
+	lm->cap = lo_hi_readq(regs + NVME_REG_CAP);
+	if (!(cmd & PCI_COMMAND_MEMORY))
+		pci_write_config_word(lm->vf, PCI_COMMAND, cmd);
+	pci_iounmap(lm->vf, regs);
+	if (lm->cap == ~0ULL || !lm->cap) {
+		dev_err(&lm->vf->dev, "the VF's CAP register reads %#llx\n", lm->cap);
+		return -ENODEV;
+	}
+	return 0;
+}
+
 /**
  * nvme_lm_get() - acquire the migration handle of a VF
  * @vf: the VF; the caller must be its bound driver
@@ -286,6 +317,10 @@ struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
 		goto out_free;
 	}
 	kfree(buf);
+	buf = NULL;
+	ret = nvme_lm_read_cap(lm);
+	if (ret)
+		goto out_free;
 
 	nvme_get_ctrl(ctrl);
 	pci_dev_get(vf);
@@ -383,15 +418,14 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_state_formats, NVME_LM_USERS);
  * The model, firmware revision and subsystem NQN are the PF's (its
  * secondary controllers are in the same subsystem); the queue and interrupt
  * resources come from a fresh Secondary Controller List, as they change
- * with Virtualization Management; CAP is read from the VF's own registers.
+ * with Virtualization Management; CAP is the VF's own, read when the handle
+ * was taken (it does not depend on whether the VF's user enabled it).
  *
- * Return: 0, -ENODEV if the VF's registers cannot be mapped, -ENOMEM, or a
- * command's error.
+ * Return: 0, -ENOMEM, or a command's error.
  */
 int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id)
 {
 	struct nvme_subsystem *subsys = lm->ctrl->subsys;
-	void __iomem *regs;
 	const u8 *e;
 	u8 *list;
 	u16 nvq;
@@ -403,13 +437,7 @@ int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id)
 	memcpy(id->firmware, subsys->firmware_rev, sizeof(id->firmware));
 	strscpy(id->subnqn, subsys->subnqn, sizeof(id->subnqn));
 
-	regs = pci_iomap(lm->vf, 0, NVME_REG_CAP + sizeof(cap));
-	if (!regs) {
-		dev_err(&lm->vf->dev, "cannot map the VF's registers\n");
-		return -ENODEV;
-	}
-	cap = lo_hi_readq(regs + NVME_REG_CAP);
-	pci_iounmap(lm->vf, regs);
+	cap = lm->cap;
 	id->mqes = NVME_CAP_MQES(cap);
 	id->contiguous_only = cap & NVME_LM_CAP_CQR;
 

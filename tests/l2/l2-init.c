@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /init of the L2 guest of the running-guest migration (tests/vm/qemu-
+ * migrate.sh): a VM whose only job is I/O through Linux's nvme driver on
+ * the passed-through VF, checked block by block.
+ *
+ * Mounts devtmpfs and proc, waits for /dev/nvme0n1, then runs WORKERS
+ * processes, each owning BLOCKS 4 KiB blocks of the namespace from BASE on
+ * (so WORKERS commands are in flight): write a block with the next
+ * generation (a header naming block and generation, a checksum, and a
+ * pattern derived from both), read it back, compare; after every round
+ * over its blocks, read all of them again and check each against the
+ * generation it last wrote. O_DIRECT throughout, so every read is the
+ * device's. A line per round ("l2: worker W round R: N blocks verified");
+ * any failure prints "l2: FAIL ..." and stops that worker. With l2.nvme=0
+ * on the command line it only says so and idles (the same guest without a
+ * VF, for comparison).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BS		4096
+#define BLOCKS		8
+#define WORKERS		4
+#define BASE		(48ULL << 20)
+#define MAGIC		0x4b42324cU /* "L2BK" */
+#define DEV		"/dev/nvme0n1"
+
+struct hdr {
+	uint32_t magic;
+	uint32_t block;
+	uint32_t gen;
+	uint32_t sum;
+};
+
+static void say(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 1)
+		n = sizeof(buf) - 1;
+	if (write(1, buf, n) < 0)
+		return;
+}
+
+static void idle(void)
+{
+	for (;;)
+		pause();
+}
+
+/* FNV-1a over the payload after the header. */
+static uint32_t checksum(const uint8_t *b)
+{
+	uint32_t h = 2166136261U;
+
+	for (size_t i = sizeof(struct hdr); i < BS; i++)
+		h = (h ^ b[i]) * 16777619U;
+	return h;
+}
+
+static void fill(uint8_t *b, uint32_t block, uint32_t gen)
+{
+	struct hdr *h = (struct hdr *)b;
+	uint64_t x = ((uint64_t)block << 32 | gen) * 0x9e3779b97f4a7c15ULL | 1;
+
+	for (size_t i = sizeof(*h); i < BS; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(b + i, &x, 8);
+	}
+	h->magic = MAGIC;
+	h->block = block;
+	h->gen = gen;
+	h->sum = checksum(b);
+}
+
+/* Checks a block read back: its own checksum, then what the model says. */
+static int check(const uint8_t *got, uint8_t *want, uint32_t block,
+		 uint32_t gen, const char *when)
+{
+	const struct hdr *h = (const struct hdr *)got;
+
+	if (h->magic != MAGIC || h->sum != checksum(got)) {
+		say("l2: FAIL block %u (%s): bad magic or checksum\n", block, when);
+		return -1;
+	}
+	if (h->block != block || h->gen != gen) {
+		say("l2: FAIL block %u (%s): holds block %u generation %u, expected generation %u\n",
+		    block, when, h->block, h->gen, gen);
+		return -1;
+	}
+	fill(want, block, gen);
+	if (memcmp(got, want, BS)) {
+		say("l2: FAIL block %u (%s): data differs\n", block, when);
+		return -1;
+	}
+	return 0;
+}
+
+static int worker(int w)
+{
+	uint32_t gen[BLOCKS] = { 0 };
+	uint8_t *wb, *rb, *eb;
+	uint64_t round;
+	int fd;
+
+	fd = open(DEV, O_RDWR | O_DIRECT);
+	if (fd < 0 || posix_memalign((void **)&wb, BS, BS) ||
+	    posix_memalign((void **)&rb, BS, BS) ||
+	    posix_memalign((void **)&eb, BS, BS)) {
+		say("l2: FAIL worker %d: setup: %s\n", w, strerror(errno));
+		return 1;
+	}
+	for (round = 1;; round++) {
+		for (uint32_t i = 0; i < BLOCKS; i++) {
+			uint32_t block = w * BLOCKS + i;
+			off_t off = BASE + (off_t)block * BS;
+
+			fill(wb, block, ++gen[i]);
+			if (pwrite(fd, wb, BS, off) != BS) {
+				say("l2: FAIL block %u: write: %s\n", block, strerror(errno));
+				return 1;
+			}
+			if (pread(fd, rb, BS, off) != BS) {
+				say("l2: FAIL block %u: read: %s\n", block, strerror(errno));
+				return 1;
+			}
+			if (check(rb, eb, block, gen[i], "after its write"))
+				return 1;
+		}
+		for (uint32_t i = 0; i < BLOCKS; i++) {
+			uint32_t block = w * BLOCKS + i;
+
+			if (pread(fd, rb, BS, BASE + (off_t)block * BS) != BS) {
+				say("l2: FAIL block %u: read: %s\n", block, strerror(errno));
+				return 1;
+			}
+			if (check(rb, eb, block, gen[i], "round check"))
+				return 1;
+		}
+		say("l2: worker %d round %llu: %d blocks verified\n", w,
+		    (unsigned long long)round, BLOCKS);
+	}
+}
+
+static int nvme_wanted(void)
+{
+	char cmdline[1024] = "";
+	int fd = open("/proc/cmdline", O_RDONLY);
+
+	if (fd >= 0) {
+		if (read(fd, cmdline, sizeof(cmdline) - 1) < 0)
+			cmdline[0] = 0;
+		close(fd);
+	}
+	return !strstr(cmdline, "l2.nvme=0");
+}
+
+int main(void)
+{
+	struct timespec t = { 0, 100 * 1000 * 1000 };
+	struct stat st;
+	int i;
+
+	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+	mount("proc", "/proc", "proc", 0, NULL);
+	if (!nvme_wanted()) {
+		say("l2: no nvme (l2.nvme=0): idle\n");
+		idle();
+	}
+	for (i = 0; stat(DEV, &st); i++) {
+		if (i == 600) {
+			say("l2: FAIL no %s after 60 s\n", DEV);
+			idle();
+		}
+		nanosleep(&t, NULL);
+	}
+	say("l2: %s present, %d workers\n", DEV, WORKERS);
+	for (i = 0; i < WORKERS; i++) {
+		if (fork() == 0)
+			_exit(worker(i));
+	}
+	for (;;) {
+		int status;
+		pid_t pid = wait(&status);
+
+		if (pid < 0)
+			idle();
+		say("l2: worker process %d ended (status %d)\n", pid, status);
+	}
+}
