@@ -48,6 +48,7 @@
  * @entry: in nvme_lm_handles
  * @cntlid: the VF's secondary controller ID
  * @mcdqpc: the PF's limit of pages in a PRP-list CDQ
+ * @cap: the VF's CAP register, read once when the handle was taken
  * @lock: serializes this handle's commands and its CDQ's consumption
  * @cdq: the VF's User Data Migration Queue, if created
  */
