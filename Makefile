@@ -10,7 +10,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all demo bench check deps kernel qemu tools vm series clean-cache
+.PHONY: all demo bench check deps kernel qemu tools vm check-guest series clean-cache
 
 all: kernel qemu tools
 
@@ -39,6 +39,14 @@ vm: kernel tools qemu
 	NVME_VFIO_QEMU="$$(bash scripts/build-qemu.sh)" NVME_VFIO_NVME_PROPS=$${NVME_VFIO_NVME_PROPS-hmlm=on} \
 		NVME_VFIO_L2="$$(bash scripts/build-l2.sh)" \
 		python3 tests/vm/run-vm.py --interactive --kernel-dir "$$(bash scripts/build-kernel.sh)"
+
+# Work in progress (issue 11): the running-guest migration under stock
+# QEMU, not yet in make check (over the time budget, and it hung once).
+check-guest: kernel tools qemu
+	NVME_VFIO_QEMU="$$(bash scripts/build-qemu.sh)" NVME_VFIO_NVME_PROPS=$${NVME_VFIO_NVME_PROPS-hmlm=on} \
+		NVME_VFIO_L2="$$(bash scripts/build-l2.sh)" \
+		python3 tests/vm/run-vm.py --timeout 1800 --kernel-dir "$$(bash scripts/build-kernel.sh)" -- \
+		bash tests/vm/run-tests.sh "qemu_migration_guest bash tests/vm/qemu-migrate-guest.sh"
 
 series:
 	@bash scripts/series.sh

@@ -109,13 +109,6 @@ elif KOUT=$(bash scripts/build-kernel.sh); then
 		check "kernel: kernel-doc of exported C" bash -c "out=\$('$KTREE/scripts/kernel-doc' -none -Wall \
 			$(printf "'$REPO/%s' " $exported_c include/linux/*.h) 2>&1); echo \"\$out\"; [ -z \"\$out\" ]"
 	fi
-	echo "=== l2: build (the running guest qemu_migration migrates)"
-	if L2OUT=$(bash scripts/build-l2.sh); then
-		ok "l2: build"
-		export NVME_VFIO_L2=$L2OUT
-	else
-		not_ok "l2: build"
-	fi
 	# One boot per entry of tests/vm/suites.txt; every document it pins must
 	# come back whole (tests/ktap-check.py).
 	vm_boot main "smoke, KUnit, HMLM, variant, migration, storage, PF service, CDQ" \
