@@ -40,13 +40,14 @@ vm: kernel tools qemu
 		NVME_VFIO_L2="$$(bash scripts/build-l2.sh)" \
 		python3 tests/vm/run-vm.py --interactive --kernel-dir "$$(bash scripts/build-kernel.sh)"
 
-# Work in progress (issue 11): the running-guest migration under stock
-# QEMU, not yet in make check (over the time budget, and it hung once).
+# Every case of the running-guest migration, the migrations of the running
+# guest included: they need DMA logging to be complete (see the top of
+# tests/vm/qemu-migrate.sh), so they are not in make check yet.
 check-guest: kernel tools qemu
 	NVME_VFIO_QEMU="$$(bash scripts/build-qemu.sh)" NVME_VFIO_NVME_PROPS=$${NVME_VFIO_NVME_PROPS-hmlm=on} \
 		NVME_VFIO_L2="$$(bash scripts/build-l2.sh)" \
 		python3 tests/vm/run-vm.py --timeout 1800 --kernel-dir "$$(bash scripts/build-kernel.sh)" -- \
-		bash tests/vm/run-tests.sh "qemu_migration_guest bash tests/vm/qemu-migrate-guest.sh"
+		bash tests/vm/run-tests.sh "qemu_migration_full bash tests/vm/qemu-migrate.sh full"
 
 series:
 	@bash scripts/series.sh

@@ -1,23 +1,73 @@
 #!/bin/bash
-# Live migration driven by stock QEMU (KTAP): two QEMU instances inside the
-# test VM, each with one NVMe VF bound to nvme_vfio_pci passed through with
-# vfio-pci (iommufd backend); QEMU migrates the device with its own VFIO
-# migration code (PRE_COPY with switchover-ack, STOP_COPY, RESUMING), the
-# destination starts, and both VFs work afterwards. Then a destination VF
-# with fewer queue resources refuses the source during PRE_COPY: QEMU's
-# migration fails before the source stops, and the source VF works.
+# Live migration of a running guest driven by stock QEMU (KTAP). Debian's
+# QEMU runs an L2 guest inside the test VM (tests/l2/: a minimal kernel and
+# an init that loops write/read/verify through Linux's nvme driver, with a
+# checksum per block). The guest is restored from the snapshot
+# scripts/build-l2.sh took of it booted (tests/l2/machine.sh: booting Linux
+# under TCG inside TCG takes about 100 s) and an NVMe VF bound to
+# nvme_vfio_pci is hotplugged into it with vfio-pci; its nvme driver probes
+# the VF and the I/O starts. QEMU migrates the guest with its own VFIO
+# migration code (PRE_COPY with switchover-ack, STOP_COPY, RESUMING) while
+# the I/O runs: the controller is live at the switchover (queues, MSI-X,
+# commands in flight) and the loop must go on on the destination, every
+# block verified, with no I/O error, timeout or reset in the guest's log.
+# QEMU's own downtime and total time are recorded, and compared with the
+# same guest without the VF.
+#
+# Known limit, shown by this suite: the driver offers no DMA logging yet
+# and the test VM's IOMMU has no dirty bits, and with the iommufd backend
+# QEMU 10.0 then syncs no dirty pages for the device at all
+# (vfio_log_sync_needed() is false), so guest pages the VF wrote after
+# QEMU last copied them arrive stale on the destination. A first migration
+# usually survives (the guest's completion queue has not wrapped yet); a
+# later one saw a read return the previous block's data (a completion
+# entry of an older lap that looked new) and a lost completion (an nvme
+# timeout). So "make check" runs the cases whose outcome does not depend
+# on that (tests/vm/qemu-migrate.sh check: the guest's I/O on the VF, the
+# refusals with the running source, the guest without the VF), and
+# "make check-guest" all of them (full), until DMA logging backed by Track
+# Memory Changes makes the migrated memory complete. (The legacy type1
+# container, which reports every mapped page dirty, failed here:
+# "ram_save_setup failed: Invalid argument".)
+#
+# The guest then stays where it is for the refusals: a destination VF with
+# fewer queue resources, and a VF of the other host (another NVM subsystem:
+# local storage, refused until media migration) refuse the source during
+# PRE_COPY; the migration fails before the source's device reaches
+# STOP_COPY, the source guest keeps running and its I/O goes on; and the
+# refused source migrates again, back to the first VF.
+#
+# Every step also goes to the console (the VM's log) as it happens, so a
+# step that never ends is named there.
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
 . "$(dirname "$0")/lib/kernel-log.sh"
+. "$(dirname "$0")/../l2/machine.sh"
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 STOCK_QEMU=${STOCK_QEMU:-/usr/bin/qemu-system-x86_64}
 QMP="python3 $(dirname "$0")/lib/qmp.py"
 D=$(mktemp -d)
+# The L2 guest (scripts/build-l2.sh), passed in by tests/vm/run-vm.py.
+L2=${L2_DIR:-}
+T0=$SECONDS
+# The QEMU instances by name, and where the guest runs now.
+GUESTS=()
+AT=""
+
+step() {
+	echo "qemu_migration: +$((SECONDS - T0)) s: $*" >/dev/console 2>/dev/null
+	echo "+$((SECONDS - T0)) s: $*"
+}
 
 setup() {
 	[ -x "$STOCK_QEMU" ] || fail "no $STOCK_QEMU" || return
-	PF=$(pf_bdf) || return 1
-	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 2 ] || sriov_setup 4 || return 1
+	[ -r "$L2/bzImage" ] && [ -r "$L2/booted.state" ] ||
+		fail "no L2 guest in '$L2' (scripts/build-l2.sh; L2_DIR)" || return
+	l2_machine "$L2"
+	PF=$(pf_bdf a) && PF_B=$(pf_bdf b) || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 2 ] || sriov_setup 4 a || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF_B/sriov_numvfs")" -ge 1 ] || sriov_setup 4 b || return 1
+	PF=$(pf_bdf a) || return 1
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
 	PF_DEV=$(pci_nvme_dev "$PF") || return 1
 	# VF3: one I/O queue pair fewer than the others.
@@ -25,6 +75,8 @@ setup() {
 	bind_driver "$VF3" "" || return 1
 	VQ_PER_VF=$((VQ_PER_VF - 1)) online_vf "$PF_DEV" "$(vf_scid "$PF_DEV" 4)" || return 1
 	bind_driver "$VF3" nvme-vfio-pci || return 1
+	PF=$PF_B bind_vfs_vfio nvme-vfio-pci 1 || return 1
+	VFB=$VF0
 	bind_vfs_vfio nvme-vfio-pci 2 || return 1
 	kernel_log_mark
 }
@@ -33,82 +85,263 @@ restore_vf3() {
 	bind_driver "$VF3" "" && online_vf "$PF_DEV" "$(vf_scid "$PF_DEV" 4)"
 }
 
-# start NAME VF [QEMU ARGS...]: a paused machine with the VF passed through.
-start() {
-	local name=$1 vf=$2
-	shift 2
-	"$STOCK_QEMU" -M q35 -accel tcg -m 64 -nodefaults -display none -S \
-		-L /usr/share/qemu -L /usr/share/seabios \
-		-object iommufd,id=iommufd0 \
-		-device "vfio-pci,sysfsdev=/sys/bus/pci/devices/$vf,iommufd=iommufd0,enable-migration=on,id=vf" \
+# vf_dev VF: the vfio-pci device of the guest for VF (a PCI address), on
+# the guest's hotplug root port.
+vf_dev() {
+	echo "vfio-pci,sysfsdev=/sys/bus/pci/devices/$1,iommufd=iommufd0,enable-migration=on,rombar=0,bus=rp0,id=vf"
+}
+
+# launch NAME [QEMU ARGS...]: a QEMU of the L2 machine, paused for an
+# incoming migration (-incoming in ARGS). Its serial console goes to
+# $D/NAME.serial, its VFIO migration state changes to $D/NAME.trace.
+launch() {
+	local name=$1
+	shift
+	: >"$D/$name.serial"
+	GUESTS+=("$name")
+	timeout 120 "$STOCK_QEMU" "${L2_ARGS[@]}" -object iommufd,id=iommufd0 \
+		-serial "file:$D/$name.serial" \
+		-trace "enable=vfio_migration_set_state,file=$D/$name.trace" \
 		-qmp "unix:$D/$name.qmp,server=on,wait=off" -daemonize -pidfile "$D/$name.pid" \
-		"$@" 2>"$D/$name.err" || fail "$name: $(tail -n1 "$D/$name.err")"
+		"$@" 2>"$D/$name.err" || fail "$name: QEMU did not start: $(tail -n1 "$D/$name.err")"
 }
 
-stop_all() {
-	local n
-	for n in src dst; do
-		[ -S "$D/$n.qmp" ] && $QMP "$D/$n.qmp" quit >/dev/null 2>&1
-		[ -f "$D/$n.pid" ] && while kill -0 "$(cat "$D/$n.pid")" 2>/dev/null; do sleep 0.2; done
+# restore NAME [VF]: the booted guest from its snapshot, running, with VF
+# hotplugged (none: without a VF, the guest waits for one and idles).
+restore() {
+	local name=$1 vf=${2:-}
+	step "$name: restoring the booted guest"
+	launch "$name" -incoming "file:$L2/booted.state" || return
+	wait_until 120 "$name: snapshot loaded" loaded "$name" || return
+	$QMP "$D/$name.qmp" cont >/dev/null || fail "$name: cont failed" || return
+	AT=$name
+	[ -n "$vf" ] || return 0
+	step "$name: hotplugging $vf"
+	$QMP "$D/$name.qmp" device_add "$(vf_json "$vf")" >/dev/null ||
+		fail "$name: device_add of $vf failed" || return
+}
+
+# loaded NAME: guest NAME's incoming migration (its snapshot) is in.
+loaded() {
+	$QMP "$D/$1.qmp" query-status | grep -q '"paused"\|"postmigrate"'
+}
+
+vf_json() {
+	python3 -c 'import json,sys
+print(json.dumps({"driver": "vfio-pci", "sysfsdev": "/sys/bus/pci/devices/" + sys.argv[1],
+                  "iommufd": "iommufd0", "enable-migration": "on", "rombar": 0,
+                  "bus": "rp0", "id": "vf"}))' "$1"
+}
+
+# quit NAME: quits that QEMU (if it still runs) and waits for it; one that
+# does not go in 30 s is killed, and that is a failure.
+quit() {
+	local pid i
+	[ -S "$D/$1.qmp" ] && $QMP "$D/$1.qmp" quit >/dev/null 2>&1
+	[ -f "$D/$1.pid" ] || return 0
+	pid=$(cat "$D/$1.pid")
+	rm -f "$D/$1.qmp" "$D/$1.pid"
+	for i in $(seq 150); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.2
 	done
-	return 0
+	kill -9 "$pid"
+	fail "$1: QEMU did not quit in 30 s"
 }
 
-# migrate SRC_VF DST_VF: migrates a paused machine with switchover-ack;
-# prints QEMU's numbers; sets ST to the final status.
+quit_all() {
+	local n rc=0
+	for n in "${GUESTS[@]}"; do quit "$n" || rc=1; done
+	rm -f "$D/mig.sock"
+	return $rc
+}
+
+# rounds FILE: per worker of the L2 guest, the rounds it verified in FILE.
+rounds() {
+	awk '/l2: worker [0-9]+ round [0-9]+:/ { n[$3]++ }
+		END { for (w in n) printf "%s:%d ", w, n[w] }' "$1"
+}
+
+# wait_until SECONDS WHAT CMD...: until CMD succeeds; fails naming WHAT
+# after SECONDS (wall time).
+wait_until() {
+	local secs=$1 what=$2 end=$((SECONDS + $1))
+	shift 2
+	until "$@"; do
+		[ $SECONDS -lt "$end" ] || fail "no $what after $secs s" || return
+		sleep 0.5
+	done
+}
+
+# count_rounds FILE N [FROM]: how many of the 4 workers verified at least N
+# rounds in FILE after its line FROM (default 0).
+count_rounds() {
+	tail -n +"$((${3:-0} + 1))" "$1" | awk -v n="$2" '
+		/l2: worker [0-9]+ round [0-9]+:/ { c[$3]++ }
+		END { k = 0; for (w in c) if (c[w] >= n) k++; print k }'
+}
+
+# wait_more_rounds NAME N SECONDS: every worker of guest NAME verifies N
+# more rounds than it had now; fails on a guest failure or after SECONDS
+# (wall time), with what the guest printed last.
+wait_more_rounds() {
+	local f="$D/$1.serial" from end=$((SECONDS + $3)) next=$((SECONDS + 30))
+	from=$(wc -l <"$f")
+	while [ "$(count_rounds "$f" "$2" "$from")" != 4 ]; do
+		guest_failed "$f" && return 1
+		if [ $SECONDS -ge "$end" ]; then
+			tail -n 5 "$f"
+			fail "$1: every worker did not verify $2 more rounds in $3 s: $(rounds "$f")"
+			return
+		fi
+		[ $SECONDS -lt "$next" ] || { step "$1: rounds per worker $(rounds "$f")"; next=$((SECONDS + 30)); }
+		sleep 0.5
+	done
+}
+
+# guest_failed FILE: the guest reported a failure, or its kernel an I/O
+# error, a timeout or a controller reset.
+guest_failed() {
+	local bad
+	bad=$(grep -E "l2: FAIL|nvme.*(timeout|reset|abort|I/O error|failed)|I/O error|Oops|BUG|panic" "$1" |
+		head -n 3)
+	[ -n "$bad" ] || return 1
+	fail "$(basename "$1"): $bad"
+}
+
+# migrate TO [VF]: migrates the running guest from where it is ($AT) to a
+# new QEMU TO with VF (none: without one), with switchover-ack; prints
+# QEMU's numbers (query-migrate); sets ST (status), DOWNTIME and TOTAL (ms)
+# and MARK (the source's trace lines before the migration).
 migrate() {
-	stop_all
-	rm -f "$D"/*.qmp "$D"/*.pid "$D/mig.sock"
-	start src "$1" || return
-	start dst "$2" -incoming "unix:$D/mig.sock" || return
+	local to=$1 vf=${2:-none} from=$AT i out
+	local dev=()
+	[ "$vf" = none ] || dev=(-device "$(vf_dev "$vf")")
+	rm -f "$D/mig.sock"
+	step "$to: destination with $vf"
+	launch "$to" "${dev[@]}" -incoming "unix:$D/mig.sock" || return
+	MARK=$(wc -l <"$D/$from.trace")
 	# Switchover-ack: the destination acknowledges the PRE_COPY data (our
 	# compatibility record) before the source may stop.
 	local caps='{"capabilities": [{"capability": "return-path", "state": true},
 		{"capability": "switchover-ack", "state": true}]}'
-	$QMP "$D/src.qmp" migrate-set-capabilities "$caps" >/dev/null || return
-	$QMP "$D/dst.qmp" migrate-set-capabilities "$caps" >/dev/null || return
-	$QMP "$D/src.qmp" migrate "{\"uri\": \"unix:$D/mig.sock\"}" >/dev/null || return
-	local i out
-	for i in $(seq 600); do
-		out=$($QMP "$D/src.qmp" query-migrate) || return
+	$QMP "$D/$from.qmp" migrate-set-capabilities "$caps" >/dev/null || return
+	$QMP "$D/$to.qmp" migrate-set-capabilities "$caps" >/dev/null || return
+	step "$from -> $to: migrating"
+	$QMP "$D/$from.qmp" migrate "{\"uri\": \"unix:$D/mig.sock\"}" >/dev/null || return
+	local end=$((SECONDS + 180))
+	while :; do
+		out=$($QMP "$D/$from.qmp" query-migrate) || return
 		ST=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("status"))')
 		case $ST in completed | failed | cancelled) break ;; esac
-		sleep 0.2
+		[ $SECONDS -lt "$end" ] || fail "$from -> $to: still $ST after 180 s" || return
+		sleep 0.5
 	done
+	step "$from -> $to: $ST"
+	# shellcheck disable=SC2046
+	set -- $(echo "$out" | python3 -c 'import json,sys; m=json.load(sys.stdin)
+print(m.get("downtime", "-"), m.get("total-time", "-"))')
+	DOWNTIME=$1 TOTAL=$2
 	echo "$out" | python3 -c 'import json,sys; m=json.load(sys.stdin)
 print("status", m.get("status"), "total", m.get("total-time"), "ms, downtime", m.get("downtime"),
-      "ms, vfio", m.get("vfio"), m.get("error-desc", ""))'
+      "ms, setup", m.get("setup-time"), "ms, vfio", m.get("vfio"), m.get("error-desc", ""))'
+	[ "$ST" = completed ] && AT=$to
+	return 0
+}
+
+# source_states NAME: the VFIO migration states the device of guest NAME
+# went through since MARK.
+source_states() {
+	tail -n +"$((MARK + 1))" "$D/$1.trace" | grep -o "vfio_migration_set_state.*" | sed 's/ *$//'
+}
+
+check_migrated() { # FROM TO
+	local out
+	[ "$ST" = completed ] ||
+		fail "migration $ST: $(cat "$D/$1.err" "$D/$2.err" | tail -n3)" || return
+	source_states "$1" | grep -q "STOP_COPY" ||
+		fail "the source device never reached STOP_COPY" || return
+	out=$($QMP "$D/$2.qmp" query-status) || return
+	echo "destination: $out"
+	echo "$out" | grep -q '"running"' || fail "destination not running" || return
+	# The guest goes on on the destination: every worker verifies all its
+	# blocks twice more there.
+	wait_more_rounds "$2" 2 180 || return
+	echo "on the destination, rounds per worker: $(rounds "$D/$2.serial")"
+	guest_failed "$D/$1.serial" && return 1
+	quit "$1"
+}
+
+check_refused() { # FROM TO EXPECTED-REASON
+	local out
+	[ "$ST" = failed ] || fail "migration to $2: $ST, expected failed" || return
+	suite_log | grep "migration stream rejected" | sed 's/^\[[^]]*\] //' | tail -n 1
+	suite_log | grep -q "migration stream rejected: incompatible source: $3" ||
+		fail "no dev_err naming the incompatibility ($3)" || return
+	# Refused before the source stopped: its device never left the running
+	# states, the guest still runs and its I/O goes on.
+	source_states "$1"
+	! source_states "$1" | grep -q "STOP_COPY" ||
+		fail "the source device reached STOP_COPY before the refusal" || return
+	out=$($QMP "$D/$1.qmp" query-status) || return
+	echo "source after the failure: $out"
+	echo "$out" | grep -q '"running"' || fail "source not running after the refusal" || return
+	wait_more_rounds "$1" 2 180 || return
+	echo "source guest after the failure: rounds per worker $(rounds "$D/$1.serial")"
+	quit "$2"
+}
+
+check_guest_io() {
+	restore g1 "$VF0" || return
+	step "g1: waiting for the guest's I/O"
+	wait_more_rounds g1 1 240 || return
+	step "g1: every worker verified a round"
+	grep "l2: .*present" "$D/g1.serial"
 }
 
 check_migrate() {
-	local out
-	migrate "$VF0" "$VF1" || return
-	[ "$ST" = completed ] || fail "migration $ST: $(cat "$D/src.err" "$D/dst.err" | tail -n3)" || return
-	$QMP "$D/dst.qmp" cont >/dev/null || return
-	out=$($QMP "$D/dst.qmp" query-status) || return
-	echo "destination: $out"
-	echo "$out" | grep -q '"running"' || fail "destination not running" || return
+	migrate g2 "$VF1" || return
+	check_migrated g1 g2 || return
+	WITH_VF="$DOWNTIME $TOTAL"
+	echo "QEMU: downtime $DOWNTIME ms, total $TOTAL ms (guest with the VF)"
 }
 
-check_refuses_incompatible() {
-	local out
-	migrate "$VF0" "$VF3" || return
-	[ "$ST" = failed ] || fail "migration to a smaller VF: $ST, expected failed" || return
-	suite_log | grep "$VF3: migration stream rejected" | sed 's/^\[[^]]*\] //'
-	suite_log | grep -q "$VF3: migration stream rejected: incompatible source: fewer queue resources" ||
-		fail "no dev_err naming the incompatibility" || return
-	out=$($QMP "$D/src.qmp" query-status) || return
-	echo "source after the failure: $out"
-	stop_all
-	"$NVME_LM" selftest io --vf "$CDEV0" >"$D/io0" || fail "source VF: $(grep '^not ok' "$D/io0")" || return
-	echo "source VF: I/O verified"
+check_refuses_smaller() {
+	local from=$AT
+	migrate g3 "$VF3" || return
+	check_refused "$from" g3 "fewer queue resources"
+}
+
+check_refuses_other_subsystem() {
+	local from=$AT
+	migrate g4 "$VFB" || return
+	check_refused "$from" g4 "different NVM subsystem"
+}
+
+check_migrates_again() {
+	migrate g5 "$VF0" || return
+	check_migrated g2 g5
+}
+
+check_without_vf() {
+	quit_all || return
+	restore n1 || return
+	wait_until 60 "n1: the guest's init waits" grep -q "l2: waiting for" "$D/n1.serial" || return
+	migrate n2 || return
+	[ "$ST" = completed ] || fail "migration $ST: $(cat "$D/n1.err" "$D/n2.err" | tail -n3)" || return
+	echo "QEMU: downtime $DOWNTIME ms, total $TOTAL ms (the same guest without the VF)"
+	[ -n "${WITH_VF:-}" ] || return 0
+	# shellcheck disable=SC2086
+	python3 -c 'import sys
+d1, t1, d0, t0 = map(float, sys.argv[1:5])
+print(f"with the VF / without: downtime {d1:.0f} / {d0:.0f} ms = {d1 / d0:.2f}x, total {t1:.0f} / {t0:.0f} ms = {t1 / t0:.2f}x")' $WITH_VF "$DOWNTIME" "$TOTAL"
 }
 
 check_vfs_work() {
-	stop_all
-	"$NVME_LM" selftest io --vf "$CDEV1" >"$D/io1" || fail "destination VF: $(grep '^not ok' "$D/io1")" || return
-	"$NVME_LM" selftest io --vf "$CDEV0" >"$D/io0" || fail "source VF: $(grep '^not ok' "$D/io0")" || return
-	echo "both VFs: I/O verified after QEMU let them go"
+	quit_all || return
+	"$NVME_LM" selftest io --vf "$CDEV0" >"$D/io0" || fail "VF0: $(grep '^not ok' "$D/io0")" || return
+	"$NVME_LM" selftest io --vf "$CDEV1" >"$D/io1" || fail "VF1: $(grep '^not ok' "$D/io1")" || return
+	echo "VF0 and VF1: I/O verified after QEMU let them go"
 }
 
 check_log() {
@@ -116,19 +349,35 @@ check_log() {
 	kernel_log_clean "failed"
 }
 
-ktap_begin qemu_migration 4
+# check (make check): the cases that hold without DMA logging; full (make
+# check-guest): every case (see the top).
+MODE=${1:-check}
+case $MODE in
+check)
+	DOC=qemu_migration
+	TESTS=(guest_io_on_vf refuses_smaller_destination refuses_other_subsystem
+		guest_without_vf vfs_work_after log_clean) ;;
+full)
+	DOC=qemu_migration_full
+	TESTS=(guest_io_on_vf qemu_migrates_running_guest refuses_smaller_destination
+		refuses_other_subsystem migrates_again_after_refusal guest_without_vf
+		vfs_work_after log_clean) ;;
+*) echo "usage: qemu-migrate.sh [check|full]" >&2; exit 2 ;;
+esac
+declare -A CHECKS=([guest_io_on_vf]=check_guest_io [qemu_migrates_running_guest]=check_migrate
+	[refuses_smaller_destination]=check_refuses_smaller
+	[refuses_other_subsystem]=check_refuses_other_subsystem
+	[migrates_again_after_refusal]=check_migrates_again [guest_without_vf]=check_without_vf
+	[vfs_work_after]=check_vfs_work [log_clean]=check_log)
+ktap_begin "$DOC" ${#TESTS[@]}
 errf=$(mktemp)
 if ! setup >/dev/null 2>"$errf"; then
-	for t in qemu_migrates_vf vfs_work_after refuses_incompatible log_clean; do
-		ktap_not_ok "$t" "setup: $(tail -n1 "$errf")"
-	done
+	for t in "${TESTS[@]}"; do ktap_not_ok "$t" "setup: $(tail -n1 "$errf")"; done
 	exit 1
 fi
-ktap_check qemu_migrates_vf check_migrate
-ktap_check vfs_work_after check_vfs_work
-ktap_check refuses_incompatible check_refuses_incompatible
-ktap_check log_clean check_log
-stop_all
+for t in "${TESTS[@]}"; do ktap_check "$t" "${CHECKS[$t]}"; done
+quit_all
 for i in 0 1; do bind_driver "$(vf_bdf "$PF" $i)" ""; done
+bind_driver "$VFB" ""
 restore_vf3 >/dev/null || echo "qemu-migrate: could not restore VF3's resources" >&2
 ktap_end
