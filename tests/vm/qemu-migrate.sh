@@ -27,8 +27,9 @@
 # refusals with the running source, the guest without the VF), and
 # "make check-guest" all of them (full), until DMA logging backed by Track
 # Memory Changes makes the migrated memory complete. (The legacy type1
-# container, which reports every mapped page dirty, failed here:
-# "ram_save_setup failed: Invalid argument".)
+# container reports every mapped page dirty: a paused machine migrates but
+# never converges at the default downtime limit; with the running guest it
+# failed, "ram_save_setup failed: Invalid argument".)
 #
 # The guest then stays where it is for the refusals: a destination VF with
 # fewer queue resources, and a VF of the other host (another NVM subsystem:
