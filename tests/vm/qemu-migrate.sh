@@ -282,14 +282,15 @@ check_refused() { # FROM TO EXPECTED-REASON
 	suite_log | grep -q "migration stream rejected: incompatible source: $3" ||
 		fail "no dev_err naming the incompatibility ($3)" || return
 	# Refused before the source stopped: its device never left the running
-	# states, the guest still runs and its I/O goes on.
+	# states, the guest still runs and its I/O goes on (every worker
+	# verifies all its blocks once more).
 	source_states "$1"
 	! source_states "$1" | grep -q "STOP_COPY" ||
 		fail "the source device reached STOP_COPY before the refusal" || return
 	out=$($QMP "$D/$1.qmp" query-status) || return
 	echo "source after the failure: $out"
 	echo "$out" | grep -q '"running"' || fail "source not running after the refusal" || return
-	wait_more_rounds "$1" 2 180 || return
+	wait_more_rounds "$1" 1 180 || return
 	echo "source guest after the failure: rounds per worker $(rounds "$D/$1.serial")"
 	quit "$2"
 }
