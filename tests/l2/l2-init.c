@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #define BS		4096
-#define BLOCKS		8
+#define BLOCKS		4
 #define WORKERS		4
 #define BASE		(48ULL << 20)
 #define MAGIC		0x4b42324cU /* "L2BK" */

@@ -58,7 +58,7 @@ setup() {
 	l2_machine "$L2"
 	PF=$(pf_bdf a) && PF_B=$(pf_bdf b) || return 1
 	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 2 ] || sriov_setup 4 a || return 1
-	[ "$(cat "/sys/bus/pci/devices/$PF_B/sriov_numvfs")" -ge 1 ] || sriov_setup 4 b || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF_B/sriov_numvfs")" -ge 1 ] || sriov_setup 1 b || return 1
 	PF=$(pf_bdf a) || return 1
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
 	PF_DEV=$(pci_nvme_dev "$PF") || return 1
