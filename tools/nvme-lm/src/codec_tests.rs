@@ -29,4 +29,6 @@ cases!(
     stream_rejects_malformed,
     compat_rules,
     namespace_rules,
+    track_limits,
+    track_round_trip,
 );

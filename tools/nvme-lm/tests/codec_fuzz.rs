@@ -112,12 +112,30 @@ fn check_accepted(v0: &QueueStateV0<'_>) {
     }
 }
 
+/// Track Memory Changes: whatever parses has every descriptor inside the
+/// buffer and a granularity a u64 can hold.
+fn exercise_track(buf: &[u8]) {
+    use nvme_lm::codec::track::{Changes, Limits, Start, CHANGE_LEN, RANGE_LEN};
+    if let Ok(c) = Changes::parse(buf) {
+        assert!(16 + c.len() * CHANGE_LEN <= buf.len());
+        assert!((12..=62).contains(&c.granularity));
+        assert_eq!(c.ranges().count(), c.len());
+    }
+    if let Ok(s) = Start::parse(buf) {
+        assert!(8 + s.ranges().count() * RANGE_LEN <= buf.len());
+    }
+    if let Ok(Some(l)) = Limits::parse(buf) {
+        assert!(l.ranges > 0 && l.min_granularity <= l.max_granularity);
+    }
+}
+
 fn exercise(buf: &[u8]) -> bool {
     let _ = Header::parse(buf);
     let _ = StateFormats::parse(buf);
     let _ = SecondaryList::parse(buf);
     let _ = Entry::parse(buf);
     let _ = Stream::parse(buf);
+    exercise_track(buf);
     match ControllerState::parse(buf) {
         Ok(cs) => {
             let h = Header::parse(buf).expect("accepted state has a header");

@@ -19,6 +19,7 @@ pub mod identify;
 pub mod namespaces;
 pub mod state;
 pub mod stream;
+pub mod track;
 pub mod udmq;
 
 pub use error::Error;

@@ -223,4 +223,14 @@ mod codec_kunit {
     fn namespace_rules() {
         assert_eq!(cases::namespace_rules(), Ok(()));
     }
+
+    #[test]
+    fn track_limits() {
+        assert_eq!(cases::track_limits(), Ok(()));
+    }
+
+    #[test]
+    fn track_round_trip() {
+        assert_eq!(cases::track_round_trip(), Ok(()));
+    }
 }

@@ -694,3 +694,125 @@ pub fn namespace_rules() -> CaseResult {
         "compat reserved byte 13 accepted",
     )
 }
+
+/// Identify limits of Track Memory Changes: absent, valid, inconsistent.
+pub fn track_limits() -> CaseResult {
+    use super::codec::track::*;
+    let mut id = [0u8; 4096];
+    ensure(
+        Limits::parse(&id) == Ok(None),
+        "THMCS clear must mean no tracking",
+    )?;
+    id[ID_CTRL_TRATTR] = TRATTR_THMCS;
+    ensure(
+        Limits::parse(&id).is_err(),
+        "THMCS with CMMRTD 0 must be refused",
+    )?;
+    id[ID_CTRL_CMMRTD] = 16;
+    id[ID_CTRL_NMMRTD] = 64;
+    id[ID_CTRL_MINMRTG] = 12;
+    id[ID_CTRL_MAXMRTG] = 21;
+    let l = Limits::parse(&id)
+        .ok()
+        .flatten()
+        .ok_or("valid limits refused")?;
+    ensure(
+        l.ranges == 16 && l.subsystem_ranges == 64,
+        "CMMRTD/NMMRTD misread",
+    )?;
+    ensure(
+        l.granularity_for(9) == 12 && l.granularity_for(16) == 16 && l.granularity_for(30) == 21,
+        "granularity not clamped to MINMRTG..MAXMRTG",
+    )?;
+    id[ID_CTRL_MINMRTG] = 22;
+    ensure(Limits::parse(&id).is_err(), "MINMRTG > MAXMRTG accepted")?;
+    id[ID_CTRL_MINMRTG] = 11;
+    ensure(Limits::parse(&id).is_err(), "MINMRTG below 4 KiB accepted")?;
+    ensure(
+        Limits::parse(&id[..100]).is_err(),
+        "truncated Identify accepted",
+    )
+}
+
+/// Track Memory Changes start data and Tracked Memory Change data: round
+/// trips, byte positions, and what is refused.
+pub fn track_round_trip() -> CaseResult {
+    use super::codec::track::*;
+    let ranges = [
+        Range {
+            addr: 0x10_0000,
+            granules: 4,
+        },
+        Range {
+            addr: 0x20_0000,
+            granules: 1,
+        },
+    ];
+    let mut buf = [0u8; 64];
+    let n = encode_start(&mut buf, 12, &ranges).map_err(|_| "start refused")?;
+    ensure(n == 8 + 2 * 12, "start length")?;
+    ensure(
+        buf[3] == 12 && buf[4] == 2 && buf[8..16] == 0x10_0000u64.to_le_bytes(),
+        "start bytes misplaced",
+    )?;
+    let s = Start::parse(&buf[..n]).map_err(|_| "start does not parse")?;
+    ensure(
+        s.granularity == 12 && s.ranges().eq(ranges.iter().copied()),
+        "start round trip",
+    )?;
+    let bad = [Range {
+        addr: 0x10_0800,
+        granules: 1,
+    }];
+    ensure(
+        encode_start(&mut buf, 12, &bad).is_err(),
+        "misaligned range",
+    )?;
+    let empty = [Range {
+        addr: 0,
+        granules: 0,
+    }];
+    ensure(encode_start(&mut buf, 12, &empty).is_err(), "empty range")?;
+    let overlap = [
+        ranges[0],
+        Range {
+            addr: 0x10_3000,
+            granules: 1,
+        },
+    ];
+    ensure(encode_start(&mut buf, 12, &overlap).is_err(), "overlap")?;
+    ensure(encode_start(&mut buf, 12, &[]).is_err(), "no range")?;
+
+    let mut rep = [0u8; 64];
+    let n = encode_changes(&mut rep, 7, 13, true, &ranges).map_err(|_| "report refused")?;
+    ensure(n == 16 + 2 * 16, "report length")?;
+    ensure(
+        rep[1] == ATTRB_MORE && rep[2] == 7 && rep[4] == 2 && rep[8] == 13,
+        "report bytes misplaced",
+    )?;
+    let c = Changes::parse(&rep[..n]).map_err(|_| "report does not parse")?;
+    ensure(
+        c.more() && c.cntlid == 7 && c.granularity == 13 && c.len() == 2,
+        "report header round trip",
+    )?;
+    ensure(c.ranges().eq(ranges.iter().copied()), "report ranges")?;
+    ensure(
+        Changes::parse(&rep[..n - 1]).is_err(),
+        "NTMCD beyond the buffer accepted",
+    )?;
+    rep[8] = 11;
+    ensure(Changes::parse(&rep[..n]).is_err(), "RPMPG below 4 KiB")?;
+    rep[8] = 13;
+    rep[0] = 1;
+    ensure(Changes::parse(&rep[..n]).is_err(), "VER 1 accepted")?;
+    ensure(
+        ranges[0].bytes(12) == Some((0x10_0000, 0x10_3fff))
+            && Range {
+                addr: u64::MAX - 0xfff,
+                granules: 2,
+            }
+            .bytes(12)
+            .is_none(),
+        "range byte bounds",
+    )
+}

@@ -198,6 +198,35 @@ impl AdminCmd {
         }
     }
 
+    /// Track Send, Track Memory Changes (SEL 1): start (TACT 1, the data
+    /// is a [`super::track`] start structure) or stop (TACT 0) tracking the
+    /// host memory writes of controller `cntlid`.
+    pub fn track_memory(cntlid: u16, start: bool) -> Self {
+        Self {
+            opcode: opcode::TRACK_SEND,
+            cdw: [sel_mos(1, u16::from(start)), u32::from(cntlid), 0, 0, 0, 0],
+            ..Self::default()
+        }
+    }
+
+    /// Track Receive, Tracked Memory Changes (SEL 0) of controller
+    /// `cntlid` into a buffer of `len` bytes (a non-zero multiple of 4).
+    /// NUMD is 0's based.
+    pub fn tracked_changes(cntlid: u16, len: u32) -> Self {
+        Self {
+            opcode: opcode::TRACK_RECEIVE,
+            cdw: [
+                sel_mos(0, 0),
+                u32::from(cntlid),
+                0,
+                0,
+                0,
+                (len / 4).saturating_sub(1),
+            ],
+            ..Self::default()
+        }
+    }
+
     /// Set Features, Controller Data Queue: report the consumed head and,
     /// with `trigger`, arm the one-shot tail-pointer trigger.
     pub fn cdq_set_head(cdqid: u16, head: u32, trigger: Option<u32>) -> Self {
