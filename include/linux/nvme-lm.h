@@ -100,6 +100,7 @@ void nvme_lm_put(struct nvme_lm *lm);
 u16 nvme_lm_cntlid(const struct nvme_lm *lm);
 u32 nvme_lm_max_transfer(const struct nvme_lm *lm);
 int nvme_lm_state_formats(struct nvme_lm *lm, void *buf, size_t len);
+int nvme_lm_identify_ctrl(struct nvme_lm *lm, void *buf, size_t len);
 int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id);
 int nvme_lm_namespaces(struct nvme_lm *lm, struct nvme_lm_ns *ns,
 		       unsigned int max);
@@ -117,6 +118,10 @@ int nvme_lm_cdq_log(struct nvme_lm_cdq *cdq, bool start);
 int nvme_lm_cdq_read(struct nvme_lm_cdq *cdq, void *buf, u32 max_entries,
 		     bool *overflow);
 int nvme_lm_cdq_arm(struct nvme_lm_cdq *cdq, u32 entries_ahead);
+int nvme_lm_track_start(struct nvme_lm *lm, const void *data, u32 len,
+			u8 *granularity);
+int nvme_lm_track_stop(struct nvme_lm *lm);
+int nvme_lm_track_receive(struct nvme_lm *lm, void *buf, u32 len);
 #else
 static inline struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
 {

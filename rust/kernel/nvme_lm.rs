@@ -181,6 +181,58 @@ impl Handle {
         })
     }
 
+    /// Reads the PF's Identify Controller data into `buf`, which is resized
+    /// to 4096 bytes: it holds the Track Memory Changes limits.
+    #[inline]
+    pub fn identify_ctrl(&self, buf: &mut KVVec<u8>) -> Result {
+        buf.resize(4096, 0, GFP_KERNEL)?;
+        // SAFETY: `ptr` is a live handle; `buf` is kernel heap memory of
+        // `buf.len()` bytes, borrowed mutably for the call.
+        to_result(unsafe {
+            bindings::nvme_lm_identify_ctrl(self.ptr.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        })
+    }
+
+    /// Starts tracking the VF's writes to host memory with the Track Memory
+    /// Changes data structure `buf[..len]`; returns the granularity the
+    /// controller uses (log2 bytes).
+    #[inline]
+    pub fn track_start(&self, buf: &KVVec<u8>, len: usize) -> Result<u8> {
+        let len = check_len(len, buf.len())?;
+        let mut granularity = 0u8;
+        // SAFETY: `ptr` is a live handle; `buf` holds at least `len` bytes of
+        // kernel heap memory that the call only reads; `granularity` is
+        // writable for the call.
+        to_result(unsafe {
+            bindings::nvme_lm_track_start(
+                self.ptr.as_ptr(),
+                buf.as_ptr().cast(),
+                len,
+                &mut granularity,
+            )
+        })?;
+        Ok(granularity)
+    }
+
+    /// Stops tracking the VF's writes to host memory.
+    #[inline]
+    pub fn track_stop(&self) -> Result {
+        // SAFETY: `ptr` is a live handle.
+        to_result(unsafe { bindings::nvme_lm_track_stop(self.ptr.as_ptr()) })
+    }
+
+    /// Reads and clears the VF's tracked memory changes into the first
+    /// `len` bytes of `buf` (a Tracked Memory Change data structure).
+    #[inline]
+    pub fn track_receive(&self, buf: &mut KVVec<u8>, len: usize) -> Result {
+        let len = check_len(len, buf.len())?;
+        // SAFETY: `ptr` is a live handle; `buf` holds at least `len` bytes of
+        // kernel heap memory, borrowed mutably for the call.
+        to_result(unsafe {
+            bindings::nvme_lm_track_receive(self.ptr.as_ptr(), buf.as_mut_ptr().cast(), len)
+        })
+    }
+
     /// What a destination must match: model, firmware, subsystem, and the
     /// VF controller's current queue and interrupt resources.
     #[inline]

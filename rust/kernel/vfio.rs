@@ -17,18 +17,27 @@
 //! - live migration (uAPI v2): the driver's [`PciDriver::migration_flags`]
 //!   and `migration_*` methods become the device's `vfio_migration_ops`;
 //!   [`migration::State`] is a device state and [`DataFile`] the `data_fd`
-//!   of a saving or resuming session.
+//!   of a saving or resuming session;
+//! - device DMA logging: the driver's [`PciDriver::log_start`],
+//!   `log_stop` and `log_read_and_clear` become the `vfio_log_ops` of the
+//!   devices [`PciDriver::dma_logging`] accepts.
 //!
 //! C headers: [`include/linux/vfio.h`](srctree/include/linux/vfio.h),
 //! [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h)
 
 mod core_device;
 pub mod data_file;
+pub mod dma_logging;
 mod device_id;
 pub mod migration;
 mod registration;
 
 pub use core_device::Device;
+pub use dma_logging::{
+    DirtyBitmap,
+    IovaRange,
+    Ranges, //
+};
 pub use data_file::{
     DataFile,
     DataFileOps,
@@ -99,6 +108,31 @@ pub trait PciDriver: Sized + Send + Sync + 'static {
 
     /// The bytes a STOP_COPY session would stream now.
     fn migration_data_size(_dev: &Device<Self>) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Whether the device offers DMA logging, decided once, right after
+    /// probe, for a driver that implements [`PciDriver::log_start`].
+    fn dma_logging(_data: &Self::Data) -> bool {
+        false
+    }
+
+    /// Starts logging the device's DMA writes into `ranges` (which the
+    /// driver may [`Ranges::combine`]) at about `page_size` bytes; sets
+    /// `page_size` to the granularity it logs at. Another start before a
+    /// stop must fail.
+    fn log_start(_dev: &Device<Self>, _ranges: &mut Ranges<'_>, _page_size: &mut u64) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Stops logging; fails if logging was not started.
+    fn log_stop(_dev: &Device<Self>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Marks in `dirty` what the device wrote inside `dirty.window()` since
+    /// the last report of it, and forgets it (read and clear).
+    fn log_read_and_clear(_dev: &Device<Self>, _dirty: &mut DirtyBitmap<'_>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 

@@ -676,6 +676,119 @@ int nvme_lm_set_state(struct nvme_lm *lm, enum nvme_lm_seq seq, u8 csvi,
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_set_state, NVME_LM_USERS);
 
+/* Track Memory Changes (NVMe 2.2) ---------------------------------------- */
+
+/**
+ * nvme_lm_identify_ctrl() - the PF's Identify Controller data
+ * @lm: the handle
+ * @buf: a kernel buffer (not on the stack)
+ * @len: its size, at least NVME_IDENTIFY_DATA_SIZE
+ *
+ * Raw bytes for the caller to parse: the PF is the controller that tracks
+ * its secondary controllers' memory writes, so its Identify data holds the
+ * Track Memory Changes limits (TRATTR, CMMRTD, MINMRTG, MAXMRTG).
+ *
+ * Return: 0 or a negative errno.
+ */
+int nvme_lm_identify_ctrl(struct nvme_lm *lm, void *buf, size_t len)
+{
+	int ret;
+
+	if (len < NVME_IDENTIFY_DATA_SIZE)
+		return -EINVAL;
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_identify(lm, NVME_ID_CNS_CTRL, buf);
+	mutex_unlock(&lm->lock);
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_identify_ctrl, NVME_LM_USERS);
+
+/**
+ * nvme_lm_track_start() - start tracking the VF's writes to host memory
+ * @lm: the handle
+ * @data: the Track Memory Changes data structure (ranges, granularity),
+ *	  in a kernel buffer (not on the stack), encoded by the caller
+ * @len: its length: 8 bytes plus 12 per range
+ * @granularity: set to the granularity the controller uses (log2 bytes)
+ *
+ * Track Send, Track Memory Changes, TACT 1, for the VF's controller only.
+ *
+ * Return: 0 or a negative errno (-EINVAL for ranges the controller refused).
+ */
+int nvme_lm_track_start(struct nvme_lm *lm, const void *data, u32 len,
+			u8 *granularity)
+{
+	struct nvme_command c = { };
+	u32 dw0 = 0;
+	int ret;
+
+	if (len < 8 + 12 || (len - 8) % 12)
+		return -EINVAL;
+	c.common.opcode = nvme_admin_track_send;
+	c.common.cdw10 = cpu_to_le32(1 | 1 << 16);
+	c.common.cdw11 = cpu_to_le32(lm->cntlid);
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_submit(lm, &c, (void *)data, len, &dw0,
+			     "Track Send: start tracking memory changes");
+	mutex_unlock(&lm->lock);
+	if (!ret)
+		*granularity = dw0 & 0xff;
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_track_start, NVME_LM_USERS);
+
+/**
+ * nvme_lm_track_stop() - stop tracking the VF's writes to host memory
+ * @lm: the handle
+ *
+ * Return: 0 or a negative errno.
+ */
+int nvme_lm_track_stop(struct nvme_lm *lm)
+{
+	struct nvme_command c = { };
+	int ret;
+
+	c.common.opcode = nvme_admin_track_send;
+	c.common.cdw10 = cpu_to_le32(1);
+	c.common.cdw11 = cpu_to_le32(lm->cntlid);
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_submit(lm, &c, NULL, 0, NULL,
+			     "Track Send: stop tracking memory changes");
+	mutex_unlock(&lm->lock);
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_track_stop, NVME_LM_USERS);
+
+/**
+ * nvme_lm_track_receive() - read and clear the VF's tracked memory changes
+ * @lm: the handle
+ * @buf: a kernel buffer (not on the stack)
+ * @len: its length, a multiple of 4, at least 16 bytes
+ *
+ * Track Receive, Tracked Memory Changes: the controller fills @buf with a
+ * Tracked Memory Change data structure and forgets what it reported; its
+ * attribute bit 0 says whether more changes remain.
+ *
+ * Return: 0 or a negative errno.
+ */
+int nvme_lm_track_receive(struct nvme_lm *lm, void *buf, u32 len)
+{
+	struct nvme_command c = { };
+	int ret;
+
+	if (len < 16 || len % 4)
+		return -EINVAL;
+	c.common.opcode = nvme_admin_track_recv;
+	c.common.cdw11 = cpu_to_le32(lm->cntlid);
+	c.common.cdw15 = cpu_to_le32(len / 4 - 1);
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_submit(lm, &c, buf, len, NULL,
+			     "Track Receive: tracked memory changes");
+	mutex_unlock(&lm->lock);
+	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_track_receive, NVME_LM_USERS);
+
 /* Controller Data Queue ------------------------------------------------- */
 
 static u8 *nvme_lm_cdq_entry(struct nvme_lm_cdq *q, u32 idx)

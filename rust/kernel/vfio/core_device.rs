@@ -9,8 +9,10 @@
 //! [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h)
 
 use super::{
+    DirtyBitmap,
     Flags,
     PciDriver,
+    Ranges,
     State, //
 };
 use crate::{
@@ -94,6 +96,24 @@ impl<T: PciDriver> Device<T> {
         } else {
             None
         };
+
+    /// The DMA logging operations, used if the driver implements them.
+    const LOG_OPS: bindings::vfio_log_ops = bindings::vfio_log_ops {
+        log_start: Some(Self::log_start_callback),
+        log_stop: Some(Self::log_stop_callback),
+        log_read_and_clear: Some(Self::log_read_and_clear_callback),
+    };
+
+    /// [`Self::LOG_OPS`] if the driver implements DMA logging (decided at
+    /// compile time, as [`Self::MIG_OPS_IF_ANY`]).
+    /// Without `CONFIG_IOMMUFD_DRIVER` the core cannot report a bitmap.
+    const LOG_OPS_IF_ANY: Option<&'static bindings::vfio_log_ops> = if T::HAS_LOG_START
+        && cfg!(CONFIG_IOMMUFD_DRIVER)
+    {
+        Some(&Self::LOG_OPS)
+    } else {
+        None
+    };
 
     /// # Safety
     ///
@@ -229,6 +249,64 @@ impl<T: PciDriver> Device<T> {
 
     /// # Safety
     ///
+    /// Called by the VFIO core on a registered `Device<T>` with log ops,
+    /// with the interval tree of `nnodes` ranges it built and a valid
+    /// `page_size`, both for the duration of the call.
+    unsafe extern "C" fn log_start_callback(
+        vdev: *mut bindings::vfio_device,
+        ranges: *mut bindings::rb_root_cached,
+        nnodes: u32,
+        page_size: *mut u64,
+    ) -> c_int {
+        // SAFETY: By the function's safety requirement.
+        let this = unsafe { Self::from_vdev(vdev) };
+        from_result(|| {
+            // SAFETY: `ranges` is the core's tree of `nnodes` ranges, used
+            // only within this call.
+            let mut ranges = unsafe { Ranges::from_raw(ranges, nnodes) }.ok_or(EINVAL)?;
+            // SAFETY: `page_size` is valid for reads and writes.
+            let mut size = unsafe { *page_size };
+            T::log_start(this, &mut ranges, &mut size)?;
+            // SAFETY: As above.
+            unsafe { *page_size = size };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core on a registered `Device<T>` with log ops.
+    unsafe extern "C" fn log_stop_callback(vdev: *mut bindings::vfio_device) -> c_int {
+        // SAFETY: By the function's safety requirement.
+        let this = unsafe { Self::from_vdev(vdev) };
+        from_result(|| T::log_stop(this).map(|()| 0))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core on a registered `Device<T>` with log ops,
+    /// with the report's bitmap, which covers `[iova, iova + length)`, for
+    /// the duration of the call.
+    unsafe extern "C" fn log_read_and_clear_callback(
+        vdev: *mut bindings::vfio_device,
+        iova: c_ulong,
+        length: c_ulong,
+        dirty: *mut bindings::iova_bitmap,
+    ) -> c_int {
+        // SAFETY: By the function's safety requirement.
+        let this = unsafe { Self::from_vdev(vdev) };
+        from_result(|| {
+            // CAST: lossless, `usize` is at most 64 bits (see `dma_logging`).
+            let (iova, length) = (iova as u64, length as u64);
+            // SAFETY: `dirty` is the core's bitmap of this window, used only
+            // within this call.
+            let mut dirty = unsafe { DirtyBitmap::from_raw(dirty, iova, length) }.ok_or(EINVAL)?;
+            T::log_read_and_clear(this, &mut dirty).map(|()| 0)
+        })
+    }
+
+    /// # Safety
+    ///
     /// Called by the VFIO core once, when the last reference to `vdev`, the
     /// `vdev` member of the `core` of a `Device<T>`, goes away.
     unsafe extern "C" fn release_callback(vdev: *mut bindings::vfio_device) {
@@ -272,6 +350,14 @@ impl<T: PciDriver> Device<T> {
                 (*vdev).mig_ops = ops;
                 (*vdev).migration_flags = flags.bits();
             }
+        }
+        // SAFETY: `data` was just initialized.
+        let logging = T::dma_logging(unsafe { (*this).data.assume_init_ref() });
+        if let Some(ops) = Self::LOG_OPS_IF_ANY.filter(|_| logging) {
+            // SAFETY: Not registered yet: the log ops may be set; `ops` is a
+            // `'static` table with all three callbacks, as vfio-pci-core
+            // requires.
+            unsafe { (*vdev).log_ops = ops };
         }
         let core = vdev.cast::<bindings::vfio_pci_core_device>();
         // SAFETY: vfio-pci-core requires drvdata to be the core device

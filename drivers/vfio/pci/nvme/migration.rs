@@ -16,7 +16,9 @@
 //! brings it back to RUNNING and ends every session.
 
 use crate::codec::stream::{self, PREFIX_LEN};
+use crate::codec::track::Limits;
 use crate::device_state::{self, errno, Format, Profile};
+use crate::dma_log::DmaLog;
 use crate::fsm::{action, controller_runs, Action};
 use crate::session::Session;
 use crate::NvmeVfioPci;
@@ -50,6 +52,8 @@ pub(crate) struct LiveMigration {
     vendor: u16,
     device: u16,
     format: Format,
+    /// DMA logging, when the PF tracks memory changes.
+    dma_log: Option<Pin<KBox<DmaLog>>>,
     #[pin]
     fsm: Mutex<Fsm>,
 }
@@ -64,12 +68,17 @@ impl LiveMigration {
         device: u16,
     ) -> Result<Pin<KBox<Self>>> {
         let profile = Profile::query(dev, &lm, vendor, device)?;
+        let dma_log = match track_limits(dev, &lm)? {
+            Some(limits) => Some(KBox::pin_init(DmaLog::new(limits), GFP_KERNEL)?),
+            None => None,
+        };
         KBox::pin_init(
             try_pin_init!(Self {
                 lm,
                 vendor,
                 device,
                 format: profile.format,
+                dma_log,
                 fsm <- new_mutex!(Fsm {
                     state: State::Running,
                     saving: None,
@@ -83,6 +92,17 @@ impl LiveMigration {
     /// The VF's secondary controller ID.
     pub(crate) fn cntlid(&self) -> u16 {
         self.lm.cntlid()
+    }
+
+    /// Whether the VF offers DMA logging.
+    pub(crate) fn has_dma_log(&self) -> bool {
+        self.dma_log.is_some()
+    }
+
+    /// DMA logging and the handle its commands go through; `ENOTTY` if the
+    /// PF does not track memory changes (the core never calls then).
+    pub(crate) fn dma_log(&self) -> Result<(&DmaLog, &Handle)> {
+        Ok((self.dma_log.as_deref().ok_or(ENOTTY)?, &self.lm))
     }
 
     /// Moves the device to `new` along the core's path.
@@ -129,7 +149,11 @@ impl LiveMigration {
 
     /// A reset or the last close: end the sessions, make sure the
     /// controller runs, and go back to RUNNING.
-    pub(crate) fn reset(&self, dev: &device::Device) {
+    pub(crate) fn reset(&self, dev: &device::Device, function_reset: bool) {
+        if let Some(log) = self.dma_log.as_deref() {
+            // A function reset resets the controller, which ends tracking.
+            log.end(&self.lm, function_reset);
+        }
         let mut fsm = self.fsm.lock();
         end_sessions(&mut fsm);
         if !controller_runs(fsm.state) {
@@ -262,5 +286,19 @@ fn end_sessions(fsm: &mut Fsm) {
     }
     if let Some((session, _)) = fsm.resuming.take() {
         session.end();
+    }
+}
+
+/// The PF's Track Memory Changes limits; `None` if it cannot track (or
+/// claims it can with limits nobody could use: then said once, here).
+fn track_limits(dev: &device::Device, lm: &Handle) -> Result<Option<Limits>> {
+    let mut id = KVVec::new();
+    lm.identify_ctrl(&mut id)?;
+    match Limits::parse(&id) {
+        Ok(l) => Ok(l),
+        Err(e) => {
+            dev_warn!(dev, "no DMA logging: PF tracking limits: {}\n", e.reason());
+            Ok(None)
+        }
     }
 }

@@ -12,7 +12,7 @@ use kernel::{
     nvme_lm,
     pci,
     prelude::*,
-    vfio::{self, DataFile, Flags, State}, //
+    vfio::{self, DataFile, DirtyBitmap, Flags, Ranges, State}, //
 };
 
 // The codec is shared with tools/nvme-lm, which uses it as a public API:
@@ -20,6 +20,7 @@ use kernel::{
 #[allow(dead_code, unreachable_pub)]
 mod codec;
 mod device_state;
+mod dma_log;
 mod fsm;
 mod migration;
 mod session;
@@ -123,15 +124,34 @@ impl vfio::PciDriver for NvmeVfioPci {
         dev.data().mig()?.data_size()
     }
 
+    fn dma_logging(data: &VfData) -> bool {
+        data.mig.as_deref().is_some_and(LiveMigration::has_dma_log)
+    }
+
+    fn log_start(dev: &vfio::Device<Self>, ranges: &mut Ranges<'_>, page_size: &mut u64) -> Result {
+        let (log, lm) = dev.data().mig()?.dma_log()?;
+        log.start(dev.as_dev(), lm, ranges, page_size)
+    }
+
+    fn log_stop(dev: &vfio::Device<Self>) -> Result {
+        let (log, lm) = dev.data().mig()?.dma_log()?;
+        log.stop(dev.as_dev(), lm)
+    }
+
+    fn log_read_and_clear(dev: &vfio::Device<Self>, dirty: &mut DirtyBitmap<'_>) -> Result {
+        let (log, lm) = dev.data().mig()?.dma_log()?;
+        log.report(dev.as_dev(), lm, dirty)
+    }
+
     fn close_device(dev: &vfio::Device<Self>) {
         if let Some(mig) = dev.data().mig.as_deref() {
-            mig.reset(dev.as_dev());
+            mig.reset(dev.as_dev(), false);
         }
     }
 
     fn reset_done(dev: &vfio::Device<Self>) {
         if let Some(mig) = dev.data().mig.as_deref() {
-            mig.reset(dev.as_dev());
+            mig.reset(dev.as_dev(), true);
         }
     }
 }
