@@ -142,7 +142,7 @@ elif KOUT=$(bash scripts/build-kernel.sh); then
 	# One boot per entry of tests/vm/suites.txt; every document it pins must
 	# come back whole (tests/ktap-check.py). The running-guest migration
 	# boots its own VM, in parallel with the main one.
-	vm_start guest bash tests/vm/run-tests.sh "qemu_migration bash tests/vm/qemu-migrate.sh type1"
+	vm_start guest bash tests/vm/run-tests.sh "qemu_migration bash tests/vm/qemu-migrate.sh"
 	vm_boot main "smoke, KUnit, HMLM, variant, migration, storage, PF service, CDQ" \
 		bash tests/vm/run-tests.sh
 	vm_finish guest "qemu_migration: stock QEMU migrates a running L2 guest"

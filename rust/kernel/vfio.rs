@@ -27,17 +27,12 @@
 
 mod core_device;
 pub mod data_file;
-pub mod dma_logging;
 mod device_id;
+pub mod dma_logging;
 pub mod migration;
 mod registration;
 
 pub use core_device::Device;
-pub use dma_logging::{
-    DirtyBitmap,
-    IovaRange,
-    Ranges, //
-};
 pub use data_file::{
     DataFile,
     DataFileOps,
@@ -46,6 +41,11 @@ pub use data_file::{
 pub use device_id::{
     DeviceId,
     IdTable, //
+};
+pub use dma_logging::{
+    DirtyBitmap,
+    IovaRange,
+    Ranges, //
 };
 pub use migration::{
     Flags,

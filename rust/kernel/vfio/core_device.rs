@@ -107,13 +107,12 @@ impl<T: PciDriver> Device<T> {
     /// [`Self::LOG_OPS`] if the driver implements DMA logging (decided at
     /// compile time, as [`Self::MIG_OPS_IF_ANY`]).
     /// Without `CONFIG_IOMMUFD_DRIVER` the core cannot report a bitmap.
-    const LOG_OPS_IF_ANY: Option<&'static bindings::vfio_log_ops> = if T::HAS_LOG_START
-        && cfg!(CONFIG_IOMMUFD_DRIVER)
-    {
-        Some(&Self::LOG_OPS)
-    } else {
-        None
-    };
+    const LOG_OPS_IF_ANY: Option<&'static bindings::vfio_log_ops> =
+        if T::HAS_LOG_START && cfg!(CONFIG_IOMMUFD_DRIVER) {
+            Some(&Self::LOG_OPS)
+        } else {
+            None
+        };
 
     /// # Safety
     ///

@@ -84,7 +84,8 @@ impl Ranges<'_> {
     /// The ranges, in ascending order.
     pub fn iter(&self) -> RangesIter<'_> {
         // SAFETY: By the type invariant `root` is a valid interval tree.
-        let first = unsafe { bindings::interval_tree_iter_first(self.root.as_ptr(), 0, usize::MAX) };
+        let first =
+            unsafe { bindings::interval_tree_iter_first(self.root.as_ptr(), 0, usize::MAX) };
         RangesIter {
             node: first,
             _tree: PhantomData,
@@ -168,7 +169,8 @@ impl DirtyBitmap<'_> {
         if first > last {
             return;
         }
-        let (Ok(first), Ok(len)) = (usize::try_from(first), usize::try_from(last - first + 1)) else {
+        let (Ok(first), Ok(len)) = (usize::try_from(first), usize::try_from(last - first + 1))
+        else {
             return;
         };
         // Log ops are registered only with CONFIG_IOMMUFD_DRIVER, so a

@@ -125,12 +125,18 @@ impl DmaLog {
             return Err(EINVAL);
         }
         if !page_size.is_power_of_two() {
-            dev_err!(dev, "DMA logging: page size {:#x} is not a power of two\n", *page_size);
+            dev_err!(
+                dev,
+                "DMA logging: page size {:#x} is not a power of two\n",
+                *page_size
+            );
             return Err(EINVAL);
         }
         ranges.combine(u32::from(self.limits.ranges));
         // CAST: the log2 of a u64 is below 64.
-        let mut shift = self.limits.granularity_for(page_size.trailing_zeros() as u8);
+        let mut shift = self
+            .limits
+            .granularity_for(page_size.trailing_zeros() as u8);
         let layout = loop {
             let layout = Self::layout(ranges, shift)?;
             let fits = Self::granules(&layout, shift).is_some_and(|n| n / 8 <= MAX_BITMAP_BYTES);
@@ -169,7 +175,11 @@ impl DmaLog {
         track::encode_start(&mut data, shift, &descs).map_err(errno)?;
         let granted = lm.track_start(&data, len)?;
         if !(self.limits.min_granularity..=self.limits.max_granularity).contains(&granted) {
-            dev_err!(dev, "DMA logging: controller tracks at 2^{} bytes\n", granted);
+            dev_err!(
+                dev,
+                "DMA logging: controller tracks at 2^{} bytes\n",
+                granted
+            );
             let _ = lm.track_stop();
             return Err(EIO);
         }
@@ -212,11 +222,19 @@ impl DmaLog {
             let len = s.buf.len();
             lm.track_receive(&mut s.buf, len)?;
             let changes = Changes::parse(&s.buf).map_err(|e| {
-                dev_err!(dev, "DMA logging: bad Tracked Memory Changes: {}\n", e.reason());
+                dev_err!(
+                    dev,
+                    "DMA logging: bad Tracked Memory Changes: {}\n",
+                    e.reason()
+                );
                 EIO
             })?;
             if changes.cntlid != lm.cntlid() {
-                dev_err!(dev, "DMA logging: changes of controller {}\n", changes.cntlid);
+                dev_err!(
+                    dev,
+                    "DMA logging: changes of controller {}\n",
+                    changes.cntlid
+                );
                 return Err(EIO);
             }
             for c in changes.ranges() {
@@ -225,7 +243,10 @@ impl DmaLog {
                     return Err(EIO);
                 };
                 let shift = s.shift;
-                let Some(t) = s.ranges.iter_mut().find(|t| first >= t.first && last <= t.last)
+                let Some(t) = s
+                    .ranges
+                    .iter_mut()
+                    .find(|t| first >= t.first && last <= t.last)
                 else {
                     dev_err!(
                         dev,
@@ -259,7 +280,11 @@ impl DmaLog {
             return Err(EINVAL);
         };
         let w = dirty.window();
-        if !s.ranges.iter().any(|t| w.first >= t.first && w.last <= t.last) {
+        if !s
+            .ranges
+            .iter()
+            .any(|t| w.first >= t.first && w.last <= t.last)
+        {
             dev_err!(
                 dev,
                 "DMA logging: report of {:#x}..{:#x} outside the tracked ranges\n",
@@ -270,7 +295,11 @@ impl DmaLog {
         }
         Self::harvest(dev, lm, s)?;
         let shift = s.shift;
-        let Some(t) = s.ranges.iter_mut().find(|t| w.first >= t.first && w.last <= t.last) else {
+        let Some(t) = s
+            .ranges
+            .iter_mut()
+            .find(|t| w.first >= t.first && w.last <= t.last)
+        else {
             return Err(EINVAL);
         };
         let g0 = (w.first - t.first) >> shift;
