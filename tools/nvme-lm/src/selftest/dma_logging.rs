@@ -259,7 +259,7 @@ fn cq_pages(g: &Guest, mark: &[u16], n: usize) -> Result<BTreeSet<u64>, String> 
         let k = (q.cq_head() + depth - before) % depth;
         for i in 0..k {
             let slot = (before + i) % depth;
-            out.insert(q.cq_iova() / PG * PG + (u64::from(slot) * 16) / PG * PG);
+            out.insert((q.cq_iova() + u64::from(slot) * 16) / PG * PG);
         }
         total += usize::from(k);
     }
@@ -388,6 +388,13 @@ fn reads_reported_exactly(env: &Env) -> CaseResult {
     start(&env.a, &[env.tracked()])?;
     let data = read_blocks(&mut g, &lbas, &[], &mut labels)?;
     let cq = cq_pages(&g, &mark, lbas.len())?;
+    let (q1, q2) = (g.io[0].cq_iova(), g.io[1].cq_iova());
+    ensure(
+        cq.contains(&q1) && cq.contains(&(q1 + PG)) && !cq.contains(&(q2 + PG)),
+        || {
+            format!("the test's layout: completions went to CQ pages {cq:x?}, expected both of queue 1's, one of queue 2's")
+        },
+    )?;
     let want: BTreeSet<u64> = data.union(&cq).copied().collect();
     let got = report(&env.a, env.tracked(), PG)?;
     expect_units(&format!("{} reads", lbas.len()), &got, &want, PG, &labels)?;
