@@ -44,6 +44,44 @@ impl Arena {
         }))
     }
 
+    /// IOVA of the first byte.
+    pub fn iova_base(&self) -> u64 {
+        self.iova_base
+    }
+
+    /// Length in bytes (the IOVA range `iova_base..iova_base + len`).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// `true` if empty (never: the buffer is at least a page).
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Bytes allocated so far: the offset of the next allocation.
+    pub fn used(&self) -> usize {
+        self.next.get()
+    }
+
+    /// Moves the next allocation to offset `off` (page-aligned, not below
+    /// [`Arena::used`], inside the arena) without touching the memory
+    /// skipped: tests place buffers at chosen IOVAs this way.
+    pub fn skip_to(&self, off: usize) -> io::Result<()> {
+        if off % PAGE != 0 || off < self.next.get() || off > self.buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "DMA arena: cannot skip to offset {off:#x} ({:#x} used of {:#x}, page-aligned)",
+                    self.next.get(),
+                    self.buf.len()
+                ),
+            ));
+        }
+        self.next.set(off);
+        Ok(())
+    }
+
     /// A zeroed, page-aligned chunk of at least `len` bytes.
     pub fn alloc(self: &Rc<Self>, len: usize) -> io::Result<Chunk> {
         let len = len.max(1).div_ceil(PAGE) * PAGE;

@@ -129,6 +129,22 @@ enum Suite {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// VFIO DMA logging of nvme-vfio-pci (Track Memory Changes): exact
+    /// dirty pages, refusals, reset and close.
+    DmaLogging {
+        /// The VF the cases use: its VFIO cdev (bound to nvme-vfio-pci).
+        #[arg(long)]
+        vf: PathBuf,
+        /// A second VF bound to nvme-vfio-pci (closed and reopened).
+        #[arg(long)]
+        vf_c: PathBuf,
+        /// A VF bound to plain vfio-pci (no DMA logging).
+        #[arg(long)]
+        vf_plain: PathBuf,
+        /// Run only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// Plain I/O through a VFIO device (write, flush, read back, verify).
     Io {
         /// The device's VFIO cdev.
@@ -357,6 +373,23 @@ fn main() -> ExitCode {
             blocks,
         } => nvme_lm::bench::run(vf_a, vf_b, *rounds, *blocks).map(|r| print!("{r}")),
         Cmd::Migrate { vf_a, vf_b, blocks } => migrate(vf_a, vf_b, *blocks),
+        Cmd::Selftest {
+            suite:
+                Suite::DmaLogging {
+                    vf,
+                    vf_c,
+                    vf_plain,
+                    filter,
+                },
+        } => {
+            let setup = nvme_lm::selftest::dma_logging::Setup {
+                a: vf.clone(),
+                c: vf_c.clone(),
+                plain: vf_plain.clone(),
+                filter: filter.clone(),
+            };
+            suite_result(nvme_lm::selftest::dma_logging::run(&setup))
+        }
         Cmd::Selftest {
             suite: Suite::Io { vf },
         } => suite_result(nvme_lm::selftest::io::run(vf)),

@@ -21,6 +21,16 @@ pub const VFIO_DEVICE_GET_REGION_INFO: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE +
 pub const VFIO_DEVICE_FEATURE: libc::c_ulong = io(VFIO_TYPE, VFIO_BASE + 17);
 /// VFIO_DEVICE_FEATURE_SET.
 pub const VFIO_DEVICE_FEATURE_SET: u32 = 1 << 17;
+/// VFIO_DEVICE_FEATURE_GET.
+pub const VFIO_DEVICE_FEATURE_GET: u32 = 1 << 16;
+/// VFIO_DEVICE_FEATURE_PROBE.
+pub const VFIO_DEVICE_FEATURE_PROBE: u32 = 1 << 18;
+/// VFIO_DEVICE_FEATURE_DMA_LOGGING_START.
+pub const VFIO_DEVICE_FEATURE_DMA_LOGGING_START: u32 = 6;
+/// VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP.
+pub const VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP: u32 = 7;
+/// VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT.
+pub const VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT: u32 = 8;
 /// VFIO_DEVICE_FEATURE_PCI_VF_TOKEN.
 pub const VFIO_DEVICE_FEATURE_PCI_VF_TOKEN: u32 = 0;
 /// VFIO_DEVICE_BIND_FLAG_TOKEN.
@@ -228,3 +238,73 @@ pub struct VfioIrqSet {
 
 const _: () = assert!(core::mem::size_of::<VfioIrqInfo>() == 16);
 const _: () = assert!(core::mem::offset_of!(VfioIrqSet, data) == 20);
+
+/// struct vfio_device_feature with no payload (PROBE, DMA_LOGGING_STOP).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VfioFeature {
+    /// argsz.
+    pub argsz: u32,
+    /// flags: feature index and direction.
+    pub flags: u32,
+}
+
+/// struct vfio_device_feature_dma_logging_range.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VfioDmaLoggingRange {
+    /// iova.
+    pub iova: u64,
+    /// length.
+    pub length: u64,
+}
+
+/// struct vfio_device_feature carrying a struct
+/// vfio_device_feature_dma_logging_control (DMA_LOGGING_START).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VfioFeatureDmaLoggingControl {
+    /// argsz.
+    pub argsz: u32,
+    /// flags: feature index and direction.
+    pub flags: u32,
+    /// page_size: requested tracking granularity in, granted out.
+    pub page_size: u64,
+    /// num_ranges.
+    pub num_ranges: u32,
+    /// __reserved.
+    pub reserved: u32,
+    /// ranges: user pointer to num_ranges [`VfioDmaLoggingRange`].
+    pub ranges: u64,
+}
+
+/// struct vfio_device_feature carrying a struct
+/// vfio_device_feature_dma_logging_report (DMA_LOGGING_REPORT).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VfioFeatureDmaLoggingReport {
+    /// argsz.
+    pub argsz: u32,
+    /// flags: feature index and direction.
+    pub flags: u32,
+    /// iova: first byte reported.
+    pub iova: u64,
+    /// length in bytes.
+    pub length: u64,
+    /// page_size: bytes per bitmap bit (a power of two, at least 4 KiB).
+    pub page_size: u64,
+    /// bitmap: user pointer to the u64 bitmap the kernel sets bits in.
+    pub bitmap: u64,
+}
+
+// struct vfio_device_feature is 8 bytes before its payload; the payloads are
+// laid out as in include/uapi/linux/vfio.h.
+const _: () = assert!(core::mem::size_of::<VfioFeature>() == 8);
+const _: () = assert!(core::mem::size_of::<VfioDmaLoggingRange>() == 16);
+const _: () = assert!(core::mem::size_of::<VfioFeatureDmaLoggingControl>() == 8 + 24);
+const _: () = assert!(core::mem::offset_of!(VfioFeatureDmaLoggingControl, page_size) == 8);
+const _: () = assert!(core::mem::offset_of!(VfioFeatureDmaLoggingControl, num_ranges) == 16);
+const _: () = assert!(core::mem::offset_of!(VfioFeatureDmaLoggingControl, ranges) == 24);
+const _: () = assert!(core::mem::size_of::<VfioFeatureDmaLoggingReport>() == 8 + 32);
+const _: () = assert!(core::mem::offset_of!(VfioFeatureDmaLoggingReport, iova) == 8);
+const _: () = assert!(core::mem::offset_of!(VfioFeatureDmaLoggingReport, bitmap) == 32);

@@ -27,6 +27,51 @@ fn ioctl<T>(fd: &File, req: libc::c_ulong, arg: &mut T, what: &str) -> io::Resul
     Ok(())
 }
 
+/// Like [`ioctl`], but the error keeps its errno for
+/// [`crate::migration::errno_of`] (tests check exact errnos).
+fn ioctl_errno<T>(fd: &File, req: libc::c_ulong, arg: &mut T, what: &str) -> io::Result<()> {
+    // SAFETY: as in `ioctl`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req, core::ptr::from_mut(arg)) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            crate::migration::OsError {
+                what: what.to_string(),
+                errno: e.raw_os_error().unwrap_or(0),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// An `EINVAL` refused before the kernel is asked.
+fn einval(what: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        crate::migration::OsError {
+            what,
+            errno: libc::EINVAL,
+        },
+    )
+}
+
+/// The IOVAs of the units a DMA logging report bitmap marks dirty: bit `i`
+/// (bit `i % 64` of word `i / 64`) stands for `[iova + i * page_size,
+/// iova + (i + 1) * page_size)`. Ascending.
+pub fn bitmap_iovas(bitmap: &[u64], iova: u64, page_size: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (w, word) in bitmap.iter().enumerate() {
+        let mut bits = *word;
+        while bits != 0 {
+            let b = u64::from(bits.trailing_zeros());
+            out.push(iova + (w as u64 * 64 + b) * page_size);
+            bits &= bits - 1;
+        }
+    }
+    out
+}
+
 /// An open `/dev/iommu` with one IOAS.
 pub struct Iommufd {
     file: File,
@@ -388,6 +433,109 @@ impl Device {
         Ok(())
     }
 
+    /// `VFIO_DEVICE_FEATURE_PROBE | SET | DMA_LOGGING_START`: `Ok` if the
+    /// device supports DMA logging (`ENOTTY` if its driver has none).
+    pub fn dma_logging_probe(&self) -> io::Result<()> {
+        self.dma_logging_probe_feature(
+            sys::VFIO_DEVICE_FEATURE_SET | sys::VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+        )
+    }
+
+    /// `VFIO_DEVICE_FEATURE_PROBE | flags`, with `flags` a direction and a
+    /// feature (e.g. `GET | DMA_LOGGING_REPORT`).
+    pub fn dma_logging_probe_feature(&self, flags: u32) -> io::Result<()> {
+        let mut f = sys::VfioFeature {
+            argsz: sys::argsz::<sys::VfioFeature>(),
+            flags: sys::VFIO_DEVICE_FEATURE_PROBE | flags,
+        };
+        ioctl_errno(
+            &self.file,
+            sys::VFIO_DEVICE_FEATURE,
+            &mut f,
+            &format!("VFIO_DEVICE_FEATURE(PROBE {flags:#x})"),
+        )
+    }
+
+    /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_START` over `ranges` of (IOVA,
+    /// length) with the tracking granularity `page_size` requested; returns
+    /// the granularity the device granted.
+    pub fn dma_logging_start(&self, page_size: u64, ranges: &[(u64, u64)]) -> io::Result<u64> {
+        let raw: Vec<sys::VfioDmaLoggingRange> = ranges
+            .iter()
+            .map(|&(iova, length)| sys::VfioDmaLoggingRange { iova, length })
+            .collect();
+        let num_ranges = u32::try_from(raw.len())
+            .map_err(|_| einval(format!("DMA_LOGGING_START: {} ranges", raw.len())))?;
+        let mut c = sys::VfioFeatureDmaLoggingControl {
+            argsz: sys::argsz::<sys::VfioFeatureDmaLoggingControl>(),
+            flags: sys::VFIO_DEVICE_FEATURE_SET | sys::VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+            page_size,
+            num_ranges,
+            reserved: 0,
+            ranges: raw.as_ptr() as u64,
+        };
+        // `raw` outlives the call: the kernel reads the ranges through
+        // `c.ranges` during it only.
+        ioctl_errno(
+            &self.file,
+            sys::VFIO_DEVICE_FEATURE,
+            &mut c,
+            &format!(
+                "DMA_LOGGING_START(page_size {page_size:#x}, {} ranges)",
+                raw.len()
+            ),
+        )?;
+        Ok(c.page_size)
+    }
+
+    /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP`.
+    pub fn dma_logging_stop(&self) -> io::Result<()> {
+        let mut f = sys::VfioFeature {
+            argsz: sys::argsz::<sys::VfioFeature>(),
+            flags: sys::VFIO_DEVICE_FEATURE_SET | sys::VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+        };
+        ioctl_errno(
+            &self.file,
+            sys::VFIO_DEVICE_FEATURE,
+            &mut f,
+            "DMA_LOGGING_STOP",
+        )
+    }
+
+    /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT` of `[iova, iova + len)` in
+    /// units of `page_size` bytes (read and clear): the bitmap, one bit per
+    /// unit ([`bitmap_iovas`] lists the dirty ones). A zero `len` or
+    /// `page_size`, or a bitmap over 64 MiB, is refused here (`EINVAL`);
+    /// everything else is for the kernel to judge.
+    pub fn dma_logging_report(&self, iova: u64, len: u64, page_size: u64) -> io::Result<Vec<u64>> {
+        let what = format!(
+            "DMA_LOGGING_REPORT(iova {iova:#x}, length {len:#x}, page_size {page_size:#x})"
+        );
+        if len == 0 || page_size == 0 {
+            return Err(einval(what));
+        }
+        // The kernel's bitmap extent (iova_bitmap_alloc): one bit per
+        // 2^ffs(page_size) bytes of the length, in whole u64s.
+        let bits = ((len - 1) >> page_size.trailing_zeros()) + 1;
+        let words = usize::try_from(bits.div_ceil(64))
+            .ok()
+            .filter(|&w| w <= (64 << 20) / 8)
+            .ok_or_else(|| einval(format!("{what}: bitmap of {bits} bits too large")))?;
+        let mut bitmap = vec![0u64; words];
+        let mut r = sys::VfioFeatureDmaLoggingReport {
+            argsz: sys::argsz::<sys::VfioFeatureDmaLoggingReport>(),
+            flags: sys::VFIO_DEVICE_FEATURE_GET | sys::VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+            iova,
+            length: len,
+            page_size,
+            bitmap: bitmap.as_mut_ptr() as u64,
+        };
+        // `bitmap` is live and exclusively ours for the call; the kernel
+        // writes at most `words` u64s through `r.bitmap`.
+        ioctl_errno(&self.file, sys::VFIO_DEVICE_FEATURE, &mut r, &what)?;
+        Ok(bitmap)
+    }
+
     /// PCI vendor and device ID from config space.
     pub fn pci_id(&self) -> io::Result<(u16, u16)> {
         let mut id = [0u8; 4];
@@ -396,5 +544,28 @@ impl Device {
             u16::from_le_bytes([id[0], id[1]]),
             u16::from_le_bytes([id[2], id[3]]),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bitmap_iovas;
+
+    #[test]
+    fn bitmap_bits_to_iovas() {
+        assert!(bitmap_iovas(&[0, 0], 0x1000, 4096).is_empty());
+        assert_eq!(
+            bitmap_iovas(&[0b1001, 1 << 63, 1], 0x10_0000, 4096),
+            vec![
+                0x10_0000,
+                0x10_3000,
+                0x10_0000 + 127 * 4096,
+                0x10_0000 + 128 * 4096
+            ]
+        );
+        assert_eq!(
+            bitmap_iovas(&[1 << 2], 0x4000_0000, 2 << 20),
+            vec![0x4000_0000 + (4 << 20)]
+        );
     }
 }

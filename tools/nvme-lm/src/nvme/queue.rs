@@ -90,6 +90,22 @@ impl QueuePair {
         self.cq.iova()
     }
 
+    /// The host's CQ head: the slot of the next completion the controller
+    /// posts (it posts to `cq_iova() + 16 * slot`).
+    pub fn cq_head(&self) -> u16 {
+        self.cq_head
+    }
+
+    /// Size of the SQ in bytes (`depth` 64-byte entries).
+    pub fn sq_bytes(&self) -> usize {
+        usize::from(self.depth) * 64
+    }
+
+    /// Size of the CQ in bytes (`depth` 16-byte entries).
+    pub fn cq_bytes(&self) -> usize {
+        usize::from(self.depth) * 16
+    }
+
     /// The SQ head the controller last reported (in a completion) and the
     /// host's SQ tail: equal once the controller consumed every entry rung.
     pub fn sq_head_tail(&self) -> (u16, u16) {

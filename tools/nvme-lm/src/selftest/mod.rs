@@ -4,6 +4,7 @@
 //! KTAP output. Each case returns `Err(reason)` instead of panicking.
 
 pub mod cdq;
+pub mod dma_logging;
 pub mod guest;
 pub mod hmlm;
 pub mod io;
