@@ -997,6 +997,21 @@ fn track_memory_reads(env: &Env) -> CaseResult {
     ensure(pages == want, || {
         format!("after one more read: {pages:x?}, expected {want:x?}")
     })?;
+    // Admin data to the host: an Identify on the VF marks its buffer and
+    // the admin CQ.
+    let id = env.arena.alloc(4096).map_err(e)?;
+    let mut sqe = Sqe::from_admin(&AdminCmd::identify(1, 0));
+    sqe.prp1 = id.iova();
+    g.ctrl
+        .admin_ok(&mut g.admin, sqe, "Identify on the VF")
+        .map_err(e)?;
+    let (_, runs) = tmc_receive(env, 4096)?;
+    let pages = tmc_pages(&runs)?;
+    let mut want = vec![id.iova(), g.admin.cq_iova()];
+    want.sort_unstable();
+    ensure(pages == want, || {
+        format!("after an Identify: {pages:x?}, expected {want:x?} (its buffer, admin CQ)")
+    })?;
     env.ok(&AdminCmd::track_memory(env.scid_a, false), None, "stop")
         .map(|_| ())
 }
