@@ -105,6 +105,11 @@ impl Arena {
         c.fill(0);
         Ok(c)
     }
+
+    /// The device addresses the arena spans: first IOVA and length in bytes.
+    pub fn iova_range(&self) -> (u64, usize) {
+        (self.iova_base, self.buf.len())
+    }
 }
 
 impl Chunk {

@@ -5,7 +5,11 @@
 //! the kernel's nvme driver) and by the userspace client on two VFs bound
 //! to vfio-pci and attached to one IOAS.
 
-use super::guest::Guest;
+use super::guest::{
+    pattern,
+    Guest,
+    NSID, //
+};
 use super::{
     ensure,
     CaseResult,
@@ -28,8 +32,16 @@ use crate::codec::state::{
     QueueStateV0,
     HEADER_LEN, //
 };
-use crate::dma::Arena;
+use crate::codec::track::{
+    self,
+    Range, //
+};
+use crate::dma::{
+    Arena,
+    Chunk, //
+};
 use crate::fail;
+use crate::nvme::sqe::io_opcode;
 use crate::nvme::Sqe;
 use crate::passthru::{
     Completion,
@@ -546,13 +558,9 @@ fn cdq_errors(env: &Env) -> CaseResult {
         status::INVALID_CDQ,
         "Track Send, unknown CDQ",
     )?;
-    let mut sel1 = AdminCmd::track_user_data(9, true);
-    sel1.cdw[0] |= 1;
-    expect_status(
-        env.admin(&sel1, None),
-        INVALID_FIELD,
-        "Track Memory Changes (SEL 1)",
-    )?;
+    let mut sel2 = AdminCmd::track_user_data(9, true);
+    sel2.cdw[0] |= 2;
+    expect_status(env.admin(&sel2, None), INVALID_FIELD, "Track Send SEL 2")?;
     expect_status(
         env.admin(&AdminCmd::cdq_set_head(9, 0, None), None),
         status::INVALID_CDQ,
@@ -681,9 +689,434 @@ fn migrate(env: &Env) -> CaseResult {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------
+// Track Memory Changes (NVMe 2.2): Track Send SEL 1 and Track Receive on the
+// PF for the DMA writes of VF A into the client's arena.
+
+/// Granularity every case tracks at: 4 KiB, the arena's page.
+const TMC_GRAN: u8 = 12;
+const TMC_PAGE: u64 = 1 << TMC_GRAN;
+
+/// Track Send SEL 1 start with the raw data `data`.
+fn tmc_start_raw(env: &Env, scid: u16, data: &mut [u8]) -> std::io::Result<Completion> {
+    env.admin(&AdminCmd::track_memory(scid, true), Some(data))
+}
+
+/// The data of a valid start over `ranges` (addr, granules).
+fn tmc_start_data(ranges: &[(u64, u32)]) -> Result<Vec<u8>, String> {
+    let ranges: Vec<Range> = ranges
+        .iter()
+        .map(|&(addr, granules)| Range { addr, granules })
+        .collect();
+    let mut buf = vec![0u8; track::start_len(ranges.len()).ok_or("overflow")?];
+    track::encode_start(&mut buf, TMC_GRAN, &ranges).map_err(|e| e.reason().to_string())?;
+    Ok(buf)
+}
+
+/// Starts tracking VF A's writes into the whole arena.
+fn tmc_start_arena(env: &Env) -> CaseResult {
+    let (base, len) = env.arena.iova_range();
+    let mut data = tmc_start_data(&[(base, (len as u64 / TMC_PAGE) as u32)])?;
+    let c =
+        tmc_start_raw(env, env.scid_a, &mut data).map_err(|e| format!("Track Send start: {e}"))?;
+    ensure(c.code() == 0, || {
+        format!("Track Send start: status {:#x}", c.status)
+    })?;
+    ensure(c.dw0 & 0xff == u32::from(TMC_GRAN), || {
+        format!(
+            "start: MRTG {} in dword 0, asked for {TMC_GRAN}",
+            c.dw0 & 0xff
+        )
+    })
+}
+
+/// One Track Receive of `len` bytes for VF A: (more, changed runs).
+fn tmc_receive(env: &Env, len: usize) -> Result<(bool, Vec<Range>), String> {
+    let mut buf = vec![0u8; len];
+    env.ok(
+        &AdminCmd::tracked_changes(env.scid_a, len as u32),
+        Some(&mut buf),
+        "Track Receive",
+    )?;
+    let ch = track::Changes::parse(&buf).map_err(|e| format!("report: {}", e.reason()))?;
+    ensure(
+        ch.cntlid == env.scid_a && ch.granularity == TMC_GRAN,
+        || {
+            format!(
+                "report names CNTLID {} granularity {}, expected {} and {TMC_GRAN}",
+                ch.cntlid, ch.granularity, env.scid_a
+            )
+        },
+    )?;
+    Ok((ch.more(), ch.ranges().collect()))
+}
+
+/// The page-granule addresses of `runs`, checking they are ascending and
+/// maximal (no two touch: one tracked range).
+fn tmc_pages(runs: &[Range]) -> Result<Vec<u64>, String> {
+    let mut pages = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        ensure(r.granules != 0 && r.addr % TMC_PAGE == 0, || {
+            format!("descriptor {i}: {r:?}")
+        })?;
+        if let Some(&last) = pages.last() {
+            ensure(r.addr > last + TMC_PAGE, || {
+                format!("descriptor {i} {r:?} not after, or adjacent to, the one before")
+            })?;
+        }
+        pages.extend((0..u64::from(r.granules)).map(|g| r.addr + g * TMC_PAGE));
+    }
+    Ok(pages)
+}
+
+/// Maximal runs of the sorted, distinct pages `pages`.
+fn tmc_runs(pages: &[u64]) -> Vec<Range> {
+    let mut runs: Vec<Range> = Vec::new();
+    for &p in pages {
+        match runs.last_mut() {
+            Some(r) if r.addr + u64::from(r.granules) * TMC_PAGE == p => r.granules += 1,
+            _ => runs.push(Range {
+                addr: p,
+                granules: 1,
+            }),
+        }
+    }
+    runs
+}
+
+/// A one-block Read or Write through `buf` on I/O queue 0, waited for.
+fn tmc_io(g: &mut Guest, opcode: u8, lba: u64, buf: &Chunk) -> CaseResult {
+    let db = g.ctrl.doorbells();
+    let q = &mut g.io[0];
+    let cid = q
+        .submit(&db, Sqe::rw(opcode, NSID, lba, 1, buf.iova(), 0))
+        .map_err(|e| e.to_string())?;
+    let mut others = Vec::new();
+    let c = q
+        .wait(&db, cid, 10_000, &mut others)
+        .map_err(|e| e.to_string())?;
+    ensure(c.code() == 0 && others.is_empty(), || {
+        format!(
+            "opcode {opcode:#x}: status {:#x}, others {others:?}",
+            c.status
+        )
+    })
+}
+
+fn track_memory_limits(env: &Env) -> CaseResult {
+    let id = env.identify_pf(1)?;
+    let l = track::Limits::parse(&id)
+        .map_err(|e| e.reason().to_string())?
+        .ok_or("TRATTR.THMCS clear")?;
+    ensure(id[track::ID_CTRL_TRATTR] & 0x4 == 0, || {
+        format!("TRATTR {:#x}: MRTLL set", id[track::ID_CTRL_TRATTR])
+    })?;
+    ensure(l.ranges == 16 && l.subsystem_ranges == 64, || {
+        format!(
+            "CMMRTD {} NMMRTD {}, expected 16 and 64",
+            l.ranges, l.subsystem_ranges
+        )
+    })?;
+    ensure(l.min_granularity == 12 && l.max_granularity == 21, || {
+        format!(
+            "MINMRTG {} MAXMRTG {}, expected 12 and 21",
+            l.min_granularity, l.max_granularity
+        )
+    })?;
+    println!("# {l:?}");
+    Ok(())
+}
+
+fn track_memory_refusals(env: &Env) -> CaseResult {
+    let (base, _) = env.arena.iova_range();
+    let a = env.scid_a;
+    let good = tmc_start_data(&[(base, 16)])?;
+    let mut recv = vec![0u8; 4096];
+    for scid in [0x7f, 0] {
+        let mut d = good.clone();
+        expect_status(
+            tmc_start_raw(env, scid, &mut d),
+            INVALID_CTRL_ID,
+            "start, unknown CNTLID",
+        )?;
+        expect_status(
+            env.admin(&AdminCmd::track_memory(scid, false), None),
+            INVALID_CTRL_ID,
+            "stop, unknown CNTLID",
+        )?;
+        expect_status(
+            env.admin(&AdminCmd::tracked_changes(scid, 4096), Some(&mut recv)),
+            INVALID_CTRL_ID,
+            "Track Receive, unknown CNTLID",
+        )?;
+    }
+    expect_status(
+        env.admin(&AdminCmd::track_memory(a, false), None),
+        CMD_SEQ_ERROR,
+        "stop without start",
+    )?;
+    expect_status(
+        env.admin(&AdminCmd::tracked_changes(a, 4096), Some(&mut recv)),
+        CMD_SEQ_ERROR,
+        "Track Receive without start",
+    )?;
+    // Field positions from the codec: header, then descriptors.
+    let desc = |i: usize| track::START_HEADER_LEN + i * track::RANGE_LEN;
+    let with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut d = good.clone();
+        f(&mut d);
+        d
+    };
+    let two = tmc_start_data(&[(base, 4), (base + 8 * TMC_PAGE, 4)])?;
+    let mut bad: Vec<(&str, Vec<u8>)> = vec![
+        ("VER 1", with(&|d| d[0] = 1)),
+        ("RMRTG below MINMRTG", with(&|d| d[3] = 11)),
+        ("RMRTG above MAXMRTG", with(&|d| d[3] = 22)),
+        ("RNMRTD 0", good[..track::START_HEADER_LEN].to_vec()),
+        ("RNMRTD above CMMRTD", {
+            let mut d = vec![0u8; track::start_len(17).ok_or("overflow")?];
+            d[..good.len()].copy_from_slice(&good);
+            d[4..8].copy_from_slice(&17u32.to_le_bytes());
+            d
+        }),
+        (
+            "SADDR not aligned",
+            with(&|d| d[desc(0)..desc(0) + 8].copy_from_slice(&(base + 0x800).to_le_bytes())),
+        ),
+        ("LEN 0", with(&|d| d[desc(0) + 8..desc(0) + 12].fill(0))),
+        (
+            "range past the top of the address space",
+            with(&|d| d[desc(0)..desc(0) + 8].copy_from_slice(&(!(TMC_PAGE - 1)).to_le_bytes())),
+        ),
+    ];
+    let mut overlap = two.clone();
+    overlap[desc(1)..desc(1) + 8].copy_from_slice(&(base + 3 * TMC_PAGE).to_le_bytes());
+    bad.push(("overlapping ranges", overlap));
+    for (what, mut d) in bad {
+        expect_status(tmc_start_raw(env, a, &mut d), INVALID_FIELD, what)?;
+    }
+    let mut mos = AdminCmd::track_memory(a, true);
+    mos.cdw[0] |= 1 << 17;
+    let mut d = good.clone();
+    expect_status(env.admin(&mos, Some(&mut d)), INVALID_FIELD, "MOS bit 1")?;
+    // None of those started anything.
+    expect_status(
+        env.admin(&AdminCmd::track_memory(a, false), None),
+        CMD_SEQ_ERROR,
+        "stop after refused starts",
+    )?;
+    // Accepted: two disjoint ranges; then a second start is out of sequence.
+    let mut d = two.clone();
+    expect_status(tmc_start_raw(env, a, &mut d), 0, "start")?;
+    let mut d = good.clone();
+    expect_status(
+        tmc_start_raw(env, a, &mut d),
+        CMD_SEQ_ERROR,
+        "start while tracking",
+    )?;
+    let mut small = vec![0u8; 12];
+    expect_status(
+        env.admin(&AdminCmd::tracked_changes(a, 12), Some(&mut small)),
+        INVALID_FIELD,
+        "Track Receive into 12 bytes",
+    )?;
+    let mut sel1 = AdminCmd::tracked_changes(a, 4096);
+    sel1.cdw[0] |= 1;
+    expect_status(
+        env.admin(&sel1, Some(&mut recv)),
+        INVALID_FIELD,
+        "Track Receive SEL 1",
+    )?;
+    let c = env.ok(&AdminCmd::track_memory(a, false), None, "stop")?;
+    ensure(c.dw0 & 0xff == u32::from(TMC_GRAN), || {
+        format!("stop: MRTG {}", c.dw0 & 0xff)
+    })?;
+    expect_status(
+        env.admin(&AdminCmd::track_memory(a, false), None),
+        CMD_SEQ_ERROR,
+        "second stop",
+    )
+}
+
+fn track_memory_reads(env: &Env) -> CaseResult {
+    let e = |x: std::io::Error| x.to_string();
+    let mut g = Guest::start(&env.a, Rc::clone(&env.arena), 1, 16).map_err(e)?;
+    let bufs: Vec<Chunk> = (0..5)
+        .map(|_| env.arena.alloc(g.lba_size))
+        .collect::<Result<_, _>>()
+        .map_err(e)?;
+    let (reads, writes) = ([&bufs[0], &bufs[2], &bufs[3]], [&bufs[1], &bufs[4]]);
+    for (i, w) in writes.iter().enumerate() {
+        w.write(0, &pattern(300 + i as u64, 1, g.lba_size));
+    }
+    tmc_start_arena(env)?;
+    tmc_io(&mut g, io_opcode::WRITE, 300, writes[0])?;
+    tmc_io(&mut g, io_opcode::READ, 300, reads[0])?;
+    tmc_io(&mut g, io_opcode::WRITE, 301, writes[1])?;
+    tmc_io(&mut g, io_opcode::READ, 301, reads[1])?;
+    tmc_io(&mut g, io_opcode::READ, 300, reads[2])?;
+    // The data went where the report will say.
+    let mut got = vec![0u8; g.lba_size];
+    reads[1].read(0, &mut got);
+    ensure(got == pattern(301, 1, g.lba_size), || {
+        "read data wrong".into()
+    })?;
+    let (more, runs) = tmc_receive(env, 4096)?;
+    let pages = tmc_pages(&runs)?;
+    println!(
+        "# {} changed granules reported in {} descriptors",
+        pages.len(),
+        runs.len()
+    );
+    let cq = g.io[0].cq_iova();
+    let mut want: Vec<u64> = reads.iter().map(|b| b.iova()).chain([cq]).collect();
+    want.sort_unstable();
+    for (what, addr) in [
+        ("write data", writes[0].iova()),
+        ("write data", writes[1].iova()),
+        ("the I/O SQ", g.io[0].sq_iova()),
+        ("the admin SQ", g.admin.sq_iova()),
+    ] {
+        ensure(!pages.contains(&addr), || {
+            format!("{what} at {addr:#x} reported changed: {runs:?}")
+        })?;
+    }
+    ensure(!more && pages == want, || {
+        format!("changed pages {pages:x?} (more {more}), expected {want:x?} (reads, I/O CQ)")
+    })?;
+    let (more, runs) = tmc_receive(env, 4096)?;
+    ensure(!more && runs.is_empty(), || {
+        format!("second receive: {runs:?} (more {more}): not cleared on read")
+    })?;
+    // Written again after the harvest: reported again.
+    tmc_io(&mut g, io_opcode::READ, 301, reads[0])?;
+    let (_, runs) = tmc_receive(env, 4096)?;
+    let pages = tmc_pages(&runs)?;
+    let mut want = vec![reads[0].iova(), cq];
+    want.sort_unstable();
+    ensure(pages == want, || {
+        format!("after one more read: {pages:x?}, expected {want:x?}")
+    })?;
+    // Admin data to the host: an Identify on the VF marks its buffer and
+    // the admin CQ.
+    let id = env.arena.alloc(4096).map_err(e)?;
+    let mut sqe = Sqe::from_admin(&AdminCmd::identify(1, 0));
+    sqe.prp1 = id.iova();
+    g.ctrl
+        .admin_ok(&mut g.admin, sqe, "Identify on the VF")
+        .map_err(e)?;
+    let (_, runs) = tmc_receive(env, 4096)?;
+    let pages = tmc_pages(&runs)?;
+    let mut want = vec![id.iova(), g.admin.cq_iova()];
+    want.sort_unstable();
+    ensure(pages == want, || {
+        format!("after an Identify: {pages:x?}, expected {want:x?} (its buffer, admin CQ)")
+    })?;
+    env.ok(&AdminCmd::track_memory(env.scid_a, false), None, "stop")
+        .map(|_| ())
+}
+
+fn track_memory_more(env: &Env) -> CaseResult {
+    let e = |x: std::io::Error| x.to_string();
+    let mut g = Guest::start(&env.a, Rc::clone(&env.arena), 1, 16).map_err(e)?;
+    let bufs: Vec<Chunk> = (0..7)
+        .map(|_| env.arena.alloc(g.lba_size))
+        .collect::<Result<_, _>>()
+        .map_err(e)?;
+    tmc_start_arena(env)?;
+    // Every other buffer: separate runs.
+    for (i, b) in bufs.iter().step_by(2).enumerate() {
+        tmc_io(&mut g, io_opcode::READ, i as u64, b)?;
+    }
+    let mut pages: Vec<u64> = bufs.iter().step_by(2).map(|b| b.iova()).collect();
+    pages.push(g.io[0].cq_iova());
+    pages.sort_unstable();
+    let want = tmc_runs(&pages);
+    ensure(want.len() >= 4, || {
+        format!("only {} runs to report", want.len())
+    })?;
+    // Room for the header only: nothing reported, nothing lost.
+    let (more, runs) = tmc_receive(env, track::REPORT_HEADER_LEN)?;
+    ensure(more && runs.is_empty(), || {
+        format!("header-only receive: more {more}, {runs:?}")
+    })?;
+    let two = track::REPORT_HEADER_LEN + 2 * track::CHANGE_LEN;
+    let (more, first) = tmc_receive(env, two)?;
+    ensure(more && first[..] == want[..2], || {
+        format!(
+            "first receive: more {more}, {first:?}, expected {:?}",
+            &want[..2]
+        )
+    })?;
+    let (more, rest) = tmc_receive(env, 4096)?;
+    ensure(!more && rest[..] == want[2..], || {
+        format!(
+            "second receive: more {more}, {rest:?}, expected {:?}",
+            &want[2..]
+        )
+    })?;
+    let (more, runs) = tmc_receive(env, 4096)?;
+    ensure(!more && runs.is_empty(), || {
+        format!("third receive: {runs:?}")
+    })?;
+    env.ok(&AdminCmd::track_memory(env.scid_a, false), None, "stop")
+        .map(|_| ())
+}
+
+fn track_memory_reset(env: &Env) -> CaseResult {
+    let e = |x: std::io::Error| x.to_string();
+    let mut recv = vec![0u8; 4096];
+    // Function level reset of the VF.
+    let mut g = Guest::start(&env.a, Rc::clone(&env.arena), 1, 16).map_err(e)?;
+    let buf = env.arena.alloc(g.lba_size).map_err(e)?;
+    tmc_start_arena(env)?;
+    tmc_io(&mut g, io_opcode::READ, 0, &buf)?;
+    env.a.reset().map_err(e)?;
+    expect_status(
+        env.admin(
+            &AdminCmd::tracked_changes(env.scid_a, 4096),
+            Some(&mut recv),
+        ),
+        CMD_SEQ_ERROR,
+        "Track Receive after a function reset",
+    )?;
+    // Controller reset (CC.EN 1 to 0).
+    let mut g = Guest::start(&env.a, Rc::clone(&env.arena), 1, 16).map_err(e)?;
+    tmc_start_arena(env)?;
+    tmc_io(&mut g, io_opcode::READ, 0, &buf)?;
+    g.ctrl.disable().map_err(e)?;
+    expect_status(
+        env.admin(
+            &AdminCmd::tracked_changes(env.scid_a, 4096),
+            Some(&mut recv),
+        ),
+        CMD_SEQ_ERROR,
+        "Track Receive after CC.EN 1 to 0",
+    )?;
+    expect_status(
+        env.admin(&AdminCmd::track_memory(env.scid_a, false), None),
+        CMD_SEQ_ERROR,
+        "stop after CC.EN 1 to 0",
+    )?;
+    // Tracking survives Suspend and Resume, and Track Receive works while
+    // suspended (the final harvest).
+    let mut g = Guest::start(&env.a, Rc::clone(&env.arena), 1, 16).map_err(e)?;
+    tmc_start_arena(env)?;
+    tmc_io(&mut g, io_opcode::READ, 0, &buf)?;
+    env.suspend(env.scid_a)?;
+    let (_, runs) = tmc_receive(env, 4096)?;
+    env.resume(env.scid_a)?;
+    let pages = tmc_pages(&runs)?;
+    ensure(pages.contains(&buf.iova()), || {
+        format!("suspended harvest lacks the read buffer: {pages:x?}")
+    })?;
+    env.ok(&AdminCmd::track_memory(env.scid_a, false), None, "stop")
+        .map(|_| ())
+}
+
 /// Runs the suite; returns the number of failed cases.
 pub fn run(s: &Setup) -> usize {
-    let mut k = Ktap::begin("hmlm", 9, s.filter.clone());
+    let mut k = Ktap::begin("hmlm", 14, s.filter.clone());
     let env = match Env::open(s) {
         Ok(env) => env,
         Err(e) => {
@@ -700,5 +1133,10 @@ pub fn run(s: &Setup) -> usize {
     k.case("set_state_rejects_bad_input", || set_state_rejects(&env));
     k.case("cdq_command_errors", || cdq_errors(&env));
     k.case("migrate_with_inflight_io", || migrate(&env));
+    k.case("track_memory_limits", || track_memory_limits(&env));
+    k.case("track_memory_refusals", || track_memory_refusals(&env));
+    k.case("track_memory_reads", || track_memory_reads(&env));
+    k.case("track_memory_more", || track_memory_more(&env));
+    k.case("track_memory_reset", || track_memory_reset(&env));
     k.failed()
 }
