@@ -21,6 +21,7 @@ mod codec_tests;
 pub mod bench;
 pub mod caps;
 pub mod dma;
+pub mod dma_log_cmd;
 pub mod inspect;
 pub mod irq;
 pub mod migrate;

@@ -80,6 +80,22 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         blocks: u64,
     },
+    /// VFIO DMA logging of one VF, no VMM (debugging): start logging over
+    /// a guest arena, write then read blocks from LBA 8000 (overwritten),
+    /// print every dirty page of one REPORT by what it holds; fails if a
+    /// page is missing or unexpected.
+    DmaLog {
+        /// The VF: its VFIO cdev (bound to nvme-vfio-pci).
+        #[arg(long)]
+        vf: PathBuf,
+        /// Blocks to write then read.
+        #[arg(long, default_value_t = 4)]
+        reads: usize,
+        /// The tracking granularity to ask for, in bytes (the REPORT uses
+        /// the one granted).
+        #[arg(long, default_value_t = 4096)]
+        page_size: u64,
+    },
     /// In-VM test suites against the emulated controller (KTAP output).
     Selftest {
         #[command(subcommand)]
@@ -373,6 +389,11 @@ fn main() -> ExitCode {
             blocks,
         } => nvme_lm::bench::run(vf_a, vf_b, *rounds, *blocks).map(|r| print!("{r}")),
         Cmd::Migrate { vf_a, vf_b, blocks } => migrate(vf_a, vf_b, *blocks),
+        Cmd::DmaLog {
+            vf,
+            reads,
+            page_size,
+        } => nvme_lm::dma_log_cmd::run(vf, *reads, *page_size),
         Cmd::Selftest {
             suite:
                 Suite::DmaLogging {

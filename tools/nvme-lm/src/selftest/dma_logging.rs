@@ -66,10 +66,10 @@ const SECOND_LEN: usize = 4 << 20;
 const UNTRACKED_BASE: u64 = 0x1_8000_0000;
 const UNTRACKED_LEN: usize = 2 << 20;
 /// I/O queue pairs of the guest.
-const QUEUES: u16 = 2;
+pub(crate) const QUEUES: u16 = 2;
 /// Entries per queue: each CQ is two pages (256 entries a page), so which
 /// of its pages the controller posted to is visible.
-const DEPTH: u16 = 512;
+pub(crate) const DEPTH: u16 = 512;
 const CQE_PER_PAGE: u16 = (PG / 16) as u16;
 
 struct Env {
@@ -88,19 +88,31 @@ impl Env {
         range(&self.arena)
     }
 
-    /// A fresh guest on A: function reset (which also ends any logging a
-    /// failed case left), controller enabled, `QUEUES` I/O queues.
+    /// A fresh guest on A (see [`guest`]).
     fn guest(&self) -> Result<Guest, String> {
-        self.a.reset().map_err(e)?;
-        Guest::start(&self.a, Rc::clone(&self.arena), QUEUES, DEPTH).map_err(e)
+        guest(&self.a, &self.arena)
     }
 }
 
-fn e(x: io::Error) -> String {
+/// The arena the guests run in, mapped in `iommufd`'s IOAS at
+/// `ARENA_BASE`.
+pub(crate) fn arena(iommufd: &Iommufd) -> Result<Rc<Arena>, String> {
+    Arena::new(iommufd, ARENA_LEN, ARENA_BASE).map_err(e)
+}
+
+/// A fresh guest on `d` in `arena`: function reset (which also ends any
+/// logging left on), controller enabled, `QUEUES` I/O queues of `DEPTH`.
+pub(crate) fn guest(d: &Device, arena: &Rc<Arena>) -> Result<Guest, String> {
+    d.reset().map_err(e)?;
+    Guest::start(d, Rc::clone(arena), QUEUES, DEPTH).map_err(e)
+}
+
+pub(crate) fn e(x: io::Error) -> String {
     x.to_string()
 }
 
-fn range(a: &Arena) -> (u64, u64) {
+/// The IOVA range (start, length) of `a`.
+pub(crate) fn range(a: &Arena) -> (u64, u64) {
     (a.iova_base(), a.len() as u64)
 }
 
@@ -130,7 +142,7 @@ fn pages(iova: u64, len: u64) -> impl Iterator<Item = u64> {
 
 /// What each page the case knows about holds, for failure messages.
 #[derive(Default)]
-struct Labels(BTreeMap<u64, String>);
+pub(crate) struct Labels(BTreeMap<u64, String>);
 
 impl Labels {
     fn queue(&mut self, q: &QueuePair) {
@@ -145,7 +157,7 @@ impl Labels {
     }
 
     /// Every queue page of `g`.
-    fn of(g: &Guest) -> Self {
+    pub(crate) fn of(g: &Guest) -> Self {
         let mut l = Self::default();
         l.queue(&g.admin);
         for q in &g.io {
@@ -161,7 +173,7 @@ impl Labels {
     }
 
     /// `unit` (an IOVA) and what the case placed in `[unit, unit + size)`.
-    fn describe(&self, unit: u64, size: u64) -> String {
+    pub(crate) fn describe(&self, unit: u64, size: u64) -> String {
         let inside: Vec<&str> = self
             .0
             .range(unit..unit + size)
@@ -182,7 +194,7 @@ impl Labels {
 
 /// The report units (IOVAs) of `size` bytes counted from `base` that
 /// contain `pages`.
-fn units(pages: &BTreeSet<u64>, base: u64, size: u64) -> BTreeSet<u64> {
+pub(crate) fn units(pages: &BTreeSet<u64>, base: u64, size: u64) -> BTreeSet<u64> {
     pages
         .iter()
         .map(|&p| base + (p - base) / size * size)
@@ -191,7 +203,11 @@ fn units(pages: &BTreeSet<u64>, base: u64, size: u64) -> BTreeSet<u64> {
 
 /// DMA_LOGGING_REPORT of `(iova, len)` in units of `size`: the dirty
 /// units' IOVAs. No bit may be set past the range.
-fn report(d: &Device, (iova, len): (u64, u64), size: u64) -> Result<BTreeSet<u64>, String> {
+pub(crate) fn report(
+    d: &Device,
+    (iova, len): (u64, u64),
+    size: u64,
+) -> Result<BTreeSet<u64>, String> {
     let bm = d.dma_logging_report(iova, len, size).map_err(e)?;
     let got: BTreeSet<u64> = bitmap_iovas(&bm, iova, size).into_iter().collect();
     let end = iova + len.div_ceil(size) * size;
@@ -245,13 +261,13 @@ fn start(d: &Device, ranges: &[(u64, u64)]) -> CaseResult {
 }
 
 /// Each I/O queue's CQ head: where the next completions go.
-fn cq_mark(g: &Guest) -> Vec<u16> {
+pub(crate) fn cq_mark(g: &Guest) -> Vec<u16> {
     g.io.iter().map(QueuePair::cq_head).collect()
 }
 
 /// The CQ pages the controller posted to since `mark`; `n` completions
 /// (fewer than a queue's depth) must have been consumed in all.
-fn cq_pages(g: &Guest, mark: &[u16], n: usize) -> Result<BTreeSet<u64>, String> {
+pub(crate) fn cq_pages(g: &Guest, mark: &[u16], n: usize) -> Result<BTreeSet<u64>, String> {
     let mut out = BTreeSet::new();
     let mut total = 0;
     for (q, &before) in g.io.iter().zip(mark) {
@@ -270,7 +286,7 @@ fn cq_pages(g: &Guest, mark: &[u16], n: usize) -> Result<BTreeSet<u64>, String> 
 }
 
 /// Writes `lbas` (round robin over the I/O queues) and waits for them.
-fn write_blocks(g: &mut Guest, lbas: &[u64], labels: &mut Labels) -> CaseResult {
+pub(crate) fn write_blocks(g: &mut Guest, lbas: &[u64], labels: &mut Labels) -> CaseResult {
     let n = g.io.len();
     for (i, &lba) in lbas.iter().enumerate() {
         let qi = i % n;
@@ -290,7 +306,7 @@ fn write_blocks(g: &mut Guest, lbas: &[u64], labels: &mut Labels) -> CaseResult 
 /// Reads `lbas` (round robin over the I/O queues; the buffer of the
 /// `i`th at arena offset `at[i]` if `at` is not empty), waits for every
 /// completion and checks the data; returns the pages the data went to.
-fn read_blocks(
+pub(crate) fn read_blocks(
     g: &mut Guest,
     lbas: &[u64],
     at: &[usize],
@@ -699,8 +715,7 @@ fn reset_stops_logging(env: &Env) -> CaseResult {
 
 fn close_stops_logging(env: &Env) -> CaseResult {
     let c = Device::open(&env.cdev_c, &env.iommufd).map_err(e)?;
-    c.reset().map_err(e)?;
-    let mut g = Guest::start(&c, Rc::clone(&env.arena), QUEUES, DEPTH).map_err(e)?;
+    let mut g = guest(&c, &env.arena)?;
     let mut labels = Labels::of(&g);
     let lbas: Vec<u64> = (7000..7004).collect();
     write_blocks(&mut g, &lbas, &mut labels)?;
@@ -745,7 +760,7 @@ pub fn run(s: &Setup) -> usize {
     let mut k = Ktap::begin("dma_logging", CASES.len(), s.filter.clone());
     let open = || -> Result<Env, String> {
         let iommufd = Iommufd::open().map_err(e)?;
-        let arena = Arena::new(&iommufd, ARENA_LEN, ARENA_BASE).map_err(e)?;
+        let arena = arena(&iommufd)?;
         let second = Arena::new(&iommufd, SECOND_LEN, SECOND_BASE).map_err(e)?;
         let untracked = Arena::new(&iommufd, UNTRACKED_LEN, UNTRACKED_BASE).map_err(e)?;
         let a = Device::open(&s.a, &iommufd).map_err(e)?;
