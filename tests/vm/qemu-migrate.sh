@@ -240,12 +240,14 @@ print("status", m.get("status"), "total", m.get("total-time"), "ms, downtime", m
 # dirty_syncs NAME: how QEMU's syncs of the VF's DMA log went since MARK.
 dirty_syncs() {
 	tail -n +"$((MARK + 1))" "$D/$1.trace" | python3 -c 'import re,sys
-n = pages = 0
+n = nz = pages = 0
 for l in sys.stdin:
-    m = re.search(r"vfio_get_dirty_bitmap .*dirty_pages=(\d+)", l)
+    if "vfio_device_dirty_tracking_start" in l:
+        print("device dirty log started:", l.split("vfio_device_dirty_tracking_start", 1)[1].strip())
+    m = re.search(r"vfio_get_dirty_bitmap (.*)dirty_pages=(\d+)", l)
     if m:
-        n += 1; pages += int(m.group(1))
-print(f"device dirty log: {n} reports, {pages} dirty pages")'
+        n += 1; pages += int(m.group(2)); nz += int(m.group(2)) > 0
+print(f"device dirty log: {n} reports ({nz} with dirty pages), {pages} dirty pages")'
 }
 
 # source_states NAME: the VFIO migration states the device of guest NAME

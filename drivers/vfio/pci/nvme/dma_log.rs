@@ -30,6 +30,8 @@ use kernel::{
 const MAX_BITMAP_BYTES: u64 = 16 << 20;
 /// Largest Track Receive buffer.
 const MAX_RECEIVE_BYTES: usize = 64 << 10;
+/// Dirty runs moved into the user's bitmap per lock hold.
+const RUN_BATCH: usize = 256;
 /// Track Receive commands one report may take before the controller is
 /// deemed to report forever.
 const MAX_RECEIVES: u32 = 4096;
@@ -42,6 +44,53 @@ struct Tracked {
 }
 
 impl Tracked {
+    /// Moves the dirty granules of window `w` (inside this range) from
+    /// IOVA `from` on into `runs` as `(iova, length)` runs, until `runs`
+    /// is full; returns where to go on, or `None` when the window is done.
+    /// A granule the window only partly covers stays set for the window
+    /// that holds the rest of it.
+    fn take_runs(
+        &mut self,
+        shift: u8,
+        w: IovaRange,
+        from: u64,
+        runs: &mut KVec<(u64, u64)>,
+    ) -> Option<u64> {
+        let size = 1u64 << shift;
+        let g1 = (w.last - self.first) >> shift;
+        let mut g = (from.max(self.first) - self.first) >> shift;
+        while g <= g1 {
+            // CAST: `g / 64` indexes `bits`, which was allocated with that
+            // many words, so it fits a usize.
+            let (wi, b) = ((g / 64) as usize, g % 64);
+            let word = self.bits.get(wi).copied().unwrap_or(0);
+            if word == 0 {
+                g = (g | 63) + 1;
+                continue;
+            }
+            if word & (1 << b) != 0 {
+                let start = self.first + (g << shift);
+                let extends = runs.last().is_some_and(|r| r.0 + r.1 == start);
+                if !extends && runs.len() == runs.capacity() {
+                    // Full: this granule, still set, starts the next batch.
+                    return Some(start);
+                }
+                if start >= w.first && start + (size - 1) <= w.last {
+                    if let Some(x) = self.bits.get_mut(wi) {
+                        *x &= !(1 << b);
+                    }
+                }
+                match runs.last_mut() {
+                    Some(r) if extends => r.1 += size,
+                    // Within capacity: the push cannot fail.
+                    _ => drop(runs.push((start, size), GFP_KERNEL)),
+                }
+            }
+            g += 1;
+        }
+        None
+    }
+
     /// Sets the bits of the granules `[g0, g1]` of this range.
     fn mark(&mut self, g0: u64, g1: u64) {
         for g in g0..=g1 {
@@ -60,6 +109,15 @@ struct Session {
     shift: u8,
     ranges: KVec<Tracked>,
     buf: KVVec<u8>,
+}
+
+impl Session {
+    /// The index of the tracked range that holds all of `w`.
+    fn range_of(&self, w: IovaRange) -> Option<usize> {
+        self.ranges
+            .iter()
+            .position(|t| w.first >= t.first && w.last <= t.last)
+    }
 }
 
 /// DMA logging of one VF.
@@ -267,66 +325,50 @@ impl DmaLog {
     }
 
     /// `DMA_LOGGING_REPORT`, one window: harvest, then move the window's
-    /// bits into the user's bitmap.
+    /// bits into the user's bitmap. The user's bitmap is written with the
+    /// lock dropped (setting it may fault user pages in, under mmap_lock,
+    /// and a fault on the VF's BARs takes the lock `reset_done` runs
+    /// under), a batch of runs at a time.
     pub(crate) fn report(
         &self,
         dev: &device::Device,
         lm: &Handle,
         dirty: &mut DirtyBitmap<'_>,
     ) -> Result {
-        let mut guard = self.session.lock();
-        let Some(s) = (*guard).as_mut() else {
-            dev_err!(dev, "DMA logging: report without start\n");
-            return Err(EINVAL);
-        };
         let w = dirty.window();
-        if !s
-            .ranges
-            .iter()
-            .any(|t| w.first >= t.first && w.last <= t.last)
-        {
-            dev_err!(
-                dev,
-                "DMA logging: report of {:#x}..{:#x} outside the tracked ranges\n",
-                w.first,
-                w.last
-            );
-            return Err(EINVAL);
-        }
-        Self::harvest(dev, lm, s)?;
-        let shift = s.shift;
-        let Some(t) = s
-            .ranges
-            .iter_mut()
-            .find(|t| w.first >= t.first && w.last <= t.last)
-        else {
-            return Err(EINVAL);
-        };
-        let g0 = (w.first - t.first) >> shift;
-        let g1 = (w.last - t.first) >> shift;
-        let mut g = g0;
-        while g <= g1 {
-            // CAST: `g / 64` indexes `bits`, which was allocated with that
-            // many words, so it fits a usize.
-            let (wi, b) = ((g / 64) as usize, g % 64);
-            let word = t.bits.get(wi).copied().unwrap_or(0);
-            if word == 0 {
-                g = (g | 63) + 1;
-                continue;
-            }
-            if word & (1 << b) != 0 {
-                let start = t.first + (g << shift);
-                let end = start + ((1u64 << shift) - 1);
-                // A granule the window only partly covers stays set for the
-                // window that holds the rest of it.
-                if start >= w.first && end <= w.last {
-                    if let Some(x) = t.bits.get_mut(wi) {
-                        *x &= !(1 << b);
-                    }
+        let mut runs: KVec<(u64, u64)> = KVec::with_capacity(RUN_BATCH, GFP_KERNEL)?;
+        let mut from = Some(w.first);
+        let mut harvested = false;
+        while let Some(at) = from {
+            {
+                let mut guard = self.session.lock();
+                let Some(s) = (*guard).as_mut() else {
+                    dev_err!(dev, "DMA logging: report without start\n");
+                    return Err(EINVAL);
+                };
+                let Some(t) = s.range_of(w) else {
+                    dev_err!(
+                        dev,
+                        "DMA logging: report of {:#x}..{:#x} outside the tracked ranges\n",
+                        w.first,
+                        w.last
+                    );
+                    return Err(EINVAL);
+                };
+                if !harvested {
+                    Self::harvest(dev, lm, s)?;
+                    harvested = true;
                 }
-                dirty.set(start, 1 << shift);
+                let shift = s.shift;
+                from = s
+                    .ranges
+                    .get_mut(t)
+                    .and_then(|t| t.take_runs(shift, w, at, &mut runs));
             }
-            g += 1;
+            for &(iova, len) in runs.iter() {
+                dirty.set(iova, len);
+            }
+            runs.clear();
         }
         Ok(())
     }
