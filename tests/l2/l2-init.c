@@ -17,6 +17,15 @@
  * device's. A line per round ("l2: worker W round R: N blocks verified");
  * any failure prints "l2: FAIL ..." and stops that worker.
  *
+ * One more worker, the reader, checks what the device wrote into memory
+ * long after it wrote it, as a migration needs: it writes READER_BLOCKS
+ * blocks once, then in round R reads block (k + R) mod READER_BLOCKS into
+ * buffer k, each buffer a page of its own that only the device writes,
+ * and only after all of them checks every buffer. A round that spans the
+ * switchover checks on the destination data the device wrote on the
+ * source; a DMA write the dirty tracking missed leaves a buffer holding the
+ * previous round's block there.
+ *
  * Built against the kernel's own nolibc (tools/include/nolibc), static and
  * tiny: every byte of the initramfs costs boot time under TCG inside TCG.
  */
@@ -34,8 +43,10 @@
 #include <unistd.h>
 
 #define BS		4096
-#define BLOCKS		4
+#define BLOCKS		2
 #define WORKERS		4
+#define READER_BLOCKS	5
+#define READER_BUFS	4
 #define BASE		(48ULL << 20)
 #define MAGIC		0x4b42324cU /* "L2BK" */
 #define DEV		"/dev/nvme0n1"
@@ -137,6 +148,46 @@ static int check(const uint8_t *got, uint8_t *want, uint32_t block,
 static uint8_t wb[BS] __attribute__((aligned(BS)));
 static uint8_t rb[BS] __attribute__((aligned(BS)));
 static uint8_t eb[BS] __attribute__((aligned(BS)));
+/* The reader's buffers: pages only the device writes. */
+static uint8_t kept[READER_BUFS][BS] __attribute__((aligned(BS)));
+
+static int reader(int w)
+{
+	uint32_t first = WORKERS * BLOCKS;
+	uint64_t round;
+	int fd;
+
+	fd = open(DEV, O_RDWR | O_DIRECT);
+	if (fd < 0) {
+		say("l2: FAIL reader: open: %s\n", strerror(errno));
+		return 1;
+	}
+	for (uint32_t j = 0; j < READER_BLOCKS; j++) {
+		fill(wb, first + j, 1);
+		if (block_io(fd, wb, BASE + (off_t)(first + j) * BS, 1)) {
+			say("l2: FAIL block %u: write: %s\n", first + j, strerror(errno));
+			return 1;
+		}
+	}
+	for (round = 1;; round++) {
+		for (uint32_t k = 0; k < READER_BUFS; k++) {
+			uint32_t block = first + (k + round) % READER_BLOCKS;
+
+			if (block_io(fd, kept[k], BASE + (off_t)block * BS, 0)) {
+				say("l2: FAIL block %u: read: %s\n", block, strerror(errno));
+				return 1;
+			}
+		}
+		for (uint32_t k = 0; k < READER_BUFS; k++) {
+			uint32_t block = first + (k + round) % READER_BLOCKS;
+
+			if (check(kept[k], eb, block, 1, "kept in memory"))
+				return 1;
+		}
+		say("l2: worker %d round %llu: %d blocks verified\n", w,
+		    (unsigned long long)round, READER_BUFS);
+	}
+}
 
 static int worker(int w)
 {
@@ -194,10 +245,10 @@ int main(void)
 	say("l2: waiting for %s\n", DEV);
 	while (stat(DEV, &st))
 		nanosleep(&t, NULL);
-	say("l2: %s present, %d workers\n", DEV, WORKERS);
-	for (i = 0; i < WORKERS; i++) {
+	say("l2: %s present, %d workers\n", DEV, WORKERS + 1);
+	for (i = 0; i <= WORKERS; i++) {
 		if (fork() == 0)
-			_exit(worker(i));
+			_exit(i < WORKERS ? worker(i) : reader(i));
 	}
 	for (;;) {
 		int status;

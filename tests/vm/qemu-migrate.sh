@@ -161,7 +161,7 @@ wait_until() {
 	done
 }
 
-# count_rounds FILE N [FROM]: how many of the 4 workers verified at least N
+# count_rounds FILE N [FROM]: how many of the workers verified at least N
 # rounds in FILE after its line FROM (default 0).
 count_rounds() {
 	tail -n +"$((${3:-0} + 1))" "$1" | awk -v n="$2" '
@@ -175,7 +175,7 @@ count_rounds() {
 wait_more_rounds() {
 	local f="$D/$1.serial" from end=$((SECONDS + $3)) next=$((SECONDS + 30))
 	from=$(wc -l <"$f")
-	while [ "$(count_rounds "$f" "$2" "$from")" != 4 ]; do
+	while [ "$(count_rounds "$f" "$2" "$from")" != "$L2_WORKERS" ]; do
 		guest_failed "$f" && return 1
 		if [ $SECONDS -ge "$end" ]; then
 			tail -n 5 "$f"
@@ -303,6 +303,8 @@ check_guest_io() {
 	wait_more_rounds g1 1 240 || return
 	step "g1: every worker verified a round"
 	grep "l2: .*present" "$D/g1.serial"
+	grep -q "l2: .*present, $L2_WORKERS workers" "$D/g1.serial" ||
+		fail "the guest's init does not run $L2_WORKERS workers"
 }
 
 check_migrate() {
