@@ -296,17 +296,17 @@ fn render_dma_log(sessions: &[Session], repeats: usize) -> String {
         o,
         "dirty: units reported; us/page: (median - median at N=0) / dirty"
     );
-    let _ = write!(o, "{:>5} ", "N");
+    let mut line = format!("{:>5} ", "N");
     for name in ["(a)", "(b)"].iter().take(sessions.len()) {
         let _ = write!(
-            o,
+            line,
             "| {name} {:>9} {:>9} {:>9} {:>8} ",
             "dirty", "median us", "p99 us", "us/page"
         );
     }
-    let _ = writeln!(o);
+    let _ = writeln!(o, "{}", line.trim_end());
     for (i, n) in DMA_LOG_DIRTY.iter().enumerate() {
-        let _ = write!(o, "{n:>5} ");
+        let mut line = format!("{n:>5} ");
         for s in sessions {
             let x = &s.syncs[i];
             let (dirty, shown) = x.dirty();
@@ -317,13 +317,13 @@ fn render_dma_log(sessions: &[Session], repeats: usize) -> String {
                 "-".into()
             };
             let _ = write!(
-                o,
+                line,
                 "|     {shown:>9} {:>9.1} {:>9.1} {per:>8} ",
                 us(x.median()),
                 us(quantile(&x.times, 0.99))
             );
         }
-        let _ = writeln!(o);
+        let _ = writeln!(o, "{}", line.trim_end());
     }
     if let Some(s) = sessions.iter().find(|s| s.range == (0, FOUR_GIB)) {
         let empty = &s.syncs[0];
