@@ -82,6 +82,24 @@ impl Arena {
         Ok(())
     }
 
+    /// Moves the next allocation back to offset `off` (at most
+    /// [`Arena::used`]): the memory from `off` on is handed out again. The
+    /// caller no longer uses the chunks there (the device no longer
+    /// writes them): benchmarks reuse the same buffers this way.
+    pub fn rewind(&self, off: usize) -> io::Result<()> {
+        if off > self.next.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "DMA arena: cannot rewind to offset {off:#x} ({:#x} used)",
+                    self.next.get()
+                ),
+            ));
+        }
+        self.next.set(off);
+        Ok(())
+    }
+
     /// A zeroed, page-aligned chunk of at least `len` bytes.
     pub fn alloc(self: &Rc<Self>, len: usize) -> io::Result<Chunk> {
         let len = len.max(1).div_ceil(PAGE) * PAGE;

@@ -80,6 +80,17 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         blocks: u64,
     },
+    /// The cost of one DMA-log sync (DMA_LOGGING_REPORT) against the
+    /// pages dirtied since the last (0 to 1024 reads into distinct
+    /// pages), logging over the guest's memory and over [0, 4 GiB).
+    BenchDmaLog {
+        /// The VF: its VFIO cdev (bound to nvme-vfio-pci).
+        #[arg(long)]
+        vf: PathBuf,
+        /// Timed syncs per dirty-page count.
+        #[arg(long, default_value_t = 20)]
+        repeats: usize,
+    },
     /// VFIO DMA logging of one VF, no VMM (debugging): start logging over
     /// a guest arena, write then read blocks from LBA 8000 (overwritten),
     /// print every dirty page of one REPORT by what it holds; fails if a
@@ -388,6 +399,9 @@ fn main() -> ExitCode {
             rounds,
             blocks,
         } => nvme_lm::bench::run(vf_a, vf_b, *rounds, *blocks).map(|r| print!("{r}")),
+        Cmd::BenchDmaLog { vf, repeats } => {
+            nvme_lm::bench::dma_log(vf, *repeats).map(|r| print!("{r}"))
+        }
         Cmd::Migrate { vf_a, vf_b, blocks } => migrate(vf_a, vf_b, *blocks),
         Cmd::DmaLog {
             vf,

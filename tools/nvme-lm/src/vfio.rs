@@ -508,20 +508,53 @@ impl Device {
     /// `page_size`, or a bitmap over 64 MiB, is refused here (`EINVAL`);
     /// everything else is for the kernel to judge.
     pub fn dma_logging_report(&self, iova: u64, len: u64, page_size: u64) -> io::Result<Vec<u64>> {
-        let what = format!(
-            "DMA_LOGGING_REPORT(iova {iova:#x}, length {len:#x}, page_size {page_size:#x})"
-        );
+        let mut bitmap = vec![0u64; Self::report_words(iova, len, page_size)?];
+        self.dma_logging_report_into(iova, len, page_size, &mut bitmap)?;
+        Ok(bitmap)
+    }
+
+    /// The u64s of the bitmap of a `DMA_LOGGING_REPORT` of `[iova, iova +
+    /// len)` in units of `page_size` (see [`Device::dma_logging_report`]).
+    pub fn report_words(iova: u64, len: u64, page_size: u64) -> io::Result<usize> {
         if len == 0 || page_size == 0 {
-            return Err(einval(what));
+            return Err(einval(Self::report_what(iova, len, page_size)));
         }
         // The kernel's bitmap extent (iova_bitmap_alloc): one bit per
         // 2^ffs(page_size) bytes of the length, in whole u64s.
         let bits = ((len - 1) >> page_size.trailing_zeros()) + 1;
-        let words = usize::try_from(bits.div_ceil(64))
+        usize::try_from(bits.div_ceil(64))
             .ok()
             .filter(|&w| w <= (64 << 20) / 8)
-            .ok_or_else(|| einval(format!("{what}: bitmap of {bits} bits too large")))?;
-        let mut bitmap = vec![0u64; words];
+            .ok_or_else(|| {
+                einval(format!(
+                    "{}: bitmap of {bits} bits too large",
+                    Self::report_what(iova, len, page_size)
+                ))
+            })
+    }
+
+    fn report_what(iova: u64, len: u64, page_size: u64) -> String {
+        format!("DMA_LOGGING_REPORT(iova {iova:#x}, length {len:#x}, page_size {page_size:#x})")
+    }
+
+    /// [`Device::dma_logging_report`] into `bitmap` (at least
+    /// [`Device::report_words`] long, zeroed by the caller: the kernel
+    /// only sets bits): the ioctl alone, for timing it.
+    pub fn dma_logging_report_into(
+        &self,
+        iova: u64,
+        len: u64,
+        page_size: u64,
+        bitmap: &mut [u64],
+    ) -> io::Result<()> {
+        let words = Self::report_words(iova, len, page_size)?;
+        let what = Self::report_what(iova, len, page_size);
+        if bitmap.len() < words {
+            return Err(einval(format!(
+                "{what}: bitmap of {} u64s, {words} needed",
+                bitmap.len()
+            )));
+        }
         let mut r = sys::VfioFeatureDmaLoggingReport {
             argsz: sys::argsz::<sys::VfioFeatureDmaLoggingReport>(),
             flags: sys::VFIO_DEVICE_FEATURE_GET | sys::VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
@@ -532,8 +565,7 @@ impl Device {
         };
         // `bitmap` is live and exclusively ours for the call; the kernel
         // writes at most `words` u64s through `r.bitmap`.
-        ioctl_errno(&self.file, sys::VFIO_DEVICE_FEATURE, &mut r, &what)?;
-        Ok(bitmap)
+        ioctl_errno(&self.file, sys::VFIO_DEVICE_FEATURE, &mut r, &what)
     }
 
     /// PCI vendor and device ID from config space.
