@@ -24,7 +24,10 @@
  * and only after all of them checks every buffer. A round that spans the
  * switchover checks on the destination data the device wrote on the
  * source; a DMA write the dirty tracking missed leaves a buffer holding the
- * previous round's block there.
+ * previous round's block there. Each round it also sends an admin command
+ * (Identify Controller through the controller's character device) and
+ * compares the answer with the first one, so the admin queue, too, must
+ * work after a migration.
  *
  * Built against the kernel's own nolibc (tools/include/nolibc), static and
  * tiny: every byte of the initramfs costs boot time under TCG inside TCG.
@@ -36,6 +39,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/nvme_ioctl.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -44,12 +49,13 @@
 
 #define BS		4096
 #define BLOCKS		2
-#define WORKERS		4
+#define WORKERS		2
 #define READER_BLOCKS	5
 #define READER_BUFS	4
 #define BASE		(48ULL << 20)
 #define MAGIC		0x4b42324cU /* "L2BK" */
 #define DEV		"/dev/nvme0n1"
+#define CTRL		"/dev/nvme0"
 
 struct hdr {
 	uint32_t magic;
@@ -150,16 +156,39 @@ static uint8_t rb[BS] __attribute__((aligned(BS)));
 static uint8_t eb[BS] __attribute__((aligned(BS)));
 /* The reader's buffers: pages only the device writes. */
 static uint8_t kept[READER_BUFS][BS] __attribute__((aligned(BS)));
+static uint8_t id_first[BS] __attribute__((aligned(BS)));
+static uint8_t id_now[BS] __attribute__((aligned(BS)));
+
+/* Identify Controller on the admin queue; 0 or -1 (errno, or EIO). */
+static int identify(int fd, uint8_t *buf)
+{
+	struct nvme_passthru_cmd cmd = {
+		.opcode = 0x06,
+		.addr = (uint64_t)(uintptr_t)buf,
+		.data_len = BS,
+		.cdw10 = 1,
+	};
+	int ret = ioctl(fd, NVME_IOCTL_ADMIN_CMD, &cmd);
+
+	if (ret > 0)
+		errno = EIO;
+	return ret ? -1 : 0;
+}
 
 static int reader(int w)
 {
 	uint32_t first = WORKERS * BLOCKS;
 	uint64_t round;
-	int fd;
+	int fd, ctrl;
 
 	fd = open(DEV, O_RDWR | O_DIRECT);
-	if (fd < 0) {
+	ctrl = open(CTRL, O_RDONLY);
+	if (fd < 0 || ctrl < 0) {
 		say("l2: FAIL reader: open: %s\n", strerror(errno));
+		return 1;
+	}
+	if (identify(ctrl, id_first)) {
+		say("l2: FAIL reader: Identify: %s\n", strerror(errno));
 		return 1;
 	}
 	for (uint32_t j = 0; j < READER_BLOCKS; j++) {
@@ -183,6 +212,15 @@ static int reader(int w)
 
 			if (check(kept[k], eb, block, 1, "kept in memory"))
 				return 1;
+		}
+		memset(id_now, 0, BS);
+		if (identify(ctrl, id_now)) {
+			say("l2: FAIL reader: Identify: %s\n", strerror(errno));
+			return 1;
+		}
+		if (memcmp(id_now, id_first, 64)) {
+			say("l2: FAIL reader: Identify Controller changed (VID, serial)\n");
+			return 1;
 		}
 		say("l2: worker %d round %llu: %d blocks verified\n", w,
 		    (unsigned long long)round, READER_BUFS);

@@ -25,4 +25,4 @@ l2_machine() {
 # Workers of the guest's init that print "l2: worker W round R: ..." lines
 # (tests/l2/l2-init.c: WORKERS writers and the reader), which the suite
 # waits for; the init's "present, N workers" line is checked against it.
-L2_WORKERS=5
+L2_WORKERS=3
