@@ -188,11 +188,12 @@ wait_more_rounds() {
 }
 
 # guest_failed FILE: succeeds (and says why on stderr) if the guest
-# reported a failure, or its kernel an I/O error, a timeout or a controller
-# reset; fails if FILE shows none.
+# reported a failure, or its kernel an I/O error, a timeout, a controller
+# reset, or a completion it never asked for (a controller replaying
+# commands: "invalid id", "genctr mismatch"); fails if FILE shows none.
 guest_failed() {
 	local bad
-	bad=$(grep -E "l2: FAIL|nvme.*(timeout|reset|abort|I/O error|failed)|I/O error|Oops|BUG|panic" "$1" |
+	bad=$(grep -aE "l2: FAIL|nvme.*(timeout|reset|abort|I/O error|failed|invalid id|mismatch)|I/O error|Oops|BUG|panic" "$1" |
 		head -n 3)
 	[ -n "$bad" ] || return 1
 	echo "$(basename "$1"): $bad" >&2
@@ -274,6 +275,7 @@ check_migrated() { # FROM TO
 	# blocks twice more there.
 	wait_more_rounds "$2" 2 180 || return
 	echo "on the destination, rounds per worker: $(rounds "$D/$2.serial")"
+	grep -a "nvme" "$D/$2.serial" | head -n 5 | sed 's/^/destination kernel: /'
 	guest_failed "$D/$1.serial" && return 1
 	quit "$1"
 }
