@@ -219,19 +219,16 @@ migrate() {
 	$QMP "$D/$to.qmp" migrate-set-capabilities "$caps" >/dev/null || return
 	step "$from -> $to: migrating"
 	$QMP "$D/$from.qmp" migrate "{\"uri\": \"unix:$D/mig.sock\"}" >/dev/null || return
-	local end=$((SECONDS + 180))
-	while :; do
-		out=$($QMP "$D/$from.qmp" query-migrate) || return
-		ST=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("status"))')
-		case $ST in completed | failed | cancelled) break ;; esac
-		[ $SECONDS -lt "$end" ] || fail "$from -> $to: still $ST after 180 s" || return
-		sleep 0.5
-	done
-	step "$from -> $to: $ST"
+	out=$($QMP "$D/$from.qmp" wait-migration '{"seconds": 180}') || return
 	# shellcheck disable=SC2046
 	set -- $(echo "$out" | python3 -c 'import json,sys; m=json.load(sys.stdin)
-print(m.get("downtime", "-"), m.get("total-time", "-"))')
-	DOWNTIME=$1 TOTAL=$2
+print(m.get("status"), m.get("downtime", "-"), m.get("total-time", "-"))')
+	ST=$1 DOWNTIME=$2 TOTAL=$3
+	case $ST in
+	completed | failed | cancelled) ;;
+	*) fail "$from -> $to: still $ST after 180 s" || return ;;
+	esac
+	step "$from -> $to: $ST"
 	echo "$out" | python3 -c 'import json,sys; m=json.load(sys.stdin)
 print("status", m.get("status"), "total", m.get("total-time"), "ms, downtime", m.get("downtime"),
       "ms, setup", m.get("setup-time"), "ms, vfio", m.get("vfio"), m.get("error-desc", ""))'
@@ -258,7 +255,7 @@ source_states() {
 	tail -n +"$((MARK + 1))" "$D/$1.trace" | grep -o "vfio_migration_set_state.*" | sed 's/ *$//'
 }
 
-check_migrated() { # FROM TO
+check_migrated() { # FROM TO ROUNDS
 	local out
 	[ "$ST" = completed ] ||
 		fail "migration $ST: $(cat "$D/$1.err" "$D/$2.err" | tail -n3)" || return
@@ -272,8 +269,8 @@ check_migrated() { # FROM TO
 	echo "destination: $out"
 	echo "$out" | grep -q '"running"' || fail "destination not running" || return
 	# The guest goes on on the destination: every worker verifies all its
-	# blocks twice more there.
-	wait_more_rounds "$2" 2 180 || return
+	# blocks ROUNDS more times there (2: one round wholly on it).
+	wait_more_rounds "$2" "$3" 180 || return
 	echo "on the destination, rounds per worker: $(rounds "$D/$2.serial")"
 	grep -a "nvme" "$D/$2.serial" | head -n 5 | sed 's/^/destination kernel: /'
 	guest_failed "$D/$1.serial" && return 1
@@ -316,7 +313,7 @@ check_guest_io() {
 
 check_migrate() {
 	migrate g2 "$VF1" || return
-	check_migrated g1 g2 || return
+	check_migrated g1 g2 2 || return
 	WITH_VF="$DOWNTIME $TOTAL"
 	echo "QEMU: downtime $DOWNTIME ms, total $TOTAL ms (guest with the VF)"
 }
@@ -335,7 +332,7 @@ check_refuses_other_subsystem() {
 
 check_migrates_again() {
 	migrate g5 "$VF0" || return
-	check_migrated g2 g5
+	check_migrated g2 g5 1
 }
 
 check_without_vf() {
