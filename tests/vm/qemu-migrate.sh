@@ -215,23 +215,25 @@ migrate() {
 	# compatibility record) before the source may stop.
 	local caps='{"capabilities": [{"capability": "return-path", "state": true},
 		{"capability": "switchover-ack", "state": true}]}'
-	$QMP "$D/$from.qmp" migrate-set-capabilities "$caps" >/dev/null || return
 	$QMP "$D/$to.qmp" migrate-set-capabilities "$caps" >/dev/null || return
 	step "$from -> $to: migrating"
-	$QMP "$D/$from.qmp" migrate "{\"uri\": \"unix:$D/mig.sock\"}" >/dev/null || return
-	out=$($QMP "$D/$from.qmp" wait-migration '{"seconds": 180}') || return
+	# One QMP session (starting Python costs seconds here): capabilities,
+	# migrate, then poll until it ends.
+	out=$($QMP "$D/$from.qmp" migrate-set-capabilities "$caps" \
+		migrate "{\"uri\": \"unix:$D/mig.sock\"}" wait-migration '{"seconds": 180}') || return
 	# shellcheck disable=SC2046
 	set -- $(echo "$out" | python3 -c 'import json,sys; m=json.load(sys.stdin)
-print(m.get("status"), m.get("downtime", "-"), m.get("total-time", "-"))')
+print(m.get("status"), m.get("downtime", "-"), m.get("total-time", "-"))
+print("status", m.get("status"), "total", m.get("total-time"), "ms, downtime", m.get("downtime"),
+      "ms, setup", m.get("setup-time"), "ms, vfio", m.get("vfio"), m.get("error-desc", ""),
+      file=sys.stderr)' 2>"$D/mig.summary")
 	ST=$1 DOWNTIME=$2 TOTAL=$3
 	case $ST in
 	completed | failed | cancelled) ;;
 	*) fail "$from -> $to: still $ST after 180 s" || return ;;
 	esac
 	step "$from -> $to: $ST"
-	echo "$out" | python3 -c 'import json,sys; m=json.load(sys.stdin)
-print("status", m.get("status"), "total", m.get("total-time"), "ms, downtime", m.get("downtime"),
-      "ms, setup", m.get("setup-time"), "ms, vfio", m.get("vfio"), m.get("error-desc", ""))'
+	cat "$D/mig.summary"
 	[ "$ST" = completed ] && AT=$to
 	return 0
 }
@@ -278,10 +280,11 @@ check_migrated() { # FROM TO ROUNDS
 }
 
 check_refused() { # FROM TO EXPECTED-REASON [ROUNDS]
-	local out rounds=${4:-1}
+	local out log rounds=${4:-1}
 	[ "$ST" = failed ] || fail "migration to $2: $ST, expected failed" || return
-	suite_log | grep "migration stream rejected" | sed 's/^\[[^]]*\] //' | tail -n 1
-	suite_log | grep -q "migration stream rejected: incompatible source: $3" ||
+	log=$(suite_log)
+	echo "$log" | grep "migration stream rejected" | sed 's/^\[[^]]*\] //' | tail -n 1
+	echo "$log" | grep -q "migration stream rejected: incompatible source: $3" ||
 		fail "no dev_err naming the incompatibility ($3)" || return
 	# Refused before the source stopped: its device never left the running
 	# states, the guest still runs and its I/O goes on (every worker

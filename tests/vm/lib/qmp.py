@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Minimal QMP client for the VM tests: qmp.py SOCKET COMMAND [JSON-ARGUMENTS].
+"""Minimal QMP client for the VM tests:
+qmp.py SOCKET COMMAND [JSON-ARGUMENTS] [COMMAND [JSON-ARGUMENTS]]...
 
-Prints the command's "return" value as JSON; exits 1 with the error on a
+Runs the commands in order on one connection and prints the last one's
+"return" value as JSON; exits 1 with the error on a
 QMP error, 2 when QEMU does not answer within TIMEOUT seconds (a QEMU whose
 main loop is stuck must fail the test, not hang it).
 
@@ -19,14 +21,30 @@ import time
 TIMEOUT = 60
 
 
+def commands(argv):
+    """[(COMMAND, ARGUMENTS)] from the command line: a JSON object after a
+    command is its arguments."""
+    cmds = []
+    for a in argv:
+        if a.startswith("{") and cmds:
+            cmds[-1] = (cmds[-1][0], json.loads(a))
+        else:
+            cmds.append((a, {}))
+    return cmds
+
+
 def main():
-    path, cmd = sys.argv[1], sys.argv[2]
-    args = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    path = sys.argv[1]
+    cmd = "?"
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(TIMEOUT)
     try:
         s.connect(path)
-        r = talk(s, cmd, args)
+        f = s.makefile("rw")
+        json.loads(f.readline())  # greeting
+        call(f, "qmp_capabilities", {})
+        for cmd, args in commands(sys.argv[2:]):
+            r = run(f, cmd, args)
     except (OSError, ValueError) as e:
         print(f"{cmd}: no answer from QEMU ({path}): {e}", file=sys.stderr)
         sys.exit(2)
@@ -46,10 +64,7 @@ def call(f, cmd, args):
     return r
 
 
-def talk(s, cmd, args):
-    f = s.makefile("rw")
-    json.loads(f.readline())  # greeting
-    call(f, "qmp_capabilities", {})
+def run(f, cmd, args):
     if cmd != "wait-migration":
         return call(f, cmd, args)
     end = time.monotonic() + args.get("seconds", 180)
