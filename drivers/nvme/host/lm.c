@@ -216,6 +216,18 @@ static int nvme_lm_submit(struct nvme_lm *lm, struct nvme_command *c,
 	return 0;
 }
 
+/* One command of the handle, serialized with its others. */
+static int nvme_lm_cmd(struct nvme_lm *lm, struct nvme_command *c, void *buf,
+		       unsigned int len, u32 *dw0, const char *what)
+{
+	int ret;
+
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_submit(lm, c, buf, len, dw0, what);
+	mutex_unlock(&lm->lock);
+	return ret;
+}
+
 static int nvme_lm_identify_ns(struct nvme_lm *lm, u8 cns, u32 nsid,
 			       u16 cntid, void *buf)
 {
@@ -232,6 +244,20 @@ static int nvme_lm_identify_ns(struct nvme_lm *lm, u8 cns, u32 nsid,
 static int nvme_lm_identify(struct nvme_lm *lm, u8 cns, void *buf)
 {
 	return nvme_lm_identify_ns(lm, cns, 0, 0, buf);
+}
+
+/* Identify @cns of the PF into a caller's buffer of @len bytes, locked. */
+static int nvme_lm_identify_buf(struct nvme_lm *lm, u8 cns, void *buf,
+				size_t len)
+{
+	int ret;
+
+	if (len < NVME_IDENTIFY_DATA_SIZE)
+		return -EINVAL;
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_identify(lm, cns, buf);
+	mutex_unlock(&lm->lock);
+	return ret;
 }
 
 /*
@@ -400,14 +426,8 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_max_transfer, NVME_LM_USERS);
  */
 int nvme_lm_state_formats(struct nvme_lm *lm, void *buf, size_t len)
 {
-	int ret;
-
-	if (len < NVME_IDENTIFY_DATA_SIZE)
-		return -EINVAL;
-	mutex_lock(&lm->lock);
-	ret = nvme_lm_identify(lm, NVME_ID_CNS_CTRL_STATE_FORMATS, buf);
-	mutex_unlock(&lm->lock);
-	return ret;
+	return nvme_lm_identify_buf(lm, NVME_ID_CNS_CTRL_STATE_FORMATS, buf,
+				    len);
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_state_formats, NVME_LM_USERS);
 
@@ -567,16 +587,12 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_namespaces, NVME_LM_USERS);
 int nvme_lm_suspend(struct nvme_lm *lm, enum nvme_lm_suspend_type type)
 {
 	struct nvme_command c = { };
-	int ret;
 
 	if (type != NVME_LM_SUSPEND_NOTIFY && type != NVME_LM_SUSPEND_FULL)
 		return -EINVAL;
 	c.common.opcode = nvme_admin_migration_send;
 	c.common.cdw11 = cpu_to_le32(lm->cntlid | (u32)type << 16);
-	mutex_lock(&lm->lock);
-	ret = nvme_lm_submit(lm, &c, NULL, 0, NULL, "Migration Send: Suspend");
-	mutex_unlock(&lm->lock);
-	return ret;
+	return nvme_lm_cmd(lm, &c, NULL, 0, NULL, "Migration Send: Suspend");
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_suspend, NVME_LM_USERS);
 
@@ -589,15 +605,11 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_suspend, NVME_LM_USERS);
 int nvme_lm_resume(struct nvme_lm *lm)
 {
 	struct nvme_command c = { };
-	int ret;
 
 	c.common.opcode = nvme_admin_migration_send;
 	c.common.cdw10 = cpu_to_le32(1);
 	c.common.cdw11 = cpu_to_le32(lm->cntlid);
-	mutex_lock(&lm->lock);
-	ret = nvme_lm_submit(lm, &c, NULL, 0, NULL, "Migration Send: Resume");
-	mutex_unlock(&lm->lock);
-	return ret;
+	return nvme_lm_cmd(lm, &c, NULL, 0, NULL, "Migration Send: Resume");
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_resume, NVME_LM_USERS);
 
@@ -628,10 +640,8 @@ int nvme_lm_get_state(struct nvme_lm *lm, u8 csvi, u8 csuuidi, u64 offset,
 	c.common.cdw12 = cpu_to_le32(lower_32_bits(offset));
 	c.common.cdw13 = cpu_to_le32(upper_32_bits(offset));
 	c.common.cdw15 = cpu_to_le32(len / 4 - 1);
-	mutex_lock(&lm->lock);
-	ret = nvme_lm_submit(lm, &c, buf, len, &dw0,
-			     "Migration Receive: Get Controller State");
-	mutex_unlock(&lm->lock);
+	ret = nvme_lm_cmd(lm, &c, buf, len, &dw0,
+			  "Migration Receive: Get Controller State");
 	if (!ret && suspended)
 		*suspended = dw0 & 1;
 	return ret;
@@ -657,7 +667,6 @@ int nvme_lm_set_state(struct nvme_lm *lm, enum nvme_lm_seq seq, u8 csvi,
 		      u8 csuuidi, u64 offset, const void *buf, u32 len)
 {
 	struct nvme_command c = { };
-	int ret;
 
 	if (!len || len % 4 || offset % 4 || seq > NVME_LM_SEQ_ONLY)
 		return -EINVAL;
@@ -668,11 +677,8 @@ int nvme_lm_set_state(struct nvme_lm *lm, enum nvme_lm_seq seq, u8 csvi,
 	c.common.cdw12 = cpu_to_le32(lower_32_bits(offset));
 	c.common.cdw13 = cpu_to_le32(upper_32_bits(offset));
 	c.common.cdw15 = cpu_to_le32(len / 4);
-	mutex_lock(&lm->lock);
-	ret = nvme_lm_submit(lm, &c, (void *)buf, len, NULL,
-			     "Migration Send: Set Controller State");
-	mutex_unlock(&lm->lock);
-	return ret;
+	return nvme_lm_cmd(lm, &c, (void *)buf, len, NULL,
+			   "Migration Send: Set Controller State");
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_set_state, NVME_LM_USERS);
 
@@ -692,14 +698,7 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_set_state, NVME_LM_USERS);
  */
 int nvme_lm_identify_ctrl(struct nvme_lm *lm, void *buf, size_t len)
 {
-	int ret;
-
-	if (len < NVME_IDENTIFY_DATA_SIZE)
-		return -EINVAL;
-	mutex_lock(&lm->lock);
-	ret = nvme_lm_identify(lm, NVME_ID_CNS_CTRL, buf);
-	mutex_unlock(&lm->lock);
-	return ret;
+	return nvme_lm_identify_buf(lm, NVME_ID_CNS_CTRL, buf, len);
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_identify_ctrl, NVME_LM_USERS);
 
@@ -727,10 +726,8 @@ int nvme_lm_track_start(struct nvme_lm *lm, const void *data, u32 len,
 	c.common.opcode = nvme_admin_track_send;
 	c.common.cdw10 = cpu_to_le32(1 | 1 << 16);
 	c.common.cdw11 = cpu_to_le32(lm->cntlid);
-	mutex_lock(&lm->lock);
-	ret = nvme_lm_submit(lm, &c, (void *)data, len, &dw0,
-			     "Track Send: start tracking memory changes");
-	mutex_unlock(&lm->lock);
+	ret = nvme_lm_cmd(lm, &c, (void *)data, len, &dw0,
+			  "Track Send: start tracking memory changes");
 	if (!ret)
 		*granularity = dw0 & 0xff;
 	return ret;
@@ -746,16 +743,12 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_track_start, NVME_LM_USERS);
 int nvme_lm_track_stop(struct nvme_lm *lm)
 {
 	struct nvme_command c = { };
-	int ret;
 
 	c.common.opcode = nvme_admin_track_send;
 	c.common.cdw10 = cpu_to_le32(1);
 	c.common.cdw11 = cpu_to_le32(lm->cntlid);
-	mutex_lock(&lm->lock);
-	ret = nvme_lm_submit(lm, &c, NULL, 0, NULL,
-			     "Track Send: stop tracking memory changes");
-	mutex_unlock(&lm->lock);
-	return ret;
+	return nvme_lm_cmd(lm, &c, NULL, 0, NULL,
+			   "Track Send: stop tracking memory changes");
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_track_stop, NVME_LM_USERS);
 
@@ -774,18 +767,14 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_track_stop, NVME_LM_USERS);
 int nvme_lm_track_receive(struct nvme_lm *lm, void *buf, u32 len)
 {
 	struct nvme_command c = { };
-	int ret;
 
 	if (len < 16 || len % 4)
 		return -EINVAL;
 	c.common.opcode = nvme_admin_track_recv;
 	c.common.cdw11 = cpu_to_le32(lm->cntlid);
 	c.common.cdw15 = cpu_to_le32(len / 4 - 1);
-	mutex_lock(&lm->lock);
-	ret = nvme_lm_submit(lm, &c, buf, len, NULL,
-			     "Track Receive: tracked memory changes");
-	mutex_unlock(&lm->lock);
-	return ret;
+	return nvme_lm_cmd(lm, &c, buf, len, NULL,
+			   "Track Receive: tracked memory changes");
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_track_receive, NVME_LM_USERS);
 
