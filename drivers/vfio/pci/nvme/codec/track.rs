@@ -120,18 +120,69 @@ impl Range {
     }
 }
 
+// Both structures are a header with the descriptor count (le32) at byte 4,
+// then descriptors of a fixed stride that begin with SADDR (le64) and LEN
+// (le32); the rest of a descriptor is reserved.
+
+/// Bytes of a header of `header` bytes and `n` descriptors of `stride`.
+fn list_len(header: usize, n: usize, stride: usize) -> Option<usize> {
+    n.checked_mul(stride)?.checked_add(header)
+}
+
+/// The descriptors of `buf` (a header of `header` bytes, `stride`-byte
+/// descriptors), all of which must be inside `buf`.
+fn list(buf: &[u8], header: usize, stride: usize) -> Result<&[u8], Error> {
+    let n = usize::try_from(le32(buf, 4)?).map_err(|_| Error::Overflow)?;
+    let end = list_len(header, n, stride).ok_or(Error::Overflow)?;
+    buf.get(header..end).ok_or(Error::Truncated {
+        need: end,
+        have: buf.len(),
+    })
+}
+
+/// The ranges of the descriptors `descs`, `stride` bytes each.
+fn decode_list(descs: &[u8], stride: usize) -> impl Iterator<Item = Range> + '_ {
+    descs.chunks_exact(stride).map(|d| Range {
+        addr: le64(d, 0).unwrap_or(0),
+        granules: le32(d, 8).unwrap_or(0),
+    })
+}
+
+/// Writes the count of `ranges` at byte 4 and the ranges as `stride`-byte
+/// descriptors from byte `header` on (reserved bytes zero); returns the
+/// length of the whole structure.
+fn encode_list(
+    buf: &mut [u8],
+    header: usize,
+    stride: usize,
+    ranges: &[Range],
+) -> Result<usize, Error> {
+    let len = list_len(header, ranges.len(), stride).ok_or(Error::Overflow)?;
+    let count = u32::try_from(ranges.len()).map_err(|_| Error::Overflow)?;
+    put(buf, 4, &count.to_le_bytes())?;
+    let have = buf.len();
+    for (i, r) in ranges.iter().enumerate() {
+        // No overflow: `len`, computed checked, covers every descriptor.
+        let (off, end) = (header + i * stride, header + (i + 1) * stride);
+        put(buf, off, &r.addr.to_le_bytes())?;
+        put(buf, off + 8, &r.granules.to_le_bytes())?;
+        buf.get_mut(off + 12..end)
+            .ok_or(Error::Truncated { need: end, have })?
+            .fill(0);
+    }
+    Ok(len)
+}
+
 /// Bytes of a start's data with `n` descriptors.
 pub fn start_len(n: usize) -> Option<usize> {
-    n.checked_mul(RANGE_LEN)?.checked_add(START_HEADER_LEN)
+    list_len(START_HEADER_LEN, n, RANGE_LEN)
 }
 
 /// Encodes the Track Memory Changes data structure of a start into `buf`
 /// and returns its length. The ranges must be non-empty, aligned, sorted
 /// and disjoint: what a controller accepts.
 pub fn encode_start(buf: &mut [u8], granularity: u8, ranges: &[Range]) -> Result<usize, Error> {
-    let len = start_len(ranges.len()).ok_or(Error::Overflow)?;
-    let count = u32::try_from(ranges.len()).map_err(|_| Error::Overflow)?;
-    if count == 0 {
+    if ranges.is_empty() {
         return Err(Error::InvalidField("no range to track"));
     }
     let mut prev_last: Option<u64> = None;
@@ -145,13 +196,7 @@ pub fn encode_start(buf: &mut [u8], granularity: u8, ranges: &[Range]) -> Result
         prev_last = Some(last);
     }
     put(buf, 0, &[0, 0, 0, granularity])?;
-    put(buf, 4, &count.to_le_bytes())?;
-    for (i, r) in ranges.iter().enumerate() {
-        let off = START_HEADER_LEN + i * RANGE_LEN;
-        put(buf, off, &r.addr.to_le_bytes())?;
-        put(buf, off + 8, &r.granules.to_le_bytes())?;
-    }
-    Ok(len)
+    encode_list(buf, START_HEADER_LEN, RANGE_LEN, ranges)
 }
 
 /// A decoded start: what a controller is asked to track.
@@ -169,24 +214,15 @@ impl<'a> Start<'a> {
         if u8_at(buf, 0)? != 0 {
             return Err(Error::InvalidField("VER"));
         }
-        let n = usize::try_from(le32(buf, 4)?).map_err(|_| Error::Overflow)?;
-        let end = start_len(n).ok_or(Error::Overflow)?;
-        let ranges = buf.get(START_HEADER_LEN..end).ok_or(Error::Truncated {
-            need: end,
-            have: buf.len(),
-        })?;
         Ok(Self {
             granularity: u8_at(buf, 3)?,
-            ranges,
+            ranges: list(buf, START_HEADER_LEN, RANGE_LEN)?,
         })
     }
 
     /// The requested ranges, in order.
     pub fn ranges(&self) -> impl Iterator<Item = Range> + 'a {
-        self.ranges.chunks_exact(RANGE_LEN).map(|d| Range {
-            addr: le64(d, 0).unwrap_or(0),
-            granules: le32(d, 8).unwrap_or(0),
-        })
+        decode_list(self.ranges, RANGE_LEN)
     }
 }
 
@@ -215,20 +251,11 @@ impl<'a> Changes<'a> {
             .ok()
             .filter(|g| (MIN_GRANULARITY..=MAX_GRANULARITY).contains(g))
             .ok_or(Error::InvalidField("RPMPG"))?;
-        let n = usize::try_from(le32(buf, 4)?).map_err(|_| Error::Overflow)?;
-        let end = n
-            .checked_mul(CHANGE_LEN)
-            .and_then(|b| b.checked_add(REPORT_HEADER_LEN))
-            .ok_or(Error::Overflow)?;
-        let descs = buf.get(REPORT_HEADER_LEN..end).ok_or(Error::Truncated {
-            need: end,
-            have: buf.len(),
-        })?;
         Ok(Self {
             attributes: u8_at(buf, 1)?,
             cntlid: le16(buf, 2)?,
             granularity,
-            descs,
+            descs: list(buf, REPORT_HEADER_LEN, CHANGE_LEN)?,
         })
     }
 
@@ -249,10 +276,7 @@ impl<'a> Changes<'a> {
 
     /// The changed ranges, in granules of [`Changes::granularity`].
     pub fn ranges(&self) -> impl Iterator<Item = Range> + 'a {
-        self.descs.chunks_exact(CHANGE_LEN).map(|d| Range {
-            addr: le64(d, 0).unwrap_or(0),
-            granules: le32(d, 8).unwrap_or(0),
-        })
+        decode_list(self.descs, CHANGE_LEN)
     }
 }
 
@@ -265,22 +289,9 @@ pub fn encode_changes(
     more: bool,
     changes: &[Range],
 ) -> Result<usize, Error> {
-    let count = u32::try_from(changes.len()).map_err(|_| Error::Overflow)?;
-    let len = changes
-        .len()
-        .checked_mul(CHANGE_LEN)
-        .and_then(|b| b.checked_add(REPORT_HEADER_LEN))
-        .ok_or(Error::Overflow)?;
     put(buf, 0, &[0, u8::from(more) * ATTRB_MORE])?;
     put(buf, 2, &cntlid.to_le_bytes())?;
-    put(buf, 4, &count.to_le_bytes())?;
     put(buf, 8, &u16::from(granularity).to_le_bytes())?;
     put(buf, 10, &[0; 6])?;
-    for (i, r) in changes.iter().enumerate() {
-        let off = REPORT_HEADER_LEN + i * CHANGE_LEN;
-        put(buf, off, &r.addr.to_le_bytes())?;
-        put(buf, off + 8, &r.granules.to_le_bytes())?;
-        put(buf, off + 12, &[0; 4])?;
-    }
-    Ok(len)
+    encode_list(buf, REPORT_HEADER_LEN, CHANGE_LEN, changes)
 }
