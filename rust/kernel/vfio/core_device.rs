@@ -340,8 +340,10 @@ impl<T: PciDriver> Device<T> {
             (*this).data.write(data);
             (*this).has_data = true;
         }
-        // SAFETY: `data` was just initialized.
-        let flags = T::migration_flags(unsafe { (*this).data.assume_init_ref() });
+        // SAFETY: `data` was just initialized; the writes below through
+        // `vdev` touch only the `core` field.
+        let data = unsafe { (*this).data.assume_init_ref() };
+        let flags = T::migration_flags(data);
         if let Some(ops) = Self::MIG_OPS_IF_ANY.filter(|_| flags.contains(Flags::STOP_COPY)) {
             // SAFETY: Not registered yet: the migration ops and flags may
             // be set; `ops` is a `'static` table.
@@ -350,9 +352,7 @@ impl<T: PciDriver> Device<T> {
                 (*vdev).migration_flags = flags.bits();
             }
         }
-        // SAFETY: `data` was just initialized.
-        let logging = T::dma_logging(unsafe { (*this).data.assume_init_ref() });
-        if let Some(ops) = Self::LOG_OPS_IF_ANY.filter(|_| logging) {
+        if let Some(ops) = Self::LOG_OPS_IF_ANY.filter(|_| T::dma_logging(data)) {
             // SAFETY: Not registered yet: the log ops may be set; `ops` is a
             // `'static` table with all three callbacks, as vfio-pci-core
             // requires.

@@ -94,7 +94,7 @@ impl Tracked {
     /// Sets the bits of the granules `[g0, g1]` of this range.
     fn mark(&mut self, g0: u64, g1: u64) {
         for g in g0..=g1 {
-            // CAST: as in `DmaLog::report`.
+            // CAST: as in `Tracked::take_runs`.
             let (w, b) = ((g / 64) as usize, g % 64);
             if let Some(word) = self.bits.get_mut(w) {
                 *word |= 1 << b;
@@ -112,7 +112,8 @@ struct Session {
 }
 
 impl Session {
-    /// The index of the tracked range that holds all of `w`.
+    /// The index of the tracked range that holds all of `w` (a report's
+    /// window, or a change the controller reported).
     fn range_of(&self, w: IovaRange) -> Option<usize> {
         self.ranges
             .iter()
@@ -144,7 +145,7 @@ impl DmaLog {
     }
 
     /// The ranges `ranges` aligned to granularity `shift`, merged where
-    /// they touch; `None` if one would not fit a descriptor.
+    /// they touch.
     fn layout(ranges: &Ranges<'_>, shift: u8) -> Result<KVec<(u64, u64)>> {
         let mut out: KVec<(u64, u64)> = KVec::new();
         for r in ranges.iter() {
@@ -302,9 +303,8 @@ impl DmaLog {
                 };
                 let shift = s.shift;
                 let Some(t) = s
-                    .ranges
-                    .iter_mut()
-                    .find(|t| first >= t.first && last <= t.last)
+                    .range_of(IovaRange { first, last })
+                    .and_then(|i| s.ranges.get_mut(i))
                 else {
                     dev_err!(
                         dev,
