@@ -217,6 +217,44 @@ pub(crate) fn report(
     Ok(got)
 }
 
+/// Fails unless a REPORT of `range` in units of `size` is empty.
+fn expect_none(
+    what: &str,
+    d: &Device,
+    range: (u64, u64),
+    size: u64,
+    labels: &Labels,
+) -> CaseResult {
+    let got = report(d, range, size)?;
+    ensure(got.is_empty(), || {
+        format!(
+            "{what}: {} units of {size:#x} bytes dirty: {}",
+            got.len(),
+            labels.list(&got, size)
+        )
+    })
+}
+
+/// Reads `lbas` and fails unless a REPORT of `range` in pages holds
+/// exactly the read buffers and the CQ pages their completions went to.
+fn reads_reported(
+    what: &str,
+    d: &Device,
+    range: (u64, u64),
+    g: &mut Guest,
+    lbas: &[u64],
+    labels: &mut Labels,
+) -> CaseResult {
+    let mark = cq_mark(g);
+    let data = read_blocks(g, lbas, &[], labels)?;
+    let want: BTreeSet<u64> = data
+        .union(&cq_pages(g, &mark, lbas.len())?)
+        .copied()
+        .collect();
+    let got = report(d, range, PG)?;
+    expect_units(what, &got, &want, PG, labels)
+}
+
 /// Fails unless the units reported are exactly the units expected,
 /// naming every unit missing and every unit unexpected.
 fn expect_units(
@@ -428,34 +466,33 @@ fn clear_on_read(env: &Env) -> CaseResult {
         &mut labels,
     )?;
     start(&env.a, &[env.tracked()])?;
-    let mark = cq_mark(&g);
-    let data = read_blocks(&mut g, &first, &[], &mut labels)?;
-    let want: BTreeSet<u64> = data
-        .union(&cq_pages(&g, &mark, first.len())?)
-        .copied()
-        .collect();
-    let got = report(&env.a, env.tracked(), PG)?;
-    expect_units("first reads", &got, &want, PG, &labels)?;
+    reads_reported(
+        "first reads",
+        &env.a,
+        env.tracked(),
+        &mut g,
+        &first,
+        &mut labels,
+    )?;
     // Nothing written since: every REPORT is empty, at any unit.
     for size in [PG, SZ_2M] {
-        let again = report(&env.a, env.tracked(), size)?;
-        ensure(again.is_empty(), || {
-            format!(
-                "REPORT (unit {size:#x}) with no I/O since the last REPORT: {} units dirty: {}",
-                again.len(),
-                labels.list(&again, size)
-            )
-        })?;
+        expect_none(
+            "REPORT with no I/O since the last REPORT",
+            &env.a,
+            env.tracked(),
+            size,
+            &labels,
+        )?;
     }
     // New writes are reported, the ones already reported are not again.
-    let mark = cq_mark(&g);
-    let data = read_blocks(&mut g, &second, &[], &mut labels)?;
-    let want: BTreeSet<u64> = data
-        .union(&cq_pages(&g, &mark, second.len())?)
-        .copied()
-        .collect();
-    let got = report(&env.a, env.tracked(), PG)?;
-    expect_units("second reads", &got, &want, PG, &labels)?;
+    reads_reported(
+        "second reads",
+        &env.a,
+        env.tracked(),
+        &mut g,
+        &second,
+        &mut labels,
+    )?;
     env.a.dma_logging_stop().map_err(e)
 }
 
@@ -552,14 +589,13 @@ fn coarse_report_page(env: &Env) -> CaseResult {
     let got = report(&env.a, env.tracked(), SZ_2M)?;
     expect_units("2 MiB units", &got, &want, SZ_2M, &labels)?;
     // The coarse REPORTs cleared every page they reported.
-    let left = report(&env.a, env.tracked(), PG)?;
-    ensure(left.is_empty(), || {
-        format!(
-            "4 KiB REPORT after the coarse ones: {} pages dirty: {}",
-            left.len(),
-            labels.list(&left, PG)
-        )
-    })?;
+    expect_none(
+        "4 KiB REPORT after the coarse ones",
+        &env.a,
+        env.tracked(),
+        PG,
+        &labels,
+    )?;
     env.a.dma_logging_stop().map_err(e)
 }
 
@@ -694,22 +730,21 @@ fn reset_stops_logging(env: &Env) -> CaseResult {
     let mut g = env.guest()?;
     let mut labels = Labels::of(&g);
     start(&env.a, &[env.tracked()]).map_err(|x| format!("START after the reset: {x}"))?;
-    let stale = report(&env.a, env.tracked(), PG)?;
-    ensure(stale.is_empty(), || {
-        format!(
-            "REPORT right after the new START: {} pages dirty: {}",
-            stale.len(),
-            labels.list(&stale, PG)
-        )
-    })?;
-    let mark = cq_mark(&g);
-    let data = read_blocks(&mut g, &lbas, &[], &mut labels)?;
-    let want: BTreeSet<u64> = data
-        .union(&cq_pages(&g, &mark, lbas.len())?)
-        .copied()
-        .collect();
-    let got = report(&env.a, env.tracked(), PG)?;
-    expect_units("reads after the reset", &got, &want, PG, &labels)?;
+    expect_none(
+        "REPORT right after the new START",
+        &env.a,
+        env.tracked(),
+        PG,
+        &labels,
+    )?;
+    reads_reported(
+        "reads after the reset",
+        &env.a,
+        env.tracked(),
+        &mut g,
+        &lbas,
+        &mut labels,
+    )?;
     env.a.dma_logging_stop().map_err(e)
 }
 
@@ -727,14 +762,13 @@ fn close_stops_logging(env: &Env) -> CaseResult {
     drop(c);
     let c = Device::open(&env.cdev_c, &env.iommufd).map_err(e)?;
     start(&c, &[env.tracked()]).map_err(|x| format!("START after close and reopen: {x}"))?;
-    let stale = report(&c, env.tracked(), PG)?;
-    let r = ensure(stale.is_empty(), || {
-        format!(
-            "REPORT right after START on the reopened device: {} pages dirty: {}",
-            stale.len(),
-            labels.list(&stale, PG)
-        )
-    });
+    let r = expect_none(
+        "REPORT right after START on the reopened device",
+        &c,
+        env.tracked(),
+        PG,
+        &labels,
+    );
     c.dma_logging_stop().map_err(e)?;
     r
 }
