@@ -276,7 +276,9 @@ impl Handle {
         Ok(n.min(N))
     }
 
-    /// Suspends the VF's controller. `EALREADY` if it already is.
+    /// Suspends the VF's controller; a suspended one stays suspended and
+    /// succeeds (NVMe 2.1 p. 376). `EALREADY` from a controller that answers
+    /// Controller Suspended instead.
     #[inline]
     pub fn suspend(&self, ty: SuspendType) -> Result {
         let t = match ty {

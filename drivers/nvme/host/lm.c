@@ -164,28 +164,35 @@ static const u8 *nvme_lm_secondary_entry(const u8 *list, size_t len,
 	return NULL;
 }
 
-/**
- * nvme_lm_find_scid() - the secondary controller of a VF
- * @list: a Secondary Controller List (Identify CNS 15h)
- * @len: its length in bytes
- * @vfn: the VF number, 1-based (pci_iov_vf_id() + 1)
- * @scid: where to store the secondary controller ID
- *
- * Entries are matched by VF number, never by position.
- *
- * Return: 0, or -ENOENT if no entry has @vfn.
- */
-static int nvme_lm_find_scid(const u8 *list, size_t len, u16 vfn, u16 *scid)
-{
-	const u8 *e;
+/* Most pages of a Secondary Controller List the service reads. */
+#define NVME_LM_SECONDARY_PAGES		1024
 
-	if (!vfn)
-		return -ENOENT;
-	e = nvme_lm_secondary_entry(list, len, NVME_LM_SEC_VFN, vfn);
-	if (!e)
-		return -ENOENT;
-	*scid = get_unaligned_le16(e + NVME_LM_SEC_SCID);
-	return 0;
+/**
+ * nvme_lm_secondary_next() - where the next page of a Secondary Controller
+ * List starts
+ * @list: the page just read (Identify CNS 15h), NVME_IDENTIFY_DATA_SIZE bytes
+ * @next: the CNTID it was read with; advanced past its last entry
+ *
+ * Identify CNS 15h returns up to 127 entries whose controller IDs are at
+ * least CDW10.CNTID, in ascending order. A page need not be full while more
+ * follow, so only an empty page ends the list.
+ *
+ * Return: true if another page may hold more entries.
+ */
+static bool nvme_lm_secondary_next(const u8 *list, u32 *next)
+{
+	unsigned int nr = min_t(unsigned int, list[0], NVME_LM_SECONDARY_MAX);
+	u16 last;
+
+	if (!nr)
+		return false;
+	last = get_unaligned_le16(list + NVME_LM_SECONDARY_ENTRY_SIZE * nr +
+				  NVME_LM_SEC_SCID);
+	/* A page must move forward, or it would be read forever. */
+	if (last < *next || last == U16_MAX)
+		return false;
+	*next = last + 1;
+	return true;
 }
 
 static int nvme_lm_submit(struct nvme_lm *lm, struct nvme_command *c,
@@ -246,6 +253,43 @@ static int nvme_lm_identify(struct nvme_lm *lm, u8 cns, void *buf)
 	return nvme_lm_identify_ns(lm, cns, 0, 0, buf);
 }
 
+/**
+ * nvme_lm_secondary_lookup() - find an entry of the PF's Secondary
+ * Controller List, reading it page by page
+ * @lm: the handle; its lock held, or the handle not yet shared
+ * @list: a buffer of NVME_IDENTIFY_DATA_SIZE bytes
+ * @field: offset of a 16-bit field of an entry (NVME_LM_SEC_*)
+ * @val: the value that field must hold
+ * @entry: where to copy the entry (NVME_LM_SECONDARY_ENTRY_SIZE bytes)
+ *
+ * Return: 0, -ENOENT if no entry matches, or a command's error.
+ */
+static int nvme_lm_secondary_lookup(struct nvme_lm *lm, u8 *list,
+				    unsigned int field, u16 val, u8 *entry)
+{
+	unsigned int page;
+	u32 next = 0;
+	int ret;
+
+	for (page = 0; page < NVME_LM_SECONDARY_PAGES; page++) {
+		const u8 *e;
+
+		ret = nvme_lm_identify_ns(lm, NVME_ID_CNS_SCNDRY_CTRL_LIST, 0,
+					  next, list);
+		if (ret)
+			return ret;
+		e = nvme_lm_secondary_entry(list, NVME_IDENTIFY_DATA_SIZE,
+					    field, val);
+		if (e) {
+			memcpy(entry, e, NVME_LM_SECONDARY_ENTRY_SIZE);
+			return 0;
+		}
+		if (!nvme_lm_secondary_next(list, &next))
+			break;
+	}
+	return -ENOENT;
+}
+
 /* Identify @cns of the PF into a caller's buffer of @len bytes, locked. */
 static int nvme_lm_identify_buf(struct nvme_lm *lm, u8 cns, void *buf,
 				size_t len)
@@ -303,6 +347,7 @@ static int nvme_lm_read_cap(struct nvme_lm *lm)
  */
 struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
 {
+	u8 entry[NVME_LM_SECONDARY_ENTRY_SIZE];
 	struct nvme_ctrl *ctrl;
 	struct nvme_lm *lm;
 	u8 *buf;
@@ -332,17 +377,16 @@ struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
 		goto out_free;
 	lm->mcdqpc = get_unaligned_le16(buf + NVME_LM_ID_MCDQPC);
 
-	ret = nvme_lm_identify(lm, NVME_ID_CNS_SCNDRY_CTRL_LIST, buf);
-	if (ret)
-		goto out_free;
-	ret = nvme_lm_find_scid(buf, NVME_IDENTIFY_DATA_SIZE,
-				pci_iov_vf_id(vf) + 1, &lm->cntlid);
-	if (ret) {
+	ret = nvme_lm_secondary_lookup(lm, buf, NVME_LM_SEC_VFN,
+				       pci_iov_vf_id(vf) + 1, entry);
+	if (ret == -ENOENT) {
 		dev_err(&vf->dev, "no secondary controller for VF %d on %s\n",
 			pci_iov_vf_id(vf) + 1, dev_name(ctrl->device));
 		ret = -ENODEV;
-		goto out_free;
 	}
+	if (ret)
+		goto out_free;
+	lm->cntlid = get_unaligned_le16(entry + NVME_LM_SEC_SCID);
 	kfree(buf);
 	buf = NULL;
 	ret = nvme_lm_read_cap(lm);
@@ -447,7 +491,7 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_state_formats, NVME_LM_USERS);
 int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id)
 {
 	struct nvme_subsystem *subsys = lm->ctrl->subsys;
-	const u8 *e;
+	u8 entry[NVME_LM_SECONDARY_ENTRY_SIZE];
 	u8 *list;
 	u16 nvq;
 	u64 cap;
@@ -466,22 +510,20 @@ int nvme_lm_identity(struct nvme_lm *lm, struct nvme_lm_identity *id)
 	if (!list)
 		return -ENOMEM;
 	mutex_lock(&lm->lock);
-	ret = nvme_lm_identify(lm, NVME_ID_CNS_SCNDRY_CTRL_LIST, list);
+	ret = nvme_lm_secondary_lookup(lm, list, NVME_LM_SEC_SCID, lm->cntlid,
+				       entry);
 	mutex_unlock(&lm->lock);
-	if (ret)
-		goto out;
-	e = nvme_lm_secondary_entry(list, NVME_IDENTIFY_DATA_SIZE,
-				    NVME_LM_SEC_SCID, lm->cntlid);
-	if (!e) {
+	if (ret == -ENOENT) {
 		dev_err(&lm->vf->dev, "secondary controller %u not listed\n",
 			lm->cntlid);
 		ret = -ENODEV;
-		goto out;
 	}
+	if (ret)
+		goto out;
 	/* One VQ resource is the admin queue pair. */
-	nvq = get_unaligned_le16(e + NVME_LM_SEC_NVQ);
+	nvq = get_unaligned_le16(entry + NVME_LM_SEC_NVQ);
 	id->io_queues = nvq ? nvq - 1 : 0;
-	id->vectors = get_unaligned_le16(e + NVME_LM_SEC_NVI);
+	id->vectors = get_unaligned_le16(entry + NVME_LM_SEC_NVI);
 out:
 	kfree(list);
 	return ret;
@@ -582,7 +624,10 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_namespaces, NVME_LM_USERS);
  * A full suspend returns once every command the controller had fetched has
  * completed; after it the controller does no DMA and raises no interrupt.
  *
- * Return: 0; -EALREADY if already suspended; another negative errno.
+ * Suspending a suspended controller succeeds (NVMe 2.1 p. 376).
+ *
+ * Return: 0; -EALREADY from a controller that answers Controller Suspended
+ * instead; another negative errno.
  */
 int nvme_lm_suspend(struct nvme_lm *lm, enum nvme_lm_suspend_type type)
 {

@@ -14,10 +14,17 @@ static void nvme_lm_put_entry(u8 *list, int i, u16 scid, u16 vfn)
 	put_unaligned_le16(vfn, e + 8);
 }
 
-static void nvme_lm_test_find_scid(struct kunit *test)
+/* The SCID of the entry for VF @vfn, or -ENOENT. */
+static int nvme_lm_test_scid(const u8 *list, size_t len, u16 vfn)
+{
+	const u8 *e = nvme_lm_secondary_entry(list, len, NVME_LM_SEC_VFN, vfn);
+
+	return e ? get_unaligned_le16(e + NVME_LM_SEC_SCID) : -ENOENT;
+}
+
+static void nvme_lm_test_secondary_entry(struct kunit *test)
 {
 	u8 *list = kunit_kzalloc(test, NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
-	u16 scid = 0;
 
 	KUNIT_ASSERT_NOT_NULL(test, list);
 	list[0] = 3;
@@ -26,29 +33,46 @@ static void nvme_lm_test_find_scid(struct kunit *test)
 	nvme_lm_put_entry(list, 1, 0x40, 1);
 	nvme_lm_put_entry(list, 2, 0x41, 2);
 
-	KUNIT_EXPECT_EQ(test, nvme_lm_find_scid(list, NVME_IDENTIFY_DATA_SIZE,
-						1, &scid), 0);
-	KUNIT_EXPECT_EQ(test, scid, 0x40);
-	KUNIT_EXPECT_EQ(test, nvme_lm_find_scid(list, NVME_IDENTIFY_DATA_SIZE,
-						3, &scid), 0);
-	KUNIT_EXPECT_EQ(test, scid, 0x42);
-	KUNIT_EXPECT_EQ(test, nvme_lm_find_scid(list, NVME_IDENTIFY_DATA_SIZE,
-						4, &scid), -ENOENT);
-	KUNIT_EXPECT_EQ(test, nvme_lm_find_scid(list, NVME_IDENTIFY_DATA_SIZE,
-						0, &scid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, nvme_lm_test_scid(list, NVME_IDENTIFY_DATA_SIZE, 1), 0x40);
+	KUNIT_EXPECT_EQ(test, nvme_lm_test_scid(list, NVME_IDENTIFY_DATA_SIZE, 3), 0x42);
+	KUNIT_EXPECT_EQ(test, nvme_lm_test_scid(list, NVME_IDENTIFY_DATA_SIZE, 4), -ENOENT);
 	/* Entries beyond the count, or beyond the buffer, are not read. */
 	list[0] = 1;
-	KUNIT_EXPECT_EQ(test, nvme_lm_find_scid(list, NVME_IDENTIFY_DATA_SIZE,
-						2, &scid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, nvme_lm_test_scid(list, NVME_IDENTIFY_DATA_SIZE, 2), -ENOENT);
 	list[0] = 3;
-	KUNIT_EXPECT_EQ(test, nvme_lm_find_scid(list, 3 * 32, 2, &scid),
-			-ENOENT);
-	KUNIT_EXPECT_EQ(test, nvme_lm_find_scid(list, 3 * 32, 1, &scid), 0);
+	KUNIT_EXPECT_EQ(test, nvme_lm_test_scid(list, 3 * 32, 2), -ENOENT);
+	KUNIT_EXPECT_EQ(test, nvme_lm_test_scid(list, 3 * 32, 1), 0x40);
 	/* A count above 127 is clamped to the list's capacity. */
 	list[0] = 255;
-	KUNIT_EXPECT_EQ(test, nvme_lm_find_scid(list, NVME_IDENTIFY_DATA_SIZE,
-						2, &scid), 0);
-	KUNIT_EXPECT_EQ(test, scid, 0x41);
+	KUNIT_EXPECT_EQ(test, nvme_lm_test_scid(list, NVME_IDENTIFY_DATA_SIZE, 2), 0x41);
+}
+
+static void nvme_lm_test_secondary_next(struct kunit *test)
+{
+	u8 *list = kunit_kzalloc(test, NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	u32 next = 0;
+
+	KUNIT_ASSERT_NOT_NULL(test, list);
+	/* A page that is not full need not be the last. */
+	list[0] = 2;
+	nvme_lm_put_entry(list, 0, 5, 1);
+	nvme_lm_put_entry(list, 1, 9, 2);
+	KUNIT_EXPECT_TRUE(test, nvme_lm_secondary_next(list, &next));
+	KUNIT_EXPECT_EQ(test, next, 10);
+	/* A full page continues after its 127th entry. */
+	list[0] = 127;
+	nvme_lm_put_entry(list, 126, 300, 127);
+	KUNIT_EXPECT_TRUE(test, nvme_lm_secondary_next(list, &next));
+	KUNIT_EXPECT_EQ(test, next, 301);
+	/* An empty page ends the list. */
+	list[0] = 0;
+	KUNIT_EXPECT_FALSE(test, nvme_lm_secondary_next(list, &next));
+	/* So do a page that does not move forward and the last possible ID. */
+	list[0] = 1;
+	nvme_lm_put_entry(list, 0, 200, 3);
+	KUNIT_EXPECT_FALSE(test, nvme_lm_secondary_next(list, &next));
+	nvme_lm_put_entry(list, 0, U16_MAX, 3);
+	KUNIT_EXPECT_FALSE(test, nvme_lm_secondary_next(list, &next));
 }
 
 static void nvme_lm_test_errno(struct kunit *test)
@@ -68,7 +92,8 @@ static void nvme_lm_test_errno(struct kunit *test)
 }
 
 static struct kunit_case nvme_lm_test_cases[] = {
-	KUNIT_CASE(nvme_lm_test_find_scid),
+	KUNIT_CASE(nvme_lm_test_secondary_entry),
+	KUNIT_CASE(nvme_lm_test_secondary_next),
 	KUNIT_CASE(nvme_lm_test_errno),
 	{}
 };

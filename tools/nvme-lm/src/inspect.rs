@@ -57,13 +57,13 @@ pub fn describe_state(st: &[u8], out: &mut String) -> Result<(), String> {
         };
         let _ = writeln!(
             out,
-            "  cq {:3}: {:5} entries at {:#x}, head {} tail {}, phase {}, {irq}",
+            "  cq {:3}: {:5} entries at {:#x}, head {} tail {}, slot 0 phase {}, {irq}",
             q.qid,
             u32::from(q.qsize) + 1,
             q.prp1,
             q.head,
             q.tail,
-            u8::from(q.phase)
+            u8::from(q.slot0_phase)
         );
     }
     Ok(())

@@ -66,7 +66,7 @@ fn valid_state(r: &mut Rng) -> Vec<u8> {
             tail: r.below(64) as u16,
             contiguous: true,
             interrupts: r.below(2) == 0,
-            phase: r.below(2) == 0,
+            slot0_phase: r.below(2) == 0,
             vector: r.below(4) as u16,
         })
         .collect();

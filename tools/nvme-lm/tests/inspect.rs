@@ -37,7 +37,7 @@ fn state() -> Vec<u8> {
         head: 2,
         tail: 3,
         contiguous: true,
-        phase: true,
+        slot0_phase: true,
         ..Default::default()
     };
     let mut body = vec![0u8; 56];
@@ -97,7 +97,7 @@ fn describes_a_stream() {
         "{r}"
     );
     assert!(
-        r.contains("cq   1:    32 entries at 0x100000, head 2 tail 3, phase 1, polled"),
+        r.contains("cq   1:    32 entries at 0x100000, head 2 tail 3, slot 0 phase 1, polled"),
         "{r}"
     );
     buf[40] ^= 1;

@@ -48,12 +48,13 @@ pub(crate) fn reject(dev: &device::Device, what: &str, e: codec::Error) -> Error
 }
 
 /// The controller state format a migration moves: NVMe-defined version 0
-/// plus the first vendor-specific format the controller lists, if any.
+/// plus the first vendor-specific format the controller lists that is
+/// known to complete it.
 #[derive(Clone, Copy)]
 pub(crate) struct Format {
     /// CSVI of version 0.
     pub(crate) csvi: u8,
-    /// CSUUIDI of the vendor format (0: none).
+    /// CSUUIDI of the vendor format.
     pub(crate) csuuidi: u8,
 }
 
@@ -70,6 +71,8 @@ pub(crate) struct Profile {
 
 impl Profile {
     /// Queries the controller through the PF (two Identify commands).
+    /// `EOPNOTSUPP` (with its reason logged) if the controller offers no
+    /// state format that holds all of it.
     pub(crate) fn query(
         dev: &device::Device,
         lm: &Handle,
@@ -80,12 +83,22 @@ impl Profile {
         lm.state_formats(&mut buf)?;
         let formats = StateFormats::parse(&buf).map_err(errno)?;
         let Some(csvi) = formats.find_version(0) else {
-            dev_err!(dev, "controller lists no version-0 state format\n");
+            dev_info!(
+                dev,
+                "no live migration: the controller lists no NVMe state version 0; plain vfio-pci\n"
+            );
             return Err(EOPNOTSUPP);
         };
-        let (csuuidi, vendor_uuid) = match formats.uuid(1) {
-            Some(uuid) => (1, uuid),
-            None => (0, [0; 16]),
+        // BAR0 is passed through and version 0 holds only I/O queues:
+        // without a vendor format that adds the rest, nothing would restore
+        // the registers, admin queues, features and events.
+        let Some((csuuidi, vendor_uuid)) = formats.complete_vendor_format() else {
+            dev_info!(
+                dev,
+                "no live migration: none of the controller's {} vendor state formats is known to be complete (version 0 lacks registers and admin queues); plain vfio-pci\n",
+                formats.uuid_count()
+            );
+            return Err(EOPNOTSUPP);
         };
         let id: Identity = lm.identity()?;
         let namespaces = attached_namespaces(dev, lm)?;
@@ -168,16 +181,22 @@ pub(crate) fn read_state(
     format: &Format,
     out: &mut KVVec<u8>,
 ) -> Result {
-    let total = state_len(lm, format)?;
+    let header = state_header(lm, format)?;
+    let total = header.total_len().map_err(errno)?;
     let piece = piece_len(lm);
     let mut chunk = KVVec::from_elem(0u8, piece.min(round4(total)?), GFP_KERNEL)?;
     let mut off = 0;
     while off < total {
         let len = round4(total - off)?.min(piece);
         // CAST: `off` is below `MAX_STATE_LEN`.
-        let suspended = lm.get_state(format.csvi, format.csuuidi, off as u64, &mut chunk, len)?;
-        if !suspended {
-            dev_err!(dev, "controller state read while not suspended\n");
+        let csup = lm.get_state(format.csvi, format.csuuidi, off as u64, &mut chunk, len)?;
+        // A controller may say it is suspended in CSUP (dword 0) or in the
+        // header's CSATTR only: refuse when both say it runs.
+        if !csup && !header.suspended {
+            dev_err!(
+                dev,
+                "controller state read while running (CSUP and CSATTR clear)\n"
+            );
             return Err(EIO);
         }
         let take = len.min(total - off);

@@ -169,6 +169,9 @@ impl LiveMigration {
     }
 
     fn suspend(&self) -> Result {
+        // Suspending a suspended controller succeeds (NVMe 2.1 p. 376); a
+        // controller answering Controller Suspended (139h, not a Migration
+        // Send status) instead is tolerated, not relied on.
         match self.lm.suspend(SuspendType::Full) {
             Err(e) if e == EALREADY => Ok(()),
             r => r,

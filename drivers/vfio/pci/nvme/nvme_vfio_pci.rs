@@ -95,6 +95,9 @@ impl vfio::PciDriver for NvmeVfioPci {
                 Ok(VfData { mig: Some(mig) })
             }
             Err(e) if e == ENOMEM => Err(e),
+            // No state format holds the whole controller: the reason is
+            // logged, the VF is plain vfio-pci.
+            Err(e) if e == EOPNOTSUPP => Ok(VfData { mig: None }),
             // The PF has HMLM but cannot migrate this VF (no state format
             // we understand, or it failed to describe the controller): the
             // VF is still usable, without migration.

@@ -284,6 +284,11 @@ fn unknown_cntlid(env: &Env) -> CaseResult {
             "Get State",
         )?;
         expect_status(
+            env.set_state(scid, Sequence::Only, 0, &mut b),
+            INVALID_CTRL_ID,
+            "Set State",
+        )?;
+        expect_status(
             env.admin(&AdminCmd::cdq_create(scid, true, 64), None),
             INVALID_CTRL_ID,
             "CDQ create",
@@ -311,9 +316,10 @@ fn suspend_resume(env: &Env) -> CaseResult {
     let (_, csup) = env.get_state(s)?;
     ensure(!csup, || "CSUP set after a mere notification".into())?;
     env.suspend(s)?;
+    // NVMe 2.1 p. 376: suspending a suspended controller is not an error.
     expect_status(
         env.admin(&AdminCmd::suspend(s, SuspendType::Suspend, false), None),
-        status::CONTROLLER_SUSPENDED,
+        0,
         "second Suspend",
     )?;
     let (st, csup) = env.get_state(s)?;
@@ -366,7 +372,8 @@ fn get_state_layout(env: &Env) -> CaseResult {
                 && cq.prp1 == q.cq_iova()
                 && cq.interrupts
                 && Some(cq.vector) == q.vector
-                && cq.phase,
+                && cq.tail == 0
+                && !cq.slot0_phase,
             || format!("CQ {cq:?}"),
         )?;
     }
@@ -387,6 +394,26 @@ fn get_state_layout(env: &Env) -> CaseResult {
             format!("bytes at offset {off} differ")
         })?;
     }
+    // CSUIDXP qualifies a vendor format only: ignored with CSUUIDI 0
+    // (NVMe 2.1 figure 346).
+    let v0_len = (HEADER_LEN + cs.nvme.len()) as u32;
+    let mut plain = vec![0u8; v0_len as usize];
+    env.ok(
+        &AdminCmd::get_state(env.scid_a, 1, 0, 0, v0_len),
+        Some(&mut plain),
+        "Get State, version 0 only",
+    )?;
+    let mut cmd = AdminCmd::get_state(env.scid_a, 1, 0, 0, v0_len);
+    cmd.cdw[1] |= 0xa5 << 24;
+    let mut with_xp = vec![0u8; v0_len as usize];
+    env.ok(
+        &cmd,
+        Some(&mut with_xp),
+        "Get State, CSUIDXP without CSUUIDI",
+    )?;
+    ensure(with_xp == plain, || {
+        "CSUIDXP changed a read without a vendor format".into()
+    })?;
     let mut b = vec![0u8; 8];
     expect_status(
         env.admin(&AdminCmd::get_state(env.scid_a, 1, 1, 2, 8), Some(&mut b)),
@@ -686,6 +713,61 @@ fn migrate(env: &Env) -> CaseResult {
     ga.submit_read(0, 5, true).map_err(e)?;
     ga.drain(10_000)
         .map_err(|x| format!("source after reset: {x}"))?;
+    Ok(())
+}
+
+/// S0PT is the Phase Tag of slot 0 (IOCQA bit 2): a CQ that wrapped back
+/// to tail 0 saves 1, one that never wrapped saves 0, and after the move
+/// to B both post with the phase their host expects.
+fn s0pt_after_wrap(env: &Env) -> CaseResult {
+    const DEPTH: u16 = 16;
+    let e = |x: std::io::Error| x.to_string();
+    let mut g = Guest::start(&env.a, Rc::clone(&env.arena), 2, DEPTH).map_err(e)?;
+    // Queue 0: DEPTH completions in two batches (an SQ holds DEPTH - 1).
+    for batch in 0..2u64 {
+        for i in 0..u64::from(DEPTH / 2) {
+            g.submit_write(0, batch * 64 + i, true).map_err(e)?;
+        }
+        g.drain(10_000).map_err(e)?;
+    }
+    env.suspend(env.scid_a)?;
+    let (st, _) = env.get_state(env.scid_a)?;
+    let cs = ControllerState::parse(&st).map_err(|x| x.reason().to_string())?;
+    let v0 = QueueStateV0::parse(cs.nvme).map_err(|x| x.reason().to_string())?;
+    let wrapped = v0.cq(0).map_err(|x| x.reason().to_string())?;
+    let fresh = v0.cq(1).map_err(|x| x.reason().to_string())?;
+    ensure(wrapped.tail == 0 && wrapped.slot0_phase, || {
+        format!("CQ that wrapped: {wrapped:?}, want tail 0 and S0PT 1")
+    })?;
+    ensure(fresh.tail == 0 && !fresh.slot0_phase, || {
+        format!("CQ that never wrapped: {fresh:?}, want tail 0 and S0PT 0")
+    })?;
+    env.b.reset().map_err(e)?;
+    let irqs_b = Guest::destination(&env.b).map_err(e)?;
+    env.suspend(env.scid_b)?;
+    let mut st = st;
+    expect_status(
+        env.set_state(env.scid_b, Sequence::Only, 0, &mut st),
+        0,
+        "Set State",
+    )?;
+    env.resume(env.scid_b)?;
+    g.switch_to(&env.b, irqs_b).map_err(e)?;
+    // Completions on B: each queue past its next wrap.
+    for i in 0..u64::from(DEPTH + 4) {
+        for qi in 0..2 {
+            g.submit_write(qi, 256 + 64 * qi as u64 + i, true)
+                .map_err(e)?;
+        }
+        if i % 4 == 3 {
+            g.drain(10_000)
+                .map_err(|x| format!("completions on B: {x}"))?;
+        }
+    }
+    g.drain(10_000)
+        .map_err(|x| format!("completions on B: {x}"))?;
+    g.verify_all().map_err(e)?;
+    env.a.reset().map_err(e)?;
     Ok(())
 }
 
@@ -1116,7 +1198,7 @@ fn track_memory_reset(env: &Env) -> CaseResult {
 
 /// Runs the suite; returns the number of failed cases.
 pub fn run(s: &Setup) -> usize {
-    let mut k = Ktap::begin("hmlm", 14, s.filter.clone());
+    let mut k = Ktap::begin("hmlm", 15, s.filter.clone());
     let env = match Env::open(s) {
         Ok(env) => env,
         Err(e) => {
@@ -1133,6 +1215,7 @@ pub fn run(s: &Setup) -> usize {
     k.case("set_state_rejects_bad_input", || set_state_rejects(&env));
     k.case("cdq_command_errors", || cdq_errors(&env));
     k.case("migrate_with_inflight_io", || migrate(&env));
+    k.case("s0pt_after_wrap", || s0pt_after_wrap(&env));
     k.case("track_memory_limits", || track_memory_limits(&env));
     k.case("track_memory_refusals", || track_memory_refusals(&env));
     k.case("track_memory_reads", || track_memory_reads(&env));

@@ -11,7 +11,8 @@ use super::codec::cmd::{
 };
 use super::codec::identify::{
     SecondaryList,
-    StateFormats, //
+    StateFormats,
+    EMULATED_VENDOR_FORMAT, //
 };
 use super::codec::namespaces::{
     Namespace,
@@ -63,7 +64,7 @@ fn sample_queues() -> ([SqState; 2], [CqState; 2]) {
         tail: 6,
         contiguous: true,
         interrupts: true,
-        phase: qid == 2,
+        slot0_phase: qid == 2,
         vector,
     };
     let sq = |qid: u16| SqState {
@@ -300,8 +301,23 @@ pub fn state_formats() -> CaseResult {
     ensure(f.find_uuid(&[0xab; 16]) == Some(1), "find_uuid wrong")?;
     ensure(f.find_uuid(&[0xac; 16]).is_none(), "unknown UUID found")?;
     ensure(
+        f.complete_vendor_format().is_none(),
+        "an unknown vendor format taken as complete",
+    )?;
+    ensure(
         StateFormats::parse(&raw[..21]).is_err(),
         "truncated formats accepted",
+    )?;
+    // The known complete format is found behind an unknown one.
+    let mut two = [0u8; 2 + 2 + 32];
+    two[0] = 1;
+    two[1] = 2;
+    two[4..20].copy_from_slice(&[0xab; 16]);
+    two[20..36].copy_from_slice(&EMULATED_VENDOR_FORMAT);
+    let f = StateFormats::parse(&two).map_err(|e| e.reason())?;
+    ensure(
+        f.complete_vendor_format() == Some((2, EMULATED_VENDOR_FORMAT)),
+        "complete vendor format not found at CSUUIDI 2",
     )
 }
 

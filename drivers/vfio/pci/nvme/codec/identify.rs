@@ -19,6 +19,19 @@ pub const OACS_HMLM: u16 = 1 << 11;
 /// Byte offset of OACS in Identify Controller data.
 pub const ID_CTRL_OACS: usize = 256;
 
+/// The vendor-specific controller state format of nvme-vfio's emulated
+/// controller (`tests/qemu/patches`): together with NVMe-defined version 0
+/// it holds the whole controller, registers, admin queues, features and
+/// outstanding events (`Documentation/nvme-vfio/emulated-hmlm.rst`).
+pub const EMULATED_VENDOR_FORMAT: [u8; 16] = [
+    0x1c, 0x9f, 0x3a, 0x4e, 0x8b, 0x7d, 0x4e, 0x2a, 0x9f, 0x61, 0x6e, 0x76, 0x6d, 0x65, 0x2d, 0x6c,
+];
+
+/// Vendor-specific formats known to complete NVMe-defined version 0, which
+/// holds only I/O queues: a controller moved with version 0 alone would
+/// lose its registers, admin queues, features and events.
+pub const COMPLETE_VENDOR_FORMATS: [[u8; 16]; 1] = [EMULATED_VENDOR_FORMAT];
+
 /// Supported Controller State Formats (CNS 20h): NVMe-defined state
 /// versions and vendor-specific state UUIDs, in the order the CSVI and
 /// CSUUIDI 1-based indexes count them.
@@ -74,6 +87,15 @@ impl<'a> StateFormats<'a> {
     /// The 1-based CSVI of NVMe-defined state version `ver`, if listed.
     pub fn find_version(&self, ver: u16) -> Option<u8> {
         (1..=self.version_count()).find(|&i| self.version(i) == Some(ver))
+    }
+
+    /// The 1-based CSUUIDI and the UUID of the first listed vendor format
+    /// of [`COMPLETE_VENDOR_FORMATS`].
+    pub fn complete_vendor_format(&self) -> Option<(u8, [u8; 16])> {
+        (1..=self.uuid_count()).find_map(|i| {
+            let uuid = self.uuid(i)?;
+            COMPLETE_VENDOR_FORMATS.contains(&uuid).then_some((i, uuid))
+        })
     }
 
     /// The 1-based CSUUIDI of vendor state format `uuid`, if listed.

@@ -222,8 +222,10 @@ pub struct CqState {
     pub contiguous: bool,
     /// IOCQA bit 1: interrupts enabled.
     pub interrupts: bool,
-    /// IOCQA bit 2 (S0PT): the phase tag the controller posts with next.
-    pub phase: bool,
+    /// IOCQA bit 2 (S0PT): "the value of the Phase Tag bit for slot 0".
+    /// With the tail at 0 (a fresh queue, or just after a wrap) that is
+    /// the previous pass's phase, not the one posted next.
+    pub slot0_phase: bool,
     /// IOCQA bits 31:16 (IOCQIV): interrupt vector.
     pub vector: u16,
 }
@@ -243,7 +245,7 @@ impl CqState {
             tail: le16(e, 14)?,
             contiguous: attr & 1 != 0,
             interrupts: attr & 2 != 0,
-            phase: attr & 4 != 0,
+            slot0_phase: attr & 4 != 0,
             // CAST: the high 16 bits of a u32.
             vector: (attr >> 16) as u16,
         })
@@ -254,7 +256,7 @@ impl CqState {
         let mut e = [0u8; QUEUE_ENTRY_LEN];
         let attr = u32::from(self.contiguous)
             | (u32::from(self.interrupts) << 1)
-            | (u32::from(self.phase) << 2)
+            | (u32::from(self.slot0_phase) << 2)
             | (u32::from(self.vector) << 16);
         e[0..8].copy_from_slice(&self.prp1.to_le_bytes());
         e[8..10].copy_from_slice(&self.qsize.to_le_bytes());
