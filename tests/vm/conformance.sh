@@ -86,7 +86,13 @@ check_secondary_list_paged() {
 }
 
 check_csup_clear() {
-	[ -n "${CDEV2:-}" ] && [ -n "${CDEV3:-}" ] || fail "VF2 and VF3 not bound" || return
+	local i
+	# On its own: the VFs as the case before left them, or bound now.
+	knob $KNOB_SEC_LIST_MAX 0 || return
+	for i in 2 3; do
+		[ "$(bound_driver "$(eval echo "\$VF$i")")" = nvme-vfio-pci ] && [ -n "$(eval echo "\${CDEV$i:-}")" ] ||
+			bind_variant $i >/dev/null || return
+	done
 	knob $KNOB_CSUP_CLEAR 1 || return
 	local out rc
 	out=$("$NVME_LM" migrate --vf-a "$CDEV2" --vf-b "$CDEV3" --blocks 64 2>&1)
