@@ -13,7 +13,8 @@ NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 setup() {
 	PF=$(pf_bdf) || return 1
 	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 3 ] || sriov_setup 4 || return 1
-	PF_MAX_TRANSFER=$(pf_max_transfer "$(pci_nvme_dev "$PF")") || return 1
+	PF_DEV=$(pci_nvme_dev "$PF") || return 1
+	PF_MAX_TRANSFER=$(pf_max_transfer "$PF_DEV") || return 1
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
 	bind_vfs_vfio nvme-vfio-pci 3 || return 1
 	kernel_log_mark
@@ -51,7 +52,7 @@ if ! setup >/dev/null 2>"$errf"; then
 fi
 rc=0
 "$NVME_LM" selftest migration --vf-a "$CDEV0" --vf-b "$CDEV1" --vf-c "$CDEV2" \
-	--pf-max-transfer "$PF_MAX_TRANSFER" ${MIG_FILTER:+--filter "$MIG_FILTER"} || rc=1
+	--pf-max-transfer "$PF_MAX_TRANSFER" --pf "$PF_DEV" ${MIG_FILTER:+--filter "$MIG_FILTER"} || rc=1
 ktap_begin vfio_migration_kernel_log 2
 if [ -n "${MIG_FILTER:-}" ]; then
 	ktap_skip refusals_named "MIG_FILTER set"

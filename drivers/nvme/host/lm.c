@@ -210,12 +210,14 @@ static int nvme_lm_submit(struct nvme_lm *lm, struct nvme_command *c,
 
 	ret = __nvme_submit_sync_cmd(lm->ctrl->admin_q, c, &res, buf, len,
 				     NVME_QID_ANY, 0);
+	/* A VF's user can make commands fail at will: rate-limited. */
 	if (ret < 0) {
-		dev_err(&lm->vf->dev, "%s: %pe\n", what, ERR_PTR(ret));
+		dev_err_ratelimited(&lm->vf->dev, "%s: %pe\n", what, ERR_PTR(ret));
 		return ret;
 	}
 	if (ret > 0) {
-		dev_err(&lm->vf->dev, "%s: NVMe status %#x\n", what, ret);
+		dev_err_ratelimited(&lm->vf->dev, "%s: NVMe status %#x\n", what,
+				    ret);
 		return nvme_lm_errno(ret);
 	}
 	if (dw0)

@@ -152,6 +152,9 @@ enum Suite {
         /// kernel's limit from MDTS).
         #[arg(long)]
         pf_max_transfer: usize,
+        /// The VFs' PF (/dev/nvmeN).
+        #[arg(long)]
+        pf: PathBuf,
         /// Run only cases whose name contains this.
         #[arg(long)]
         filter: Option<String>,
@@ -435,6 +438,7 @@ fn main() -> ExitCode {
                     vf_b,
                     vf_c,
                     pf_max_transfer,
+                    pf,
                     filter,
                 },
         } => {
@@ -443,6 +447,7 @@ fn main() -> ExitCode {
                 b: vf_b.clone(),
                 c: vf_c.clone(),
                 pf_max_transfer: *pf_max_transfer,
+                pf: pf.clone(),
                 filter: filter.clone(),
             };
             suite_result(nvme_lm::selftest::migration::run(&setup))

@@ -76,6 +76,25 @@ impl Passthru {
         Ok(Self { file })
     }
 
+    /// Sets test knob `knob` of the emulated controller (vendor-specific
+    /// admin command C8h on its PF, `tests/qemu/patches/0005`) to `value`;
+    /// returns the previous value.
+    pub fn set_test_knob(&self, knob: u32, value: u32) -> io::Result<u32> {
+        let cmd = AdminCmd {
+            opcode: 0xc8,
+            nsid: 0,
+            cdw: [knob, value, 0, 0, 0, 0],
+        };
+        let c = self.admin(&cmd, None)?;
+        if c.code() != 0 {
+            return Err(io::Error::other(format!(
+                "test knob {knob}: NVMe status {:#x}",
+                c.status
+            )));
+        }
+        Ok(c.dw0)
+    }
+
     /// Issues `cmd` with `data` as its buffer (direction from the opcode).
     /// An NVMe error status is a [`Completion`], not an `Err`: `Err` means
     /// the command did not reach the controller or timed out.

@@ -13,9 +13,10 @@ use crate::codec::{
 };
 use kernel::{
     alloc::KVVec,
-    device,
+    dev_err_ratelimited, device,
     nvme_lm::{self, Handle, Identity, Sequence},
     prelude::*,
+    ratelimit::RateLimit,
 };
 
 /// Most bytes per Get/Set Controller State command: the PF's own limit
@@ -36,8 +37,14 @@ pub(crate) fn errno(e: codec::Error) -> Error {
 
 /// Logs why a migration stream was refused (`what`: the part or rule
 /// checked) and returns its errno.
-pub(crate) fn reject(dev: &device::Device, what: &str, e: codec::Error) -> Error {
-    dev_err!(
+pub(crate) fn reject(
+    dev: &device::Device,
+    limit: &RateLimit,
+    what: &str,
+    e: codec::Error,
+) -> Error {
+    dev_err_ratelimited!(
+        limit,
         dev,
         "migration stream rejected: {}: {} ({})\n",
         what,
@@ -166,6 +173,14 @@ pub(crate) fn state_header(lm: &Handle, format: &Format) -> Result<Header> {
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN, GFP_KERNEL)?;
     lm.get_state(format.csvi, format.csuuidi, 0, &mut buf, HEADER_LEN)?;
     Header::parse(&buf).map_err(errno)
+}
+
+/// Whether the controller is suspended now, as CSUP or the state header
+/// says.
+pub(crate) fn suspended_now(lm: &Handle, format: &Format) -> Result<bool> {
+    let mut buf = KVVec::from_elem(0u8, HEADER_LEN, GFP_KERNEL)?;
+    let csup = lm.get_state(format.csvi, format.csuuidi, 0, &mut buf, HEADER_LEN)?;
+    Ok(csup || Header::parse(&buf).map_err(errno)?.suspended)
 }
 
 /// The length of the controller's state now.

@@ -17,12 +17,13 @@
 
 use crate::codec::track::{self, Changes, Limits, Range};
 use crate::device_state::errno;
+use crate::user_errors::UserErrors;
 use kernel::{
     alloc::{KVVec, KVec},
-    device,
+    dev_err_ratelimited, device,
     nvme_lm::Handle,
     prelude::*,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     vfio::{DirtyBitmap, IovaRange, Ranges},
 };
 
@@ -125,6 +126,7 @@ impl Session {
 #[pin_data]
 pub(crate) struct DmaLog {
     limits: Limits,
+    errors: Arc<UserErrors>,
     #[pin]
     session: Mutex<Option<Session>>,
 }
@@ -137,9 +139,10 @@ fn align(r: IovaRange, shift: u8) -> (u64, u64) {
 
 impl DmaLog {
     /// DMA logging with the PF's Track Memory Changes `limits`.
-    pub(crate) fn new(limits: Limits) -> impl PinInit<Self> {
+    pub(crate) fn new(limits: Limits, errors: Arc<UserErrors>) -> impl PinInit<Self> {
         pin_init!(Self {
             limits,
+            errors,
             session <- kernel::new_mutex!(None),
         })
     }
@@ -180,11 +183,12 @@ impl DmaLog {
     ) -> Result {
         let mut session = self.session.lock();
         if session.is_some() {
-            dev_err!(dev, "DMA logging: already started\n");
+            dev_err_ratelimited!(self.errors.request, dev, "DMA logging: already started\n");
             return Err(EINVAL);
         }
         if !page_size.is_power_of_two() {
-            dev_err!(
+            dev_err_ratelimited!(
+                self.errors.request,
                 dev,
                 "DMA logging: page size {:#x} is not a power of two\n",
                 *page_size
@@ -203,7 +207,11 @@ impl DmaLog {
                 break layout;
             }
             if shift >= self.limits.max_granularity {
-                dev_err!(dev, "DMA logging: ranges too large for the controller\n");
+                dev_err_ratelimited!(
+                    self.errors.request,
+                    dev,
+                    "DMA logging: ranges too large for the controller\n"
+                );
                 return Err(E2BIG);
             }
             shift += 1;
@@ -224,7 +232,8 @@ impl DmaLog {
                 Tracked {
                     first,
                     last,
-                    bits: KVVec::from_elem(0u64, words, GFP_KERNEL)?,
+                    // Sized by the user's ranges: charged to its memory cgroup.
+                    bits: KVVec::from_elem(0u64, words, GFP_KERNEL_ACCOUNT)?,
                 },
                 GFP_KERNEL,
             )?;
@@ -260,7 +269,11 @@ impl DmaLog {
     pub(crate) fn stop(&self, dev: &device::Device, lm: &Handle) -> Result {
         let mut session = self.session.lock();
         if session.take().is_none() {
-            dev_err!(dev, "DMA logging: stop without start\n");
+            dev_err_ratelimited!(
+                self.errors.request,
+                dev,
+                "DMA logging: stop without start\n"
+            );
             return Err(EINVAL);
         }
         lm.track_stop()
@@ -343,11 +356,16 @@ impl DmaLog {
             {
                 let mut guard = self.session.lock();
                 let Some(s) = (*guard).as_mut() else {
-                    dev_err!(dev, "DMA logging: report without start\n");
+                    dev_err_ratelimited!(
+                        self.errors.request,
+                        dev,
+                        "DMA logging: report without start\n"
+                    );
                     return Err(EINVAL);
                 };
                 let Some(t) = s.range_of(w) else {
-                    dev_err!(
+                    dev_err_ratelimited!(
+                        self.errors.request,
                         dev,
                         "DMA logging: report of {:#x}..{:#x} outside the tracked ranges\n",
                         w.first,

@@ -21,10 +21,11 @@ use crate::device_state::{self, errno, Format, Profile};
 use crate::dma_log::DmaLog;
 use crate::fsm::{action, controller_runs, Action};
 use crate::session::Session;
+use crate::user_errors::UserErrors;
 use crate::NvmeVfioPci;
 use kernel::{
     alloc::KVVec,
-    device, new_mutex,
+    dev_err_ratelimited, device, new_mutex,
     nvme_lm::{Handle, SuspendType},
     prelude::*,
     sync::{Arc, Mutex},
@@ -52,6 +53,8 @@ pub(crate) struct LiveMigration {
     vendor: u16,
     device: u16,
     format: Format,
+    /// Rate limits of the messages the VF's user can trigger.
+    errors: Arc<UserErrors>,
     /// DMA logging, when the PF tracks memory changes.
     dma_log: Option<Pin<KBox<DmaLog>>>,
     #[pin]
@@ -68,8 +71,12 @@ impl LiveMigration {
         device: u16,
     ) -> Result<Pin<KBox<Self>>> {
         let profile = Profile::query(dev, &lm, vendor, device)?;
+        let errors = UserErrors::new()?;
         let dma_log = match track_limits(dev, &lm)? {
-            Some(limits) => Some(KBox::pin_init(DmaLog::new(limits), GFP_KERNEL)?),
+            Some(limits) => Some(KBox::pin_init(
+                DmaLog::new(limits, errors.clone()),
+                GFP_KERNEL,
+            )?),
             None => None,
         };
         KBox::pin_init(
@@ -78,6 +85,7 @@ impl LiveMigration {
                 vendor,
                 device,
                 format: profile.format,
+                errors,
                 dma_log,
                 fsm <- new_mutex!(Fsm {
                     state: State::Running,
@@ -117,11 +125,31 @@ impl LiveMigration {
         while fsm.state != new {
             let cur = fsm.state;
             let next = vdev.next_state(cur, new).inspect_err(|_| {
-                dev_err!(dev, "no migration arc {:?} -> {:?}\n", cur, new);
+                dev_err_ratelimited!(
+                    self.errors.request,
+                    dev,
+                    "no migration arc {:?} -> {:?}\n",
+                    cur,
+                    new
+                );
             })?;
             let opened = self.step(vdev, &mut fsm, cur, next).inspect_err(|e| {
-                dev_err!(dev, "migration {:?} -> {:?} failed: {:?}\n", cur, next, e);
-            })?;
+                dev_err_ratelimited!(
+                    self.errors.request,
+                    dev,
+                    "migration {:?} -> {:?} failed: {:?}\n",
+                    cur,
+                    next,
+                    e
+                );
+            });
+            let opened = match opened {
+                Ok(opened) => opened,
+                Err(e) => {
+                    self.after_failed_step(dev, &mut fsm);
+                    return Err(e);
+                }
+            };
             fsm.state = next;
             if let Some(f) = opened {
                 if next != new {
@@ -133,6 +161,28 @@ impl LiveMigration {
             }
         }
         Ok(file)
+    }
+
+    /// A step failed: the device keeps its state if the controller is
+    /// still as that state says (suspended or running), and is in ERROR if
+    /// it is not or cannot be asked (a Suspend that timed out, a PF reset
+    /// midway). Only a reset leaves ERROR.
+    fn after_failed_step(&self, dev: &device::Device, fsm: &mut Fsm) {
+        let suspended = device_state::suspended_now(&self.lm, &self.format);
+        if suspended.is_ok_and(|s| s != controller_runs(fsm.state)) {
+            return;
+        }
+        dev_err!(
+            dev,
+            "migration state unknown after a failed step (controller {}): ERROR until reset\n",
+            match suspended {
+                Ok(true) => "suspended",
+                Ok(false) => "running",
+                Err(_) => "does not answer",
+            }
+        );
+        end_sessions(fsm);
+        fsm.state = State::Error;
     }
 
     /// The current state.
@@ -158,9 +208,7 @@ impl LiveMigration {
         end_sessions(&mut fsm);
         if !controller_runs(fsm.state) {
             // A function reset may already have resumed the controller.
-            let suspended = device_state::state_header(&self.lm, &self.format)
-                .map(|h| h.suspended)
-                .unwrap_or(true);
+            let suspended = device_state::suspended_now(&self.lm, &self.format).unwrap_or(true);
             if suspended && self.lm.resume().is_err() {
                 dev_err!(dev, "cannot resume the controller after a reset\n");
             }
@@ -210,24 +258,35 @@ impl LiveMigration {
         } else {
             None
         };
-        let session = Session::new_save(dev, prefix, whole, vdev.precopy_info_v2())?;
+        let session = Session::new_save(
+            dev,
+            self.errors.clone(),
+            prefix,
+            whole,
+            vdev.precopy_info_v2(),
+        )?;
         let file = DataFile::new(DATA_FILE_NAME, session.clone(), session.direction())?;
         fsm.saving = Some((session, profile));
         Ok(Some(file))
     }
 
     fn stop_copy(&self, dev: &device::Device, fsm: &mut Fsm) -> Result {
-        if controller_runs(fsm.state) {
+        let (session, profile) = fsm.saving.as_ref().ok_or(EINVAL)?;
+        let suspend = controller_runs(fsm.state);
+        if suspend {
             self.suspend()?;
         }
-        let (session, profile) = fsm.saving.as_ref().ok_or(EINVAL)?;
-        let whole = self.whole_stream(dev, profile)?;
-        session.publish(whole)
+        let whole = self.whole_stream(dev, profile);
+        if whole.is_err() && suspend {
+            // The source goes on running (PRE_COPY) if it can.
+            let _ = self.lm.resume();
+        }
+        session.publish(whole?)
     }
 
     fn open_resume(&self, dev: &device::Device, fsm: &mut Fsm) -> Result<Option<DataFile>> {
         let profile = self.profile(dev)?;
-        let session = Session::new_resume(dev, profile.compat)?;
+        let session = Session::new_resume(dev, self.errors.clone(), profile.compat)?;
         let file = DataFile::new(DATA_FILE_NAME, session.clone(), session.direction())?;
         fsm.resuming = Some((session, profile));
         Ok(Some(file))
@@ -238,7 +297,7 @@ impl LiveMigration {
     fn load(&self, dev: &device::Device, fsm: &mut Fsm) -> Result {
         let (session, profile) = fsm.resuming.as_ref().ok_or(EINVAL)?;
         let state = session.with_written(|rx| -> Result<KVVec<u8>> {
-            let reject = |what, e| device_state::reject(dev, what, e);
+            let reject = |what, e| device_state::reject(dev, &self.errors.stream, what, e);
             let s = stream::Stream::parse(rx).map_err(|e| reject("stream", e))?;
             profile
                 .compat

@@ -24,6 +24,7 @@ mod dma_log;
 mod fsm;
 mod migration;
 mod session;
+mod user_errors;
 
 #[cfg(CONFIG_KUNIT = "y")]
 #[path = "codec/cases.rs"]

@@ -19,9 +19,10 @@ use crate::codec::{
     stream::{self, Compat, HEADER_LEN, PREFIX_LEN, RECORD_HEADER_LEN},
 };
 use crate::device_state::{errno, reject};
+use crate::user_errors::UserErrors;
 use kernel::{
     alloc::KVVec,
-    bindings, device,
+    bindings, dev_err_ratelimited, device,
     fs::File,
     new_mutex, new_poll_condvar,
     prelude::*,
@@ -59,6 +60,7 @@ struct Inner {
 #[pin_data]
 pub(crate) struct Session {
     dev: ARef<device::Device>,
+    errors: Arc<UserErrors>,
     dir: Direction,
     flags_are_output: bool,
     /// Resuming: this destination's compatibility record.
@@ -76,6 +78,7 @@ impl Session {
     /// `prefix` is readable) or in STOP_COPY with the whole stream.
     pub(crate) fn new_save(
         dev: &device::Device,
+        errors: Arc<UserErrors>,
         prefix: KVVec<u8>,
         whole: Option<KVVec<u8>>,
         flags_are_output: bool,
@@ -88,6 +91,7 @@ impl Session {
         Arc::pin_init(
             pin_init!(Self {
                 dev: dev.into(),
+                errors,
                 dir: Direction::Save,
                 flags_are_output,
                 dest: None,
@@ -105,10 +109,15 @@ impl Session {
     }
 
     /// A resuming session of a destination described by `dest`.
-    pub(crate) fn new_resume(dev: &device::Device, dest: Compat) -> Result<Arc<Self>> {
+    pub(crate) fn new_resume(
+        dev: &device::Device,
+        errors: Arc<UserErrors>,
+        dest: Compat,
+    ) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 dev: dev.into(),
+                errors,
                 dir: Direction::Resume,
                 flags_are_output: false,
                 dest: Some(dest),
@@ -226,7 +235,8 @@ impl DataFileOps for Session {
                 _ => return Err(EINVAL),
             }
             if inner.rx.len().saturating_add(n) > max {
-                dev_err!(
+                dev_err_ratelimited!(
+                    self.errors.stream,
                     self.dev,
                     "migration stream rejected: longer than {} bytes (EFBIG)\n",
                     max
@@ -234,17 +244,18 @@ impl DataFileOps for Session {
                 return Err(EFBIG);
             }
         }
-        let mut chunk = KVVec::from_elem(0u8, n, GFP_KERNEL)?;
+        // Sized by the user: charged to its memory cgroup.
+        let mut chunk = KVVec::from_elem(0u8, n, GFP_KERNEL_ACCOUNT)?;
         inp.read_slice(&mut chunk)?;
         let mut inner = self.inner.lock();
         if inner.phase == Phase::Ended {
             return Err(ENODEV);
         }
         let before = inner.rx.len();
-        inner.rx.extend_from_slice(&chunk, GFP_KERNEL)?;
+        inner.rx.extend_from_slice(&chunk, GFP_KERNEL_ACCOUNT)?;
         if let Err((what, e)) = self.check_prefix(&inner.rx) {
             inner.rx.truncate(before);
-            return Err(reject(&self.dev, what, e));
+            return Err(reject(&self.dev, &self.errors.stream, what, e));
         }
         Ok(n)
     }

@@ -29,6 +29,7 @@ use crate::migration::{
     MIGRATION_PRE_COPY,
     MIGRATION_STOP_COPY, //
 };
+use crate::passthru::Passthru;
 use crate::vfio::{
     Device,
     Iommufd, //
@@ -53,6 +54,8 @@ pub struct Setup {
     pub c: PathBuf,
     /// The most bytes one admin command of the VFs' PF transfers.
     pub pf_max_transfer: usize,
+    /// The VFs' PF (`/dev/nvmeN`): its test knobs make steps fail.
+    pub pf: PathBuf,
     /// Run only cases whose name contains this.
     pub filter: Option<String>,
 }
@@ -64,6 +67,7 @@ struct Env {
     iommufd: Iommufd,
     cdev_c: PathBuf,
     pf_max_transfer: usize,
+    pf: Passthru,
 }
 
 fn e(x: io::Error) -> String {
@@ -606,9 +610,59 @@ fn cancel_keeps_source_running(env: &Env) -> CaseResult {
     a.reset().map_err(e)
 }
 
+/// Test knobs of the emulated PF: every Migration Send / Receive fails
+/// with the status set.
+const KNOB_FAIL_SEND: u32 = 4;
+const KNOB_FAIL_RECV: u32 = 5;
+/// Internal Error.
+const SC_INTERNAL: u32 = 0x6;
+
+/// A step that fails keeps the device's state while the controller is
+/// still as that state says, and is ERROR when the controller cannot be
+/// asked; only a reset leaves ERROR, and the VF works after it.
+fn failed_step_state(env: &Env) -> CaseResult {
+    let a = &env.a;
+    a.reset().map_err(e)?;
+    let mut g = Guest::start(a, Rc::clone(&env.arena), 1, 16).map_err(e)?;
+    g.write_range(0, 700, 2).map_err(e)?;
+    // Suspend refused: the controller still runs, the device stays
+    // RUNNING and the guest's I/O goes on without a reset.
+    env.pf
+        .set_test_knob(KNOB_FAIL_SEND, SC_INTERNAL)
+        .map_err(e)?;
+    expect_errno(
+        a.set_mig_state(State::Stop),
+        libc::EIO,
+        "STOP, Suspend failing",
+    )?;
+    state_is(a, State::Running)?;
+    g.write_range(0, 702, 2)
+        .map_err(|x| format!("I/O after the refused Suspend: {x}"))?;
+    // And the controller cannot even be asked: ERROR.
+    env.pf
+        .set_test_knob(KNOB_FAIL_RECV, SC_INTERNAL)
+        .map_err(e)?;
+    expect_errno(
+        a.set_mig_state(State::Stop),
+        libc::EIO,
+        "STOP, Suspend and Get State failing",
+    )?;
+    state_is(a, State::Error)?;
+    env.pf.set_test_knob(KNOB_FAIL_SEND, 0).map_err(e)?;
+    env.pf.set_test_knob(KNOB_FAIL_RECV, 0).map_err(e)?;
+    ensure(a.set_mig_state(State::Running).is_err(), || {
+        "ERROR -> RUNNING accepted without a reset".into()
+    })?;
+    a.reset().map_err(e)?;
+    state_is(a, State::Running)?;
+    drop(g);
+    io_works(env, a, 710).map_err(|x| format!("after the reset: {x}"))?;
+    a.reset().map_err(e)
+}
+
 /// Runs the suite; returns the number of failed cases.
 pub fn run(s: &Setup) -> usize {
-    let mut k = Ktap::begin("vfio_migration", 11, s.filter.clone());
+    let mut k = Ktap::begin("vfio_migration", 12, s.filter.clone());
     let open = || -> Result<Env, String> {
         let iommufd = Iommufd::open().map_err(e)?;
         let arena = Arena::new(&iommufd, 32 << 20, 0x5_0000_0000).map_err(e)?;
@@ -621,6 +675,7 @@ pub fn run(s: &Setup) -> usize {
             iommufd,
             cdev_c: s.c.clone(),
             pf_max_transfer: s.pf_max_transfer,
+            pf: Passthru::open(&s.pf).map_err(e)?,
         })
     };
     let env = match open() {
@@ -639,6 +694,13 @@ pub fn run(s: &Setup) -> usize {
     k.case("rejects_bad_streams", || rejects_bad_streams(&env));
     k.case("reset_ends_sessions", || reset_ends_sessions(&env));
     k.case("early_close", || early_close(&env));
+    k.case("failed_step_state", || {
+        let r = failed_step_state(&env);
+        // Whatever happened, the knobs go back to normal.
+        let _ = env.pf.set_test_knob(KNOB_FAIL_SEND, 0);
+        let _ = env.pf.set_test_knob(KNOB_FAIL_RECV, 0);
+        r
+    });
     k.case("cancel_keeps_source_running", || {
         cancel_keeps_source_running(&env)
     });
