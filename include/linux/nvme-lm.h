@@ -8,11 +8,14 @@
  * Secondary Controller List; no caller ever supplies a controller ID, an
  * opcode or a DMA address.
  *
- * Lifetime: a handle may only be acquired by the driver bound to the VF,
- * and must be released before that driver's remove() returns. nvme-pci
- * disables SR-IOV before it tears the PF down, so the PF outlives every
- * handle. Operations after a PF reset or while it is going away fail with
- * an errno; they never touch a freed queue.
+ * Lifetime: a handle may only be acquired by the driver bound to the VF.
+ * That driver's remove() releases it (nvme_lm_put()) or detaches it
+ * (nvme_lm_detach()) and releases it later, when its own data goes. A PF
+ * that is unbound (nvme_remove()) first releases the drivers of the VFs
+ * whose handles are still attached, one at a time, and waits for a VF
+ * probe that is taking a handle; the handle keeps a reference on the PF's
+ * controller. Operations after a PF reset, while it is going away or
+ * after detaching fail with an errno; they never touch a freed queue.
  */
 #ifndef _LINUX_NVME_LM_H
 #define _LINUX_NVME_LM_H
@@ -97,6 +100,7 @@ struct nvme_lm_ns {
 #if IS_ENABLED(CONFIG_NVME_HOST_LM)
 struct nvme_lm *nvme_lm_get(struct pci_dev *vf);
 void nvme_lm_put(struct nvme_lm *lm);
+void nvme_lm_detach(struct nvme_lm *lm);
 u16 nvme_lm_cntlid(const struct nvme_lm *lm);
 u32 nvme_lm_max_transfer(const struct nvme_lm *lm);
 int nvme_lm_state_formats(struct nvme_lm *lm, void *buf, size_t len);
@@ -129,6 +133,7 @@ static inline struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
 }
 
 static inline void nvme_lm_put(struct nvme_lm *lm) { }
+static inline void nvme_lm_detach(struct nvme_lm *lm) { }
 #endif
 
 #endif /* _LINUX_NVME_LM_H */

@@ -289,6 +289,16 @@ impl Handle {
         to_result(unsafe { bindings::nvme_lm_suspend(self.ptr.as_ptr(), t) })
     }
 
+    /// Lets the PF go: the VF's driver is being removed while this handle
+    /// may outlive its `remove()`. Every later command fails with
+    /// `ENODEV`; dropping the handle still frees it.
+    #[inline]
+    pub fn detach(&self) {
+        // SAFETY: By the type invariant `ptr` is a live handle; detaching
+        // takes the service's own locks.
+        unsafe { bindings::nvme_lm_detach(self.ptr.as_ptr()) };
+    }
+
     /// Resumes the VF's controller. `EINVAL` if it was not suspended.
     #[inline]
     pub fn resume(&self) -> Result {

@@ -143,4 +143,10 @@ pub trait PciDriver: Sized + Send + Sync + 'static {
     /// The PCI function was reset (`VFIO_DEVICE_RESET`, an FLR through
     /// config space, a bus reset).
     fn reset_done(_dev: &Device<Self>) {}
+
+    /// The driver is being removed from the PCI function and the device
+    /// has no user left. The data may outlive `remove()` (its last
+    /// reference can go later): release here what ties it to other
+    /// devices.
+    fn remove(_data: &Self::Data) {}
 }

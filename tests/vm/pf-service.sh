@@ -111,7 +111,8 @@ check_suspend_resume() {
 	expect "$A" resume EINVAL || return	# 13Ah: not suspended
 	expect "$A" notify OK || return
 	expect "$A" suspend OK || return
-	expect "$A" suspend EALREADY || return	# 139h
+	# NVMe 2.1 p. 376: suspending a suspended controller succeeds.
+	expect "$A" suspend OK || return
 	expect "$B" resume EINVAL || return	# B is untouched by A's suspend
 	expect "$A" resume OK || return
 	expect "$A" resume EINVAL
@@ -244,6 +245,36 @@ check_pf_goes_away() {
 	PF_DEV=$(pci_nvme_dev "$PF") && wait_ctrl_live "$PF_DEV"
 }
 
+# A VF probe that is taking its handle while the PF is unbound: the
+# service holds the probe inside nvme_lm_get() (lm_get_delay_ms) once it
+# has the PF's controller; the unbind must wait for that probe and then
+# release the VF's driver, never free the controller under it (KASAN).
+check_probe_races_pf_unbind() {
+	local delay=/sys/module/nvme/parameters/lm_get_delay_ms d=/sys/bus/pci/devices/$A
+	[ -w "$delay" ] || fail "no $delay" || return
+	[ -e "/sys/bus/pci/drivers/nvme/$PF" ] || fail "PF not on nvme" || return
+	bind_driver "$A" "" || return
+	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
+	echo 3000 >"$delay"
+	echo nvme-vfio-pci >"$d/driver_override"
+	echo "$A" >/sys/bus/pci/drivers_probe &
+	local probe=$! t0=$SECONDS
+	sleep 1
+	echo "$PF" >/sys/bus/pci/drivers/nvme/unbind || fail "PF unbind failed" || return
+	wait "$probe"
+	echo 0 >"$delay"
+	echo "PF unbound and VF probe done in $((SECONDS - t0)) s; $A: '$(bound_driver "$A")'"
+	suite_log | grep -E "$A: (live migration|no live migration|releasing)|releasing $A" | sed 's/^\[[^]]*\] //'
+	if [ "$(bound_driver "$A")" = nvme-vfio-pci ]; then
+		suite_log | grep -q "$A: no live migration" ||
+			fail "$A kept a migration handle on the unbound PF" || return
+	fi
+	bind_driver "$A" "" || return
+	kernel_log_clean "use-after-free|keeps its migration handle|outlives its PF" || return
+	echo "$PF" >/sys/bus/pci/drivers/nvme/bind || fail "PF rebind failed" || return
+	PF_DEV=$(pci_nvme_dev "$PF") && wait_ctrl_live "$PF_DEV"
+}
+
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 cdev_of() { echo "/dev/vfio/devices/$(ls "/sys/bus/pci/devices/$1/vfio-dev" | head -n1)"; }
 
@@ -252,7 +283,8 @@ case $mode in
 ops) cases="handles_per_vf:check_handles suspend_resume:check_suspend_resume
 	state_round_trip:check_state_round_trip cdq_markers_wrap:check_cdq_markers
 	cdq_full_trigger_suspend:check_cdq_full_and_trigger" ;;
-teardown) cases="pf_reset_while_held:check_pf_reset pf_goes_away:check_pf_goes_away" ;;
+teardown) cases="pf_reset_while_held:check_pf_reset pf_goes_away:check_pf_goes_away
+	probe_races_pf_unbind:check_probe_races_pf_unbind" ;;
 io) ;;
 *) echo "usage: pf-service.sh ops|io|teardown" >&2; exit 2 ;;
 esac

@@ -22,8 +22,10 @@
  * the VF's in-flight commands have, so it can take that long.
  */
 
+#include <linux/delay.h>
 #include <linux/dma-mapping.h>
 #include <linux/io-64-nonatomic-lo-hi.h>
+#include <linux/moduleparam.h>
 #include <linux/nvme-lm.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
@@ -61,6 +63,7 @@ struct nvme_lm {
 	u64 cap;
 	struct mutex lock; /* serializes commands and CDQ consumption */
 	struct nvme_lm_cdq *cdq;
+	bool detached; /* under @lock: the VF's driver let the PF go */
 };
 
 /**
@@ -202,6 +205,11 @@ static int nvme_lm_submit(struct nvme_lm *lm, struct nvme_command *c,
 	union nvme_result res = {};
 	int ret;
 
+	if (lm->detached) {
+		dev_err_ratelimited(&lm->vf->dev, "%s: the VF's driver is gone\n",
+				    what);
+		return -ENODEV;
+	}
 	if (nvme_ctrl_state(lm->ctrl) != NVME_CTRL_LIVE) {
 		dev_err(&lm->vf->dev, "%s: PF controller %s is not live\n",
 			what, dev_name(lm->ctrl->device));
@@ -336,6 +344,23 @@ static int nvme_lm_read_cap(struct nvme_lm *lm)
 	return 0;
 }
 
+#if IS_ENABLED(CONFIG_NVME_HOST_LM_SELFTEST)
+static unsigned int lm_get_delay_ms;
+module_param(lm_get_delay_ms, uint, 0644);
+MODULE_PARM_DESC(lm_get_delay_ms,
+		 "test only: sleep in nvme_lm_get() once the PF is taken (race tests)");
+
+static void nvme_lm_get_test_delay(void)
+{
+	unsigned int ms = READ_ONCE(lm_get_delay_ms);
+
+	if (ms)
+		msleep(ms);
+}
+#else
+static void nvme_lm_get_test_delay(void) { }
+#endif
+
 /**
  * nvme_lm_get() - acquire the migration handle of a VF
  * @vf: the VF; the caller must be its bound driver
@@ -358,12 +383,6 @@ struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
 	if (!vf->is_virtfn)
 		return ERR_PTR(-EINVAL);
 
-	ctrl = nvme_pci_pf_ctrl(vf);
-	if (IS_ERR(ctrl))
-		return ERR_CAST(ctrl);
-	if (!(ctrl->oacs & NVME_CTRL_OACS_HMLM))
-		return ERR_PTR(-EOPNOTSUPP);
-
 	lm = kzalloc_obj(*lm, GFP_KERNEL);
 	buf = kzalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
 	if (!lm || !buf) {
@@ -371,12 +390,37 @@ struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
 		goto out_free;
 	}
 	lm->vf = vf;
-	lm->ctrl = ctrl;
 	mutex_init(&lm->lock);
+
+	/*
+	 * The PF's controller and the handle's place on the list are taken
+	 * under one lock: nvme_remove() clears the PF's drvdata before
+	 * nvme_lm_pf_remove() scans the list under it, so either this finds
+	 * no controller, or that finds this handle and waits for this probe
+	 * before it releases the VF's driver. The reference keeps the
+	 * controller's memory for as long as the handle lives.
+	 */
+	mutex_lock(&nvme_lm_list_lock);
+	ctrl = nvme_pci_pf_ctrl(vf);
+	if (!IS_ERR(ctrl)) {
+		nvme_get_ctrl(ctrl);
+		lm->ctrl = ctrl;
+		list_add(&lm->entry, &nvme_lm_handles);
+	}
+	mutex_unlock(&nvme_lm_list_lock);
+	if (IS_ERR(ctrl)) {
+		ret = PTR_ERR(ctrl);
+		goto out_free;
+	}
+	nvme_lm_get_test_delay();
+	if (!(ctrl->oacs & NVME_CTRL_OACS_HMLM)) {
+		ret = -EOPNOTSUPP;
+		goto out_put;
+	}
 
 	ret = nvme_lm_identify(lm, NVME_ID_CNS_CTRL, buf);
 	if (ret)
-		goto out_free;
+		goto out_put;
 	lm->mcdqpc = get_unaligned_le16(buf + NVME_LM_ID_MCDQPC);
 
 	ret = nvme_lm_secondary_lookup(lm, buf, NVME_LM_SEC_VFN,
@@ -387,21 +431,22 @@ struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
 		ret = -ENODEV;
 	}
 	if (ret)
-		goto out_free;
+		goto out_put;
 	lm->cntlid = get_unaligned_le16(entry + NVME_LM_SEC_SCID);
 	kfree(buf);
 	buf = NULL;
 	ret = nvme_lm_read_cap(lm);
 	if (ret)
-		goto out_free;
+		goto out_put;
 
-	nvme_get_ctrl(ctrl);
 	pci_dev_get(vf);
-	mutex_lock(&nvme_lm_list_lock);
-	list_add(&lm->entry, &nvme_lm_handles);
-	mutex_unlock(&nvme_lm_list_lock);
 	return lm;
 
+out_put:
+	mutex_lock(&nvme_lm_list_lock);
+	list_del(&lm->entry);
+	mutex_unlock(&nvme_lm_list_lock);
+	nvme_put_ctrl(ctrl);
 out_free:
 	kfree(buf);
 	kfree(lm);
@@ -410,10 +455,33 @@ out_free:
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_get, NVME_LM_USERS);
 
 /**
+ * nvme_lm_detach() - let the PF go: the VF's driver is being removed
+ * @lm: the handle
+ *
+ * Takes @lm off the PF's list, so that nvme_lm_pf_remove() no longer waits
+ * for it; every later command of @lm fails with -ENODEV. The VF's driver
+ * calls this in its remove() when the handle itself may live on (freed by
+ * nvme_lm_put() when the last reference to the driver's data goes).
+ */
+void nvme_lm_detach(struct nvme_lm *lm)
+{
+	if (IS_ERR_OR_NULL(lm))
+		return;
+	mutex_lock(&nvme_lm_list_lock);
+	list_del_init(&lm->entry);
+	mutex_unlock(&nvme_lm_list_lock);
+	mutex_lock(&lm->lock);
+	lm->detached = true;
+	mutex_unlock(&lm->lock);
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_detach, NVME_LM_USERS);
+
+/**
  * nvme_lm_put() - release a migration handle
  * @lm: the handle; its CDQ, if any, is destroyed
  *
- * The VF's driver must call this before its remove() returns.
+ * The VF's driver calls this before its remove() returns, or calls
+ * nvme_lm_detach() there and this later.
  */
 void nvme_lm_put(struct nvme_lm *lm)
 {
@@ -422,7 +490,7 @@ void nvme_lm_put(struct nvme_lm *lm)
 	if (lm->cdq)
 		nvme_lm_cdq_destroy(lm->cdq);
 	mutex_lock(&nvme_lm_list_lock);
-	list_del(&lm->entry);
+	list_del_init(&lm->entry);
 	mutex_unlock(&nvme_lm_list_lock);
 	nvme_put_ctrl(lm->ctrl);
 	pci_dev_put(lm->vf);

@@ -115,11 +115,14 @@ impl<T: PciDriver> Registration<T> {
         // SAFETY: Probe set drvdata to our registered vfio-pci-core device.
         let core =
             unsafe { bindings::dev_get_drvdata(dev) }.cast::<bindings::vfio_pci_core_device>();
-        // SAFETY: `core` is registered; unregistering waits for its users,
-        // then the reference taken at allocation is dropped, which releases
-        // the device and the driver's data.
+        // SAFETY: `core` is registered; unregistering waits for its users.
+        unsafe { bindings::vfio_pci_core_unregister_device(core) };
+        // SAFETY: The device is unregistered, not released: the reference
+        // taken at allocation is still ours, so its data lives.
+        T::remove(unsafe { Device::<T>::from_vdev(core.cast()) }.data());
+        // SAFETY: Dropping the reference taken at allocation releases the
+        // device and the driver's data once nothing else holds it.
         unsafe {
-            bindings::vfio_pci_core_unregister_device(core);
             bindings::dev_set_drvdata(dev, core::ptr::null_mut());
             bindings::put_device(&raw mut (*core).vdev.device);
         }

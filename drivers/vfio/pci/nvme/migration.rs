@@ -97,6 +97,12 @@ impl LiveMigration {
         )
     }
 
+    /// The driver is being removed: let the PF go (the data, with the
+    /// handle, may outlive `remove()`).
+    pub(crate) fn detach(&self) {
+        self.lm.detach();
+    }
+
     /// The VF's secondary controller ID.
     pub(crate) fn cntlid(&self) -> u16 {
         self.lm.cntlid()

@@ -153,6 +153,12 @@ impl vfio::PciDriver for NvmeVfioPci {
         }
     }
 
+    fn remove(data: &VfData) {
+        if let Some(mig) = data.mig.as_deref() {
+            mig.detach();
+        }
+    }
+
     fn reset_done(dev: &vfio::Device<Self>) {
         if let Some(mig) = dev.data().mig.as_deref() {
             mig.reset(dev.as_dev(), true);
