@@ -10,9 +10,9 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all demo bench check deps kernel qemu tools vm check-guest series clean-cache
+.PHONY: all demo bench check deps kernel qemu tools nvme-cli vm check-guest series clean-cache
 
-all: kernel qemu tools
+all: kernel qemu tools nvme-cli
 
 demo:
 	@bash scripts/demo.sh demo
@@ -35,9 +35,12 @@ tools: deps
 qemu: deps
 	@bash scripts/build-qemu.sh
 
-vm: kernel tools qemu
+nvme-cli: deps
+	@bash scripts/build-nvme-cli.sh
+
+vm: kernel tools qemu nvme-cli
 	NVME_VFIO_QEMU="$$(bash scripts/build-qemu.sh)" NVME_VFIO_NVME_PROPS=$${NVME_VFIO_NVME_PROPS-hmlm=on} \
-		NVME_VFIO_L2="$$(bash scripts/build-l2.sh)" \
+		NVME_VFIO_L2="$$(bash scripts/build-l2.sh)" NVME_VFIO_NVME_CLI="$$(bash scripts/build-nvme-cli.sh)" \
 		python3 tests/vm/run-vm.py --interactive --kernel-dir "$$(bash scripts/build-kernel.sh)"
 
 # Only the running-guest migration (make check's "guest" boot), alone.

@@ -109,6 +109,16 @@ else
 	not_ok "qemu: build"
 fi
 
+# nvme-cli with the lm plugin, for the nvme_cli_lm suite (without it that
+# suite fails by name in the VM).
+echo "=== nvme-cli: build (trixie's, with the lm plugin)"
+if NVME_CLI_BIN=$(bash scripts/build-nvme-cli.sh); then
+	ok "nvme-cli: build"
+	export NVME_VFIO_NVME_CLI=$NVME_CLI_BIN
+else
+	not_ok "nvme-cli: build"
+fi
+
 echo "=== kernel: build (LLVM, CLIPPY=1, our code warning-free)"
 if [ -z "${NVME_VFIO_QEMU:-}" ]; then
 	not_ok "vm: not run, no QEMU"
@@ -143,7 +153,7 @@ elif KOUT=$(bash scripts/build-kernel.sh); then
 	# come back whole (tests/ktap-check.py). The running-guest migration
 	# boots its own VM, in parallel with the main one.
 	vm_start guest bash tests/vm/run-tests.sh "qemu_migration bash tests/vm/qemu-migrate.sh"
-	vm_boot main "smoke, KUnit, HMLM, variant, migration, storage, PF service, CDQ" \
+	vm_boot main "smoke, KUnit, HMLM, nvme-cli lm, variant, migration, storage, PF service, CDQ" \
 		bash tests/vm/run-tests.sh
 	vm_finish guest "qemu_migration: stock QEMU migrates a running L2 guest"
 else

@@ -13,7 +13,7 @@ BPO=/etc/apt/sources.list.d/bookworm-backports.sources
 APT_PKGS=(
 	bc flex bison libssl-dev libelf-dev cpio kmod ccache make gcc
 	clang-19 lld-19 llvm-19 libclang-19-dev
-	ninja-build libglib2.0-dev libpixman-1-dev libattr1-dev python3-venv pkg-config
+	ninja-build libglib2.0-dev libpixman-1-dev libattr1-dev python3-venv python3-pip pkg-config
 	nvme-cli pciutils busybox-static xz-utils zstd rsync dpkg-dev
 	iproute2 procps util-linux
 )

@@ -16,6 +16,7 @@ SUITES=(
 	"smoke bash tests/vm/smoke.sh"
 	"kunit bash tests/vm/kunit.sh"
 	"hmlm bash tests/vm/hmlm.sh"
+	"nvme_cli_lm bash tests/vm/nvme-cli.sh"
 	"variant_migratable bash tests/vm/variant.sh migratable"
 	"variant_plain bash tests/vm/variant.sh plain"
 	"vfio_migration bash tests/vm/migration.sh"

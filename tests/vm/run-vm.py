@@ -151,6 +151,14 @@ def main():
     with open(os.path.join(job, "cmd"), "w") as f:
         f.write(shlex.join(a.cmd) + "\n")
     l2 = os.environ.get("NVME_VFIO_L2")
+    # nvme-cli with the lm plugin (scripts/build-nvme-cli.sh), for
+    # tests/vm/nvme-cli.sh. The guest covers /root (where the cache usually
+    # is) with a tmpfs, so the binary travels in the job directory.
+    nvme_cli = os.environ.get("NVME_VFIO_NVME_CLI")
+    if nvme_cli:
+        if not os.access(nvme_cli, os.X_OK):
+            sys.exit(f"run-vm: NVME_VFIO_NVME_CLI={nvme_cli} is not an executable")
+        shutil.copy(nvme_cli, os.path.join(job, "nvme-cli"))
     # Test knobs reach the guest through the job directory.
     with open(os.path.join(job, "env"), "w") as f:
         # The test bed's shape, which the tests' SR-IOV setup follows.
@@ -160,6 +168,8 @@ def main():
         # Its directory is a share of its own, mounted at /run/l2.
         if l2:
             f.write("export L2_DIR=/run/l2\n")
+        if nvme_cli:
+            f.write("export NVME_CLI=/run/job/nvme-cli\n")
         for k, v in sorted(os.environ.items()):
             if k in PASS_ENV:
                 f.write(f"export {k}={shlex.quote(v)}\n")
