@@ -279,6 +279,14 @@ impl DmaLog {
         lm.track_stop()
     }
 
+    /// A function reset ended tracking in the controller: forget the
+    /// session if nobody holds it now (else [`Self::end`] does, later).
+    pub(crate) fn try_forget(&self) {
+        if let Some(mut session) = self.session.try_lock() {
+            session.take();
+        }
+    }
+
     /// The device was reset (tracking ended with its controller) or closed
     /// (stop it): forget the session.
     pub(crate) fn end(&self, lm: &Handle, reset: bool) {

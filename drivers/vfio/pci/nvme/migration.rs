@@ -23,6 +23,7 @@ use crate::fsm::{action, controller_runs, Action};
 use crate::session::Session;
 use crate::user_errors::UserErrors;
 use crate::NvmeVfioPci;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     alloc::KVVec,
     dev_err_ratelimited, device, new_mutex,
@@ -55,6 +56,8 @@ pub(crate) struct LiveMigration {
     format: Format,
     /// Rate limits of the messages the VF's user can trigger.
     errors: Arc<UserErrors>,
+    /// A function reset happened that [`Self::settle`] has not finished.
+    reset_pending: AtomicBool,
     /// DMA logging, when the PF tracks memory changes.
     dma_log: Option<Pin<KBox<DmaLog>>>,
     #[pin]
@@ -86,6 +89,7 @@ impl LiveMigration {
                 device,
                 format: profile.format,
                 errors,
+                reset_pending: AtomicBool::new(false),
                 dma_log,
                 fsm <- new_mutex!(Fsm {
                     state: State::Running,
@@ -113,9 +117,11 @@ impl LiveMigration {
         self.dma_log.is_some()
     }
 
-    /// DMA logging and the handle its commands go through; `ENOTTY` if the
-    /// PF does not track memory changes (the core never calls then).
-    pub(crate) fn dma_log(&self) -> Result<(&DmaLog, &Handle)> {
+    /// DMA logging and the handle its commands go through, a pending
+    /// function reset finished first; `ENOTTY` if the PF does not track
+    /// memory changes (the core never calls then).
+    pub(crate) fn dma_log(&self, dev: &device::Device) -> Result<(&DmaLog, &Handle)> {
+        self.settle(dev, &mut self.fsm.lock());
         Ok((self.dma_log.as_deref().ok_or(ENOTTY)?, &self.lm))
     }
 
@@ -127,6 +133,7 @@ impl LiveMigration {
     ) -> Result<Option<DataFile>> {
         let dev = vdev.as_dev();
         let mut fsm = self.fsm.lock();
+        self.settle(dev, &mut fsm);
         let mut file = None;
         while fsm.state != new {
             let cur = fsm.state;
@@ -192,26 +199,57 @@ impl LiveMigration {
     }
 
     /// The current state.
-    pub(crate) fn state(&self) -> State {
-        self.fsm.lock().state
+    pub(crate) fn state(&self, dev: &device::Device) -> State {
+        let mut fsm = self.fsm.lock();
+        self.settle(dev, &mut fsm);
+        fsm.state
     }
 
     /// The exact bytes a STOP_COPY session would stream now.
-    pub(crate) fn data_size(&self) -> Result<usize> {
-        let _fsm = self.fsm.lock();
+    pub(crate) fn data_size(&self, dev: &device::Device) -> Result<usize> {
+        let mut fsm = self.fsm.lock();
+        self.settle(dev, &mut fsm);
         let len = device_state::state_len(&self.lm, &self.format)?;
         stream::stream_len(len).map_err(errno)
     }
 
-    /// A reset or the last close: end the sessions, make sure the
-    /// controller runs, and go back to RUNNING.
-    pub(crate) fn reset(&self, dev: &device::Device, function_reset: bool) {
+    /// `reset_done`: the function was reset. vfio-pci-core holds the VF's
+    /// memory lock (every access to its BARs waits), so this sends no
+    /// command and waits for no lock that a command may hold: it ends what
+    /// it can now and leaves the rest to [`Self::settle`], which the next
+    /// request (or the last close) runs first.
+    pub(crate) fn function_reset(&self) {
+        self.reset_pending.store(true, Ordering::Release);
+        if let Some(log) = self.dma_log.as_deref() {
+            // The reset ended tracking in the controller.
+            log.try_forget();
+        }
+        if let Some(mut fsm) = self.fsm.try_lock() {
+            end_sessions(&mut fsm);
+        }
+    }
+
+    /// Finishes a function reset, if one is pending: as [`Self::reset`].
+    fn settle(&self, dev: &device::Device, fsm: &mut Fsm) {
+        if self.reset_pending.swap(false, Ordering::AcqRel) {
+            self.reset_locked(dev, fsm, true);
+        }
+    }
+
+    /// The last close: end the sessions, make sure the controller runs,
+    /// and go back to RUNNING.
+    pub(crate) fn reset(&self, dev: &device::Device) {
+        let mut fsm = self.fsm.lock();
+        let function_reset = self.reset_pending.swap(false, Ordering::AcqRel);
+        self.reset_locked(dev, &mut fsm, function_reset);
+    }
+
+    fn reset_locked(&self, dev: &device::Device, fsm: &mut Fsm, function_reset: bool) {
         if let Some(log) = self.dma_log.as_deref() {
             // A function reset resets the controller, which ends tracking.
             log.end(&self.lm, function_reset);
         }
-        let mut fsm = self.fsm.lock();
-        end_sessions(&mut fsm);
+        end_sessions(fsm);
         if !controller_runs(fsm.state) {
             // A function reset may already have resumed the controller.
             let suspended = device_state::suspended_now(&self.lm, &self.format).unwrap_or(true);

@@ -121,11 +121,11 @@ impl vfio::PciDriver for NvmeVfioPci {
     }
 
     fn migration_get_state(dev: &vfio::Device<Self>) -> Result<State> {
-        Ok(dev.data().mig()?.state())
+        Ok(dev.data().mig()?.state(dev.as_dev()))
     }
 
     fn migration_data_size(dev: &vfio::Device<Self>) -> Result<usize> {
-        dev.data().mig()?.data_size()
+        dev.data().mig()?.data_size(dev.as_dev())
     }
 
     fn dma_logging(data: &VfData) -> bool {
@@ -133,23 +133,23 @@ impl vfio::PciDriver for NvmeVfioPci {
     }
 
     fn log_start(dev: &vfio::Device<Self>, ranges: &mut Ranges<'_>, page_size: &mut u64) -> Result {
-        let (log, lm) = dev.data().mig()?.dma_log()?;
+        let (log, lm) = dev.data().mig()?.dma_log(dev.as_dev())?;
         log.start(dev.as_dev(), lm, ranges, page_size)
     }
 
     fn log_stop(dev: &vfio::Device<Self>) -> Result {
-        let (log, lm) = dev.data().mig()?.dma_log()?;
+        let (log, lm) = dev.data().mig()?.dma_log(dev.as_dev())?;
         log.stop(dev.as_dev(), lm)
     }
 
     fn log_read_and_clear(dev: &vfio::Device<Self>, dirty: &mut DirtyBitmap<'_>) -> Result {
-        let (log, lm) = dev.data().mig()?.dma_log()?;
+        let (log, lm) = dev.data().mig()?.dma_log(dev.as_dev())?;
         log.report(dev.as_dev(), lm, dirty)
     }
 
     fn close_device(dev: &vfio::Device<Self>) {
         if let Some(mig) = dev.data().mig.as_deref() {
-            mig.reset(dev.as_dev(), false);
+            mig.reset(dev.as_dev());
         }
     }
 
@@ -161,7 +161,7 @@ impl vfio::PciDriver for NvmeVfioPci {
 
     fn reset_done(dev: &vfio::Device<Self>) {
         if let Some(mig) = dev.data().mig.as_deref() {
-            mig.reset(dev.as_dev(), true);
+            mig.function_reset();
         }
     }
 }

@@ -616,6 +616,49 @@ const KNOB_FAIL_SEND: u32 = 4;
 const KNOB_FAIL_RECV: u32 = 5;
 /// Internal Error.
 const SC_INTERNAL: u32 = 0x6;
+/// Test knob: Migration Send / Receive completions posted this late (ms).
+const KNOB_DELAY_MS: u32 = 6;
+
+/// A function reset while a slow migration step holds the device's state
+/// lock returns at once: vfio-pci-core resets under the VF's memory lock,
+/// which every access to the VF's BARs needs, so `reset_done` must not
+/// wait for that step (nor send a command). The device is RUNNING and
+/// works afterwards.
+fn reset_not_stalled(env: &Env) -> CaseResult {
+    const DELAY_MS: u32 = 2000;
+    let a = &env.a;
+    a.reset().map_err(e)?;
+    env.pf.set_test_knob(KNOB_DELAY_MS, DELAY_MS).map_err(e)?;
+    let (reset, reset_time, step) = std::thread::scope(|s| {
+        let step = s.spawn(|| a.set_mig_state(State::Stop).map(|_| ()));
+        // The Suspend is in the controller, its completion held back.
+        std::thread::sleep(std::time::Duration::from_millis(u64::from(DELAY_MS) / 4));
+        let t = std::time::Instant::now();
+        let reset = a.reset();
+        let reset_time = t.elapsed();
+        (reset, reset_time, step.join())
+    });
+    env.pf.set_test_knob(KNOB_DELAY_MS, 0).map_err(e)?;
+    reset.map_err(|x| format!("reset during the step: {x}"))?;
+    println!(
+        "# VFIO_DEVICE_RESET took {:.0} ms while a step waited {DELAY_MS} ms for its command",
+        reset_time.as_secs_f64() * 1e3
+    );
+    ensure(reset_time.as_millis() < u128::from(DELAY_MS) / 2, || {
+        format!(
+            "VFIO_DEVICE_RESET took {} ms: it waited for the migration step",
+            reset_time.as_millis()
+        )
+    })?;
+    match step {
+        Ok(r) => r.map_err(|x| format!("the step itself: {x}"))?,
+        Err(_) => fail!("the stepping thread panicked"),
+    }
+    // The reset wins: RUNNING, and the controller runs again.
+    state_is(a, State::Running)?;
+    io_works(env, a, 720).map_err(|x| format!("after the reset: {x}"))?;
+    a.reset().map_err(e)
+}
 
 /// A step that fails keeps the device's state while the controller is
 /// still as that state says, and is ERROR when the controller cannot be
@@ -662,7 +705,7 @@ fn failed_step_state(env: &Env) -> CaseResult {
 
 /// Runs the suite; returns the number of failed cases.
 pub fn run(s: &Setup) -> usize {
-    let mut k = Ktap::begin("vfio_migration", 12, s.filter.clone());
+    let mut k = Ktap::begin("vfio_migration", 13, s.filter.clone());
     let open = || -> Result<Env, String> {
         let iommufd = Iommufd::open().map_err(e)?;
         let arena = Arena::new(&iommufd, 32 << 20, 0x5_0000_0000).map_err(e)?;
@@ -699,6 +742,11 @@ pub fn run(s: &Setup) -> usize {
         // Whatever happened, the knobs go back to normal.
         let _ = env.pf.set_test_knob(KNOB_FAIL_SEND, 0);
         let _ = env.pf.set_test_knob(KNOB_FAIL_RECV, 0);
+        r
+    });
+    k.case("reset_not_stalled", || {
+        let r = reset_not_stalled(&env);
+        let _ = env.pf.set_test_knob(KNOB_DELAY_MS, 0);
         r
     });
     k.case("cancel_keeps_source_running", || {
