@@ -133,6 +133,8 @@ elif KOUT=$(bash scripts/build-kernel.sh); then
 			{ [ -z '$our_c' ] || ./scripts/checkpatch.pl --strict --no-tree -q -f \
 				$(printf "'$REPO/%s' " $our_c); }"
 	fi
+	check "kernel: only nvme_vfio_pci links to the PF's live migration service" \
+		bash tests/modules/lm-foreign.sh "$KTREE" "$KOUT"
 	check "uapi: nvme_vfio.h layout matches the codec" bash -c \
 		"gcc -Wall -Werror -I'$KOUT/usr/include' -o '$CACHE/uapi-layout' tests/uapi/nvme_vfio_layout.c && '$CACHE/uapi-layout'"
 	exported_c=$(grep -l "EXPORT_SYMBOL" $our_c 2>/dev/null)
