@@ -137,6 +137,28 @@ enum Suite {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// The fault matrix of nvme-vfio-pci: resets, timeouts and killed
+    /// processes in every migration state (two VFs bound to it).
+    Faults {
+        /// Source VF: its VFIO cdev.
+        #[arg(long)]
+        vf_a: PathBuf,
+        /// Destination VF: its VFIO cdev.
+        #[arg(long)]
+        vf_b: PathBuf,
+        /// The VFs' PF (/dev/nvmeN).
+        #[arg(long)]
+        pf: PathBuf,
+        /// VQ resources per VF (to bring VFs back after a PF reset).
+        #[arg(long)]
+        vq: u16,
+        /// VI resources per VF.
+        #[arg(long)]
+        vi: u16,
+        /// Run only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// The VFIO migration uAPI of nvme-vfio-pci (three VFs bound to it).
     Migration {
         /// Source VF: its VFIO cdev.
@@ -431,6 +453,27 @@ fn main() -> ExitCode {
         Cmd::Selftest {
             suite: Suite::Io { vf },
         } => suite_result(nvme_lm::selftest::io::run(vf)),
+        Cmd::Selftest {
+            suite:
+                Suite::Faults {
+                    vf_a,
+                    vf_b,
+                    pf,
+                    vq,
+                    vi,
+                    filter,
+                },
+        } => {
+            let setup = nvme_lm::selftest::faults::Setup {
+                a: vf_a.clone(),
+                b: vf_b.clone(),
+                pf: pf.clone(),
+                vq: *vq,
+                vi: *vi,
+                filter: filter.clone(),
+            };
+            suite_result(nvme_lm::selftest::faults::run(&setup))
+        }
         Cmd::Selftest {
             suite:
                 Suite::Migration {

@@ -76,6 +76,20 @@ impl Passthru {
         Ok(Self { file })
     }
 
+    /// `NVME_IOCTL_RESET`: a controller reset of this (PF) controller; the
+    /// kernel resets it and brings it back.
+    pub fn reset_controller(&self) -> io::Result<()> {
+        // NVME_IOCTL_RESET = _IO('N', 0x44).
+        const NVME_IOCTL_RESET: libc::c_ulong = (b'N' as libc::c_ulong) << 8 | 0x44;
+        // SAFETY: NVME_IOCTL_RESET takes no argument.
+        let r = unsafe { libc::ioctl(self.file.as_raw_fd(), NVME_IOCTL_RESET) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("NVME_IOCTL_RESET: {e}")));
+        }
+        Ok(())
+    }
+
     /// Sets test knob `knob` of the emulated controller (vendor-specific
     /// admin command C8h on its PF, `tests/qemu/patches/0005`) to `value`;
     /// returns the previous value.

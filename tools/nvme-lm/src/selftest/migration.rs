@@ -70,11 +70,11 @@ struct Env {
     pf: Passthru,
 }
 
-fn e(x: io::Error) -> String {
+pub(super) fn e(x: io::Error) -> String {
     x.to_string()
 }
 
-fn expect_errno<T>(r: io::Result<T>, want: i32, what: &str) -> CaseResult {
+pub(super) fn expect_errno<T>(r: io::Result<T>, want: i32, what: &str) -> CaseResult {
     match r {
         Ok(_) => fail!("{what}: succeeded, expected errno {want}"),
         Err(x) if errno_of(&x) == Some(want) => Ok(()),
@@ -82,13 +82,13 @@ fn expect_errno<T>(r: io::Result<T>, want: i32, what: &str) -> CaseResult {
     }
 }
 
-fn state_is(d: &Device, want: State) -> CaseResult {
+pub(super) fn state_is(d: &Device, want: State) -> CaseResult {
     let s = d.mig_state().map_err(e)?;
     ensure(s == want, || format!("device in {s:?}, expected {want:?}"))
 }
 
 /// SET to `to`; checks whether a data file came back.
-fn arc(d: &Device, to: State, fd: bool) -> Result<Option<DataFd>, String> {
+pub(super) fn arc(d: &Device, to: State, fd: bool) -> Result<Option<DataFd>, String> {
     let f = d.set_mig_state(to).map_err(e)?;
     ensure(f.is_some() == fd, || {
         format!(
@@ -101,7 +101,7 @@ fn arc(d: &Device, to: State, fd: bool) -> Result<Option<DataFd>, String> {
 }
 
 /// A whole stream of `d` (left in STOP afterwards).
-fn save(d: &Device) -> Result<Vec<u8>, String> {
+pub(super) fn save(d: &Device) -> Result<Vec<u8>, String> {
     arc(d, State::Stop, false)?;
     let mut f = arc(d, State::StopCopy, true)?.ok_or("no fd")?;
     let (s, end) = f.read_available(4096).map_err(e)?;

@@ -5,6 +5,7 @@
 
 pub mod cdq;
 pub mod dma_logging;
+pub mod faults;
 pub mod guest;
 pub mod hmlm;
 pub mod io;

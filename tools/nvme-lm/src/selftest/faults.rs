@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The fault matrix of `nvme_vfio_pci`: a VF reset (FLR) and a PF
+//! controller reset in every migration state a fault can meet, an admin
+//! command that times out, the migrating process killed during Suspend and
+//! during Set State, and a destination abandoned with half a stream. After
+//! each, the device is either where the uAPI says or fails with an errno,
+//! nothing hangs, and at most one `VFIO_DEVICE_RESET` makes it RUNNING and
+//! working again. (Kernel warnings and leaks: the suite's shell wrapper and
+//! run-tests.sh.)
+
+use super::guest::Guest;
+use super::migration::{arc, e, save, state_is};
+use super::{ensure, CaseResult, Ktap};
+use crate::codec::cmd::AdminCmd;
+use crate::codec::identify::{SecondaryList, CNS_SECONDARY_CONTROLLER_LIST};
+use crate::dma::Arena;
+use crate::fail;
+use crate::migration::{DataFd, State};
+use crate::passthru::Passthru;
+use crate::vfio::{Device, Iommufd};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// What the suite runs on.
+pub struct Setup {
+    /// Source VF's VFIO cdev (bound to nvme-vfio-pci, not open).
+    pub a: PathBuf,
+    /// Destination VF's VFIO cdev (likewise).
+    pub b: PathBuf,
+    /// The VFs' PF (`/dev/nvmeN`).
+    pub pf: PathBuf,
+    /// VQ and VI resources each VF gets when it is brought back online
+    /// (VFs 1 to 4 of the PF, as tests/vm/lib/sriov.sh set them up).
+    pub vq: u16,
+    /// See `vq`.
+    pub vi: u16,
+    /// Run only cases whose name contains this.
+    pub filter: Option<String>,
+}
+
+/// Test knobs of the emulated PF.
+const KNOB_DELAY_MS: u32 = 6;
+
+/// Where a fault meets the device.
+#[derive(Clone, Copy, Debug)]
+enum At {
+    RunningP2p,
+    PreCopy,
+    PreCopyP2p,
+    Stop,
+    /// STOP_COPY with half of the stream read.
+    StopCopyMidRead,
+    /// RESUMING (the destination) with half of a stream written.
+    ResumingMidWrite,
+}
+
+const PLACES: [(At, &str); 6] = [
+    (At::RunningP2p, "running_p2p"),
+    (At::PreCopy, "pre_copy"),
+    (At::PreCopyP2p, "pre_copy_p2p"),
+    (At::Stop, "stop"),
+    (At::StopCopyMidRead, "stop_copy_mid_read"),
+    (At::ResumingMidWrite, "resuming_mid_write"),
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// `VFIO_DEVICE_RESET` (a function-level reset) of the device.
+    Flr,
+    /// A controller reset of the PF (`nvme reset`): QEMU takes every
+    /// secondary controller offline; the host brings them back.
+    PfReset,
+}
+
+/// One case's devices: its own IOAS, opened and closed by the case, so
+/// that the last close is exercised too.
+struct Rig {
+    arena: Rc<Arena>,
+    a: Device,
+    b: Device,
+    _iommufd: Iommufd,
+}
+
+impl Rig {
+    fn open(s: &Setup) -> Result<Self, String> {
+        let iommufd = Iommufd::open().map_err(e)?;
+        let arena = Arena::new(&iommufd, 16 << 20, 0x6_0000_0000).map_err(e)?;
+        let a = Device::open(&s.a, &iommufd).map_err(e)?;
+        let b = Device::open(&s.b, &iommufd).map_err(e)?;
+        Ok(Self {
+            arena,
+            a,
+            b,
+            _iommufd: iommufd,
+        })
+    }
+
+    /// The device works: a guest writes and reads back.
+    fn works(&self, d: &Device, lba: u64) -> CaseResult {
+        let mut g = Guest::start(d, Rc::clone(&self.arena), 1, 16).map_err(e)?;
+        g.write_range(0, lba, 2).map_err(e)?;
+        g.verify_all().map_err(e)?;
+        Ok(())
+    }
+
+    /// A VMM's recovery: one reset at most, then RUNNING and working.
+    fn recovered(&self, d: &Device, lba: u64) -> CaseResult {
+        d.reset()
+            .map_err(|x| format!("reset after the fault: {x}"))?;
+        state_is(d, State::Running)?;
+        self.works(d, lba)
+            .map_err(|x| format!("I/O after the reset: {x}"))
+    }
+}
+
+fn pf(s: &Setup) -> Result<Passthru, String> {
+    Passthru::open(&s.pf).map_err(e)
+}
+
+/// After a PF controller reset: wait until the PF answers, then bring
+/// every secondary controller back online with its resources (what the
+/// host's SR-IOV setup does).
+fn pf_back(s: &Setup) -> CaseResult {
+    let t0 = Instant::now();
+    let p = loop {
+        if let Ok(p) = pf(s) {
+            let mut id = vec![0u8; 4096];
+            if p.admin(&AdminCmd::identify(1, 0), Some(&mut id))
+                .is_ok_and(|c| c.code() == 0)
+            {
+                break p;
+            }
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            fail!("the PF did not come back within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut buf = vec![0u8; 4096];
+    let c = p
+        .admin(
+            &AdminCmd::identify(CNS_SECONDARY_CONTROLLER_LIST, 0),
+            Some(&mut buf),
+        )
+        .map_err(e)?;
+    ensure(c.code() == 0, || {
+        format!("Secondary Controller List: {:#x}", c.status)
+    })?;
+    let list = SecondaryList::parse(&buf).map_err(|x| x.reason().to_string())?;
+    for c in (0..list.len())
+        .filter_map(|i| list.get(i))
+        .filter(|c| (1..=4).contains(&c.vfn))
+    {
+        // Virtualization Management: offline, assign VQ and VI, online.
+        for (act, rt, nr) in [
+            (7u32, 0u32, 0u32),
+            (8, 0, s.vq.into()),
+            (8, 1, s.vi.into()),
+            (9, 0, 0),
+        ] {
+            let cmd = AdminCmd {
+                opcode: 0x1c,
+                nsid: 0,
+                cdw: [act | rt << 8 | u32::from(c.scid) << 16, nr, 0, 0, 0, 0],
+            };
+            let r = p.admin(&cmd, None).map_err(e)?;
+            ensure(r.code() == 0, || {
+                format!(
+                    "Virtualization Management {act} of controller {}: {:#x}",
+                    c.scid, r.status
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Brings `rig` to `at`; returns the device the fault is for and the
+/// session's data file, if any.
+fn reach(rig: &Rig, at: At) -> Result<(&Device, Option<DataFd>), String> {
+    let (a, b) = (&rig.a, &rig.b);
+    Ok(match at {
+        At::RunningP2p => (a, arc(a, State::RunningP2p, false)?),
+        At::PreCopy => (a, arc(a, State::PreCopy, true)?),
+        At::PreCopyP2p => {
+            let f = arc(a, State::PreCopy, true)?;
+            arc(a, State::PreCopyP2p, false)?;
+            (a, f)
+        }
+        At::Stop => (a, arc(a, State::Stop, false)?),
+        At::StopCopyMidRead => {
+            arc(a, State::Stop, false)?;
+            let mut f = arc(a, State::StopCopy, true)?.ok_or("no fd")?;
+            let len = usize::try_from(a.mig_data_size().map_err(e)?).map_err(e_str)?;
+            let mut half = vec![0u8; len / 2];
+            f.0.read_exact(&mut half).map_err(e)?;
+            (a, Some(f))
+        }
+        At::ResumingMidWrite => {
+            let stream = save(a)?;
+            arc(a, State::Running, false)?;
+            let mut f = arc(b, State::Resuming, true)?.ok_or("no fd")?;
+            f.0.write_all(&stream[..stream.len() / 2]).map_err(e)?;
+            (b, Some(f))
+        }
+    })
+}
+
+fn e_str(x: impl std::fmt::Display) -> String {
+    x.to_string()
+}
+
+/// `fault` at `at` while A runs a guest: the data file fails or ends,
+/// nothing hangs, and both VFs recover.
+fn fault_at(s: &Setup, fault: Fault, at: At) -> CaseResult {
+    let rig = Rig::open(s)?;
+    rig.a.reset().map_err(e)?;
+    rig.b.reset().map_err(e)?;
+    let mut g = Guest::start(&rig.a, Rc::clone(&rig.arena), 1, 16).map_err(e)?;
+    g.write_range(0, 900, 4).map_err(e)?;
+    let (dev, file) = reach(&rig, at)?;
+    match fault {
+        Fault::Flr => dev.reset().map_err(|x| format!("FLR: {x}"))?,
+        Fault::PfReset => {
+            pf(s)?.reset_controller().map_err(e)?;
+            pf_back(s)?;
+        }
+    }
+    // The session is over: its file fails (or, after a PF reset that the
+    // driver has not seen yet, still answers) but never hangs.
+    if let Some(mut f) = file {
+        let mut buf = [0u8; 64];
+        let r = if matches!(at, At::ResumingMidWrite) {
+            f.0.write(&buf)
+        } else {
+            f.0.read(&mut buf)
+        };
+        println!(
+            "# {fault:?} at {at:?}: the data file then: {}",
+            match &r {
+                Ok(n) => format!("{n} bytes"),
+                Err(x) => x.to_string(),
+            }
+        );
+        if matches!(fault, Fault::Flr) {
+            ensure(r.is_err(), || "the data file goes on after a reset".into())?;
+        }
+    }
+    let st = dev.mig_state().map_err(e)?;
+    println!("# {fault:?} at {at:?}: device in {st:?} before recovery");
+    if matches!(fault, Fault::Flr) {
+        ensure(st == State::Running, || format!("{st:?} after an FLR"))?;
+    }
+    drop(g);
+    rig.recovered(&rig.a, 910)?;
+    rig.recovered(&rig.b, 920)
+}
+
+/// A Suspend whose command times out on the PF's admin queue (the suite
+/// binds the PF with `nvme_core.admin_timeout` 3 s): nvme-pci resets the
+/// PF; the step fails with an errno, the device reports where it is (or
+/// ERROR if the controller could not be asked), and recovers.
+fn admin_timeout(s: &Setup) -> CaseResult {
+    let rig = Rig::open(s)?;
+    rig.a.reset().map_err(e)?;
+    pf(s)?.set_test_knob(KNOB_DELAY_MS, 8000).map_err(e)?;
+    let t = Instant::now();
+    let r = rig.a.set_mig_state(State::Stop);
+    let took = t.elapsed();
+    pf_back(s)?;
+    pf(s)?.set_test_knob(KNOB_DELAY_MS, 0).map_err(e)?;
+    let st = rig.a.mig_state().map_err(e)?;
+    println!(
+        "# STOP with the Suspend timing out: {} after {:.1} s, device in {st:?}",
+        match &r {
+            Ok(_) => "succeeded".to_string(),
+            Err(x) => x.to_string(),
+        },
+        took.as_secs_f64()
+    );
+    ensure(r.is_err(), || "the timed-out Suspend succeeded".into())?;
+    ensure(took < Duration::from_secs(7), || {
+        format!("the step took {:.1} s: no timeout", took.as_secs_f64())
+    })?;
+    ensure(matches!(st, State::Running | State::Error), || {
+        format!("{st:?}: neither where it was nor ERROR")
+    })?;
+    rig.recovered(&rig.a, 930)
+}
+
+/// Runs `child` in a forked process and SIGKILLs it `after` the child
+/// says (through `ready`) that its blocking step starts; reaps it.
+fn killed_during(after: Duration, child: impl FnOnce(&dyn Fn()) -> CaseResult) -> CaseResult {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        fail!("pipe: {}", std::io::Error::last_os_error());
+    }
+    let _ = std::io::stdout().flush();
+    // SAFETY: the test program has no other thread; the child only runs
+    // `child` and exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        fail!("fork: {}", std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        let ready = || {
+            // SAFETY: writing one byte from a live buffer to our pipe.
+            unsafe { libc::write(fds[1], [1u8].as_ptr().cast(), 1) };
+        };
+        let code = i32::from(child(&ready).is_err());
+        // SAFETY: leaving the child without running the parent's exit
+        // handlers.
+        unsafe { libc::_exit(code) };
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(fds[1]) };
+    let mut b = [0u8; 1];
+    // SAFETY: reading one byte into a live buffer; EOF if the child died.
+    let n = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+    // SAFETY: closing the read end.
+    unsafe { libc::close(fds[0]) };
+    std::thread::sleep(after);
+    // SAFETY: `pid` is our child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let t = Instant::now();
+    let mut status = 0;
+    // SAFETY: reaping our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    ensure(n == 1, || "the child died before its step".into())?;
+    ensure(libc::WIFSIGNALED(status), || {
+        format!("the child finished before the kill (status {status:#x})")
+    })?;
+    println!(
+        "# child killed {:.1} s into its step, gone {:.1} s later",
+        after.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The process migrating A is killed while its Suspend waits: once it is
+/// gone, A is RUNNING (its last close reset it) and works.
+fn sigkill_in_suspend(s: &Setup) -> CaseResult {
+    pf(s)?.set_test_knob(KNOB_DELAY_MS, 1500).map_err(e)?;
+    let r = killed_during(Duration::from_millis(300), |ready| {
+        let rig = Rig::open(s)?;
+        ready();
+        rig.a.set_mig_state(State::Stop).map_err(e)?;
+        Ok(())
+    });
+    pf(s)?.set_test_knob(KNOB_DELAY_MS, 0).map_err(e)?;
+    r?;
+    let rig = Rig::open(s)?;
+    state_is(&rig.a, State::Running)?;
+    rig.works(&rig.a, 940)
+}
+
+/// The process resuming into B is killed while Set State runs: B is
+/// RUNNING afterwards, works, and takes a whole stream again.
+fn sigkill_in_set_state(s: &Setup) -> CaseResult {
+    let stream = {
+        let rig = Rig::open(s)?;
+        rig.a.reset().map_err(e)?;
+        save(&rig.a)?
+    };
+    pf(s)?.set_test_knob(KNOB_DELAY_MS, 400).map_err(e)?;
+    let r = killed_during(Duration::from_millis(200), |ready| {
+        let rig = Rig::open(s)?;
+        let mut f = arc(&rig.b, State::Resuming, true)?.ok_or("no fd")?;
+        f.0.write_all(&stream).map_err(e)?;
+        ready();
+        rig.b.set_mig_state(State::Stop).map_err(e)?;
+        Ok(())
+    });
+    pf(s)?.set_test_knob(KNOB_DELAY_MS, 0).map_err(e)?;
+    r?;
+    let rig = Rig::open(s)?;
+    state_is(&rig.b, State::Running)?;
+    rig.works(&rig.b, 950)?;
+    rig.b.reset().map_err(e)?;
+    let mut f = arc(&rig.b, State::Resuming, true)?.ok_or("no fd")?;
+    f.0.write_all(&stream).map_err(e)?;
+    drop(f);
+    arc(&rig.b, State::Stop, false)?;
+    rig.b.reset().map_err(e)
+}
+
+/// A destination whose data file is closed with half a stream: RESUMING
+/// cannot load it (the uAPI: only a reset aborts), a reset does, and the
+/// VF then takes a whole stream.
+fn half_stream_then_reuse(s: &Setup) -> CaseResult {
+    let rig = Rig::open(s)?;
+    rig.a.reset().map_err(e)?;
+    rig.b.reset().map_err(e)?;
+    let stream = save(&rig.a)?;
+    arc(&rig.a, State::Running, false)?;
+    let mut f = arc(&rig.b, State::Resuming, true)?.ok_or("no fd")?;
+    f.0.write_all(&stream[..stream.len() / 2]).map_err(e)?;
+    drop(f);
+    ensure(rig.b.set_mig_state(State::Stop).is_err(), || {
+        "half a stream loaded".into()
+    })?;
+    state_is(&rig.b, State::Resuming)?;
+    rig.b.reset().map_err(e)?;
+    let mut f = arc(&rig.b, State::Resuming, true)?.ok_or("no fd")?;
+    f.0.write_all(&stream).map_err(e)?;
+    drop(f);
+    arc(&rig.b, State::Stop, false)?;
+    rig.recovered(&rig.b, 960)
+}
+
+/// Runs the suite; returns the number of failed cases.
+pub fn run(s: &Setup) -> usize {
+    let faults = [(Fault::Flr, "flr"), (Fault::PfReset, "pf_reset")];
+    let mut k = Ktap::begin(
+        "fault_matrix",
+        faults.len() * PLACES.len() + 4,
+        s.filter.clone(),
+    );
+    for (fault, fname) in faults {
+        for (at, aname) in PLACES {
+            k.case(&format!("{fname}_in_{aname}"), || fault_at(s, fault, at));
+        }
+    }
+    k.case("admin_timeout_in_suspend", || admin_timeout(s));
+    k.case("sigkill_in_suspend", || sigkill_in_suspend(s));
+    k.case("sigkill_in_set_state", || sigkill_in_set_state(s));
+    k.case("half_stream_then_reuse", || half_stream_then_reuse(s));
+    k.failed()
+}
