@@ -1323,12 +1323,11 @@ impl Env {
             .unwrap_or_default()
     }
 
-    /// Fails if the kernel logged a timeout or a reset of the PF since
-    /// `cursor`, or if the PF's controller is not live and answering.
-    fn pf_untouched(&self, cursor: u64) -> CaseResult {
-        let name = self.pf_name();
-        let tag = format!("{name}:");
-        let bad: Vec<String> = kmsg_records()?
+    /// The kernel log lines since `cursor` that report a timeout or a
+    /// reset of the PF.
+    fn pf_resets(&self, cursor: u64) -> Result<Vec<String>, String> {
+        let tag = format!("{}:", self.pf_name());
+        Ok(kmsg_records()?
             .into_iter()
             .filter(|(seq, line)| {
                 let l = line.to_lowercase();
@@ -1337,7 +1336,26 @@ impl Env {
                     && (l.contains("timeout") || l.contains("reset"))
             })
             .map(|(_, line)| line)
-            .collect();
+            .collect())
+    }
+
+    /// What the kernel did to the PF since `cursor`, for a failure report.
+    fn pf_report(&self, cursor: u64) -> String {
+        let name = self.pf_name();
+        let state = std::fs::read_to_string(format!("/sys/class/nvme/{name}/state"))
+            .unwrap_or_else(|e| e.to_string());
+        format!(
+            "kernel log on {name}: {:?}; {name} now {}",
+            self.pf_resets(cursor).unwrap_or_else(|e| vec![e]),
+            state.trim()
+        )
+    }
+
+    /// Fails if the kernel logged a timeout or a reset of the PF since
+    /// `cursor`, or if the PF's controller is not live and answering.
+    fn pf_untouched(&self, cursor: u64) -> CaseResult {
+        let name = self.pf_name();
+        let bad = self.pf_resets(cursor)?;
         ensure(bad.is_empty(), || {
             format!("the kernel timed out or reset the PF: {bad:?}")
         })?;
@@ -1436,12 +1454,13 @@ fn suspend_during_io(env: &Env, other: &mut Guest) -> Result<(Duration, u64), St
                 io_err = Some(format!("I/O round {rounds} on the other VF: {x}"));
             }
             rounds += 1;
-        } else {
-            std::thread::sleep(Duration::from_millis(50));
         }
         if done {
             break;
         }
+        // Each round takes fresh buffers from the arena: a few rounds a
+        // second last as long as the Suspend's timeout.
+        std::thread::sleep(Duration::from_millis(50));
     }
     let took = h
         .join()
@@ -1549,7 +1568,8 @@ fn suspend_with_full_cq(env: &Env) -> CaseResult {
     io_round(&mut gb, 0).map_err(|x| format!("I/O on the other VF: {x}"))?;
     let mut g = stall(env, 64, 40, 2000)?;
     io_round(&mut gb, 1).map_err(|x| format!("I/O on the other VF, A stalled: {x}"))?;
-    let (took, rounds) = suspend_during_io(env, &mut gb)?;
+    let (took, rounds) =
+        suspend_during_io(env, &mut gb).map_err(|x| format!("{x}\n{}", env.pf_report(cursor)))?;
     ensure(took < FULL_CQ_SUSPEND_BOUND, || {
         format!(
             "Suspend with a full CQ took {:.1} ms",
@@ -1652,7 +1672,8 @@ fn suspend_with_full_cq_resume(env: &Env) -> CaseResult {
     let cursor = kmsg_cursor()?;
     let mut gb = Guest::start(&env.b, Rc::clone(&env.arena), 1, 16).map_err(e)?;
     let mut g = stall(env, 32, 20, 3000)?;
-    let (took, _) = suspend_during_io(env, &mut gb)?;
+    let (took, _) =
+        suspend_during_io(env, &mut gb).map_err(|x| format!("{x}\n{}", env.pf_report(cursor)))?;
     ensure(took < FULL_CQ_SUSPEND_BOUND, || {
         format!(
             "Suspend with a full CQ took {:.1} ms",
