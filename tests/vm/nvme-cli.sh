@@ -159,7 +159,7 @@ state_size() {
 
 # check_header FILE CSVI CSUUIDI: VER 0, CSATTR bit 0 (suspended) set and
 # bits 7:1 clear, bytes 15:3 zero; NVMECSS 0 without CSVI; VSS 0 without
-# CSUUIDI, else the vendor section ("QNLM", version 1, its length = VSS).
+# CSUUIDI, else the vendor section ("QNLM", version 2, its length = VSS).
 check_header() {
 	local f=$1 csvi=$2 csuuidi=$3 nvmecss vss
 	[ "$(le "$f" 0 2)" -eq 0 ] || fail "VER $(le "$f" 0 2), expected 0" || return
@@ -175,7 +175,7 @@ check_header() {
 	fi
 	local v=$((48 + 4 * nvmecss))
 	[ "$(le "$f" "$v" 4)" -eq $((0x4d4c4e51)) ] || fail "vendor section: no QNLM magic" || return
-	[ "$(le "$f" $((v + 4)) 2)" -eq 1 ] || fail "vendor section: version $(le "$f" $((v + 4)) 2)" || return
+	[ "$(le "$f" $((v + 4)) 2)" -eq 2 ] || fail "vendor section: version $(le "$f" $((v + 4)) 2)" || return
 	[ "$(le "$f" $((v + 8)) 4)" -eq $((4 * vss)) ] ||
 		fail "vendor section: length $(le "$f" $((v + 8)) 4), VSS says $((4 * vss))" || return
 }

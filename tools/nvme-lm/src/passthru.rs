@@ -113,6 +113,18 @@ impl Passthru {
     /// An NVMe error status is a [`Completion`], not an `Err`: `Err` means
     /// the command did not reach the controller or timed out.
     pub fn admin(&self, cmd: &AdminCmd, data: Option<&mut [u8]>) -> io::Result<Completion> {
+        self.admin_timeout(cmd, data, 30_000)
+    }
+
+    /// Like [`Passthru::admin`], with a command timeout of `timeout_ms`.
+    /// When it expires the kernel's nvme driver gives up on the command,
+    /// and (it is an admin command) resets the controller.
+    pub fn admin_timeout(
+        &self,
+        cmd: &AdminCmd,
+        data: Option<&mut [u8]>,
+        timeout_ms: u32,
+    ) -> io::Result<Completion> {
         let (addr, len) = match data {
             Some(d) => (
                 d.as_mut_ptr() as u64,
@@ -131,7 +143,7 @@ impl Passthru {
             cdw13: cmd.cdw[3],
             cdw14: cmd.cdw[4],
             cdw15: cmd.cdw[5],
-            timeout_ms: 30_000,
+            timeout_ms,
             ..Default::default()
         };
         // SAFETY: `c` is a live `struct nvme_passthru_cmd`; `addr`/`len`

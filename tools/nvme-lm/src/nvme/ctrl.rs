@@ -145,12 +145,13 @@ impl Controller {
     /// (IEN, IV), else it is polled.
     pub fn create_io_queues(&self, admin: &mut QueuePair, io: &QueuePair) -> io::Result<()> {
         let size = u32::from(io.depth() - 1) << 16;
+        let cq_size = u32::from(io.cq_depth() - 1) << 16;
         let qid = u32::from(io.qid);
         let irq = io.vector.map_or(0, |v| 2 | (u32::from(v) << 16));
         let cq = Sqe {
             opcode: admin_opcode::CREATE_CQ,
             prp1: io.cq_iova(),
-            cdw: [size | qid, 1 | irq, 0, 0, 0, 0],
+            cdw: [cq_size | qid, 1 | irq, 0, 0, 0, 0],
             ..Sqe::default()
         };
         self.admin_ok(admin, cq, "Create I/O CQ")?;

@@ -47,6 +47,7 @@ pub struct QueuePair {
     /// The CQ's MSI-X vector, if it signals completions (IEN, IV).
     pub vector: Option<u16>,
     depth: u16,
+    cq_depth: u16,
     sq: Chunk,
     cq: Chunk,
     sq_tail: u16,
@@ -60,12 +61,26 @@ pub struct QueuePair {
 impl QueuePair {
     /// Allocates an SQ and a CQ of `depth` entries each.
     pub fn new(arena: &Rc<Arena>, qid: u16, depth: u16) -> io::Result<Self> {
+        Self::with_cq_depth(arena, qid, depth, depth)
+    }
+
+    /// Allocates an SQ of `depth` entries and a CQ of `cq_depth` entries.
+    /// With a CQ smaller than the SQ, more commands can be in flight than
+    /// the CQ holds: completions then wait in the controller for the host
+    /// to free CQ room.
+    pub fn with_cq_depth(
+        arena: &Rc<Arena>,
+        qid: u16,
+        depth: u16,
+        cq_depth: u16,
+    ) -> io::Result<Self> {
         Ok(Self {
             qid,
             vector: None,
             depth,
+            cq_depth,
             sq: arena.alloc(usize::from(depth) * 64)?,
-            cq: arena.alloc(usize::from(depth) * 16)?,
+            cq: arena.alloc(usize::from(cq_depth) * 16)?,
             sq_tail: 0,
             sq_head: 0,
             cq_head: 0,
@@ -75,9 +90,15 @@ impl QueuePair {
         })
     }
 
-    /// Number of entries of each queue.
+    /// Number of entries of the SQ (and of the CQ, unless
+    /// [`QueuePair::with_cq_depth`] made it another size).
     pub fn depth(&self) -> u16 {
         self.depth
+    }
+
+    /// Number of entries of the CQ.
+    pub fn cq_depth(&self) -> u16 {
+        self.cq_depth
     }
 
     /// IOVA of the submission queue.
@@ -101,9 +122,9 @@ impl QueuePair {
         usize::from(self.depth) * 64
     }
 
-    /// Size of the CQ in bytes (`depth` 16-byte entries).
+    /// Size of the CQ in bytes (`cq_depth` 16-byte entries).
     pub fn cq_bytes(&self) -> usize {
-        usize::from(self.depth) * 16
+        usize::from(self.cq_depth) * 16
     }
 
     /// The SQ head the controller last reported (in a completion) and the
@@ -158,7 +179,7 @@ impl QueuePair {
     pub fn peek(&self) -> Vec<Cqe> {
         let mut out = Vec::new();
         let (mut head, mut phase) = (self.cq_head, self.phase);
-        while out.len() < usize::from(self.depth) {
+        while out.len() < usize::from(self.cq_depth) {
             let off = usize::from(head) * 16;
             let mut status = [0u8; 2];
             self.cq.read(off + 14, &mut status);
@@ -169,7 +190,7 @@ impl QueuePair {
             let mut raw = [0u8; 16];
             self.cq.read(off, &mut raw);
             out.push(Cqe::parse(&raw));
-            head = (head + 1) % self.depth;
+            head = (head + 1) % self.cq_depth;
             if head == 0 {
                 phase = !phase;
             }
@@ -193,7 +214,7 @@ impl QueuePair {
         let mut raw = [0u8; 16];
         self.cq.read(off, &mut raw);
         let cqe = Cqe::parse(&raw);
-        self.cq_head = (self.cq_head + 1) % self.depth;
+        self.cq_head = (self.cq_head + 1) % self.cq_depth;
         if self.cq_head == 0 {
             self.phase = !self.phase;
         }

@@ -309,7 +309,7 @@ pub(crate) fn cq_pages(g: &Guest, mark: &[u16], n: usize) -> Result<BTreeSet<u64
     let mut out = BTreeSet::new();
     let mut total = 0;
     for (q, &before) in g.io.iter().zip(mark) {
-        let depth = q.depth();
+        let depth = q.cq_depth();
         let k = (q.cq_head() + depth - before) % depth;
         for i in 0..k {
             let slot = (before + i) % depth;
@@ -371,7 +371,7 @@ pub(crate) fn read_blocks(
 /// Flushes on I/O queue index `qi` until its CQ head is at `slot`: moves
 /// where its next completions are posted.
 fn advance_cq(g: &mut Guest, qi: usize, slot: u16) -> CaseResult {
-    ensure(slot < g.io[qi].depth(), || {
+    ensure(slot < g.io[qi].cq_depth(), || {
         format!("slot {slot} past the CQ")
     })?;
     while g.io[qi].cq_head() != slot {

@@ -111,6 +111,19 @@ impl Guest {
     /// and creates `nr_io` I/O queue pairs of `depth` entries, queue `q`
     /// signalling vector `q`.
     pub fn start(dev: &Device, arena: Rc<Arena>, nr_io: u16, depth: u16) -> io::Result<Self> {
+        Self::start_sized(dev, arena, nr_io, depth, depth)
+    }
+
+    /// Like [`Guest::start`], with CQs of `cq_depth` entries (SQs of
+    /// `depth`): a CQ smaller than its SQ fills while more commands are in
+    /// flight than it holds.
+    pub fn start_sized(
+        dev: &Device,
+        arena: Rc<Arena>,
+        nr_io: u16,
+        depth: u16,
+        cq_depth: u16,
+    ) -> io::Result<Self> {
         let irqs = Self::destination(dev)?;
         if irqs.len() <= usize::from(nr_io) {
             return Err(other(format!(
@@ -125,7 +138,7 @@ impl Guest {
         ctrl.enable(&admin)?;
         let mut io = Vec::new();
         for qid in 1..=nr_io {
-            let mut q = QueuePair::new(&arena, qid, depth)?;
+            let mut q = QueuePair::with_cq_depth(&arena, qid, depth, cq_depth)?;
             q.vector = Some(qid);
             ctrl.create_io_queues(&mut admin, &q)?;
             io.push(q);

@@ -53,6 +53,10 @@ use crate::vfio::{
 };
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::{
+    Duration,
+    Instant, //
+};
 
 /// The vendor-specific state format of the emulated controller.
 pub const QEMU_VENDOR_UUID: [u8; 16] = [
@@ -78,6 +82,7 @@ pub struct Setup {
 
 struct Env {
     pf: Passthru,
+    pf_path: PathBuf,
     _iommufd: Iommufd,
     arena: Rc<Arena>,
     a: Device,
@@ -102,6 +107,7 @@ impl Env {
         let b = Device::open(&s.b.0, &iommufd).map_err(|e| e.to_string())?;
         Ok(Self {
             pf,
+            pf_path: s.pf.clone(),
             _iommufd: iommufd,
             arena,
             a,
@@ -180,6 +186,10 @@ impl Env {
 
 fn u16_at(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
 fn pf_identify(env: &Env) -> CaseResult {
@@ -954,7 +964,14 @@ fn track_memory_refusals(env: &Env) -> CaseResult {
         ("VER 1", with(&|d| d[0] = 1)),
         ("RMRTG below MINMRTG", with(&|d| d[3] = 11)),
         ("RMRTG above MAXMRTG", with(&|d| d[3] = 22)),
-        ("RNMRTD 0", good[..track::START_HEADER_LEN].to_vec()),
+        // The header alone, saying so: a header that announced a range
+        // would make the controller read past this buffer, into whatever
+        // the client's heap holds there.
+        ("RNMRTD 0", {
+            let mut d = good[..track::START_HEADER_LEN].to_vec();
+            d[4..8].fill(0);
+            d
+        }),
         ("RNMRTD above CMMRTD", {
             let mut d = vec![0u8; track::start_len(17).ok_or("overflow")?];
             d[..good.len()].copy_from_slice(&good);
@@ -1196,9 +1213,508 @@ fn track_memory_reset(env: &Env) -> CaseResult {
         .map(|_| ())
 }
 
+// ---------------------------------------------------------------------------
+// A guest that stops consuming its completion queue (issue 15): Suspend must
+// not wait for CQ room the guest may never free. Completions that cannot be
+// posted stay in the controller, move in the vendor state and are posted
+// once the guest frees room after Resume, on the destination or (cancel)
+// on the source.
+
+/// Entries of the stalled guest's CQ: it holds 3 completions.
+const STALL_CQ: u16 = 4;
+/// Admin passthrough timeout of the Suspend with a full CQ. The controller
+/// must complete it well within; if it does not, the kernel's nvme driver
+/// gives up on the command and resets the PF (as it would after
+/// nvme_core.admin_timeout for the VMM's Suspend).
+const FULL_CQ_SUSPEND_TIMEOUT_MS: u32 = 10_000;
+/// What the Suspend may take at most, on a TCG-emulated machine.
+const FULL_CQ_SUSPEND_BOUND: Duration = Duration::from_secs(3);
+
+/// A completion waiting for CQ room, as vendor state version 2 carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct VendorCqe {
+    sqid: u16,
+    cid: u16,
+    status: u16,
+    rsvd: u16,
+    dw0: u32,
+    dw1: u32,
+}
+
+/// The pending completions of vendor section `v` (emulated-hmlm.rst,
+/// vendor state version 2): their offset in `v`, and the list.
+fn vendor_cqes(v: &[u8]) -> Result<(usize, Vec<VendorCqe>), String> {
+    ensure(v.len() >= 128 && v[0..4] == *b"QNLM", || {
+        "vendor section missing".into()
+    })?;
+    let version = u16_at(v, 4);
+    ensure(version == 2, || {
+        format!("vendor state version {version}, expected 2 (pending completions)")
+    })?;
+    let (naer, nev) = (usize::from(v[51]), usize::from(v[52]));
+    let off = (128 + 2 * naer + 8 * nev + 3) & !3;
+    let nr = u32_at(v, 124) as usize;
+    ensure(off + 16 * nr <= v.len(), || {
+        format!(
+            "{nr} pending completions at {off} overrun a {}-byte vendor section",
+            v.len()
+        )
+    })?;
+    let list = (0..nr)
+        .map(|i| {
+            let b = off + 16 * i;
+            VendorCqe {
+                sqid: u16_at(v, b),
+                cid: u16_at(v, b + 2),
+                status: u16_at(v, b + 4),
+                rsvd: u16_at(v, b + 6),
+                dw0: u32_at(v, b + 8),
+                dw1: u32_at(v, b + 12),
+            }
+        })
+        .collect();
+    Ok((off, list))
+}
+
+/// The kernel log records still in the buffer: (sequence number, text).
+fn kmsg_records() -> Result<Vec<(u64, String)>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .map_err(|e| format!("/dev/kmsg: {e}"))?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 16384];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let rec = String::from_utf8_lossy(&buf[..n]);
+                let (head, body) = rec.split_once(';').unwrap_or((&rec, ""));
+                let seq = head
+                    .split(',')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                out.push((seq, body.lines().next().unwrap_or("").to_string()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            // Overwritten while read: go on with the next record.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(e) => return Err(format!("/dev/kmsg: {e}")),
+        }
+    }
+    Ok(out)
+}
+
+/// The sequence number the next kernel log record will have.
+fn kmsg_cursor() -> Result<u64, String> {
+    Ok(kmsg_records()?.last().map_or(0, |(seq, _)| seq + 1))
+}
+
+impl Env {
+    /// The PF's kernel name, e.g. `nvme0`.
+    fn pf_name(&self) -> String {
+        self.pf_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The kernel log lines since `cursor` that report a timeout or a
+    /// reset of the PF.
+    fn pf_resets(&self, cursor: u64) -> Result<Vec<String>, String> {
+        let tag = format!("{}:", self.pf_name());
+        Ok(kmsg_records()?
+            .into_iter()
+            .filter(|(seq, line)| {
+                let l = line.to_lowercase();
+                *seq >= cursor
+                    && line.contains(&tag)
+                    && (l.contains("timeout") || l.contains("reset"))
+            })
+            .map(|(_, line)| line)
+            .collect())
+    }
+
+    /// What the kernel did to the PF since `cursor`, for a failure report.
+    fn pf_report(&self, cursor: u64) -> String {
+        let name = self.pf_name();
+        let state = std::fs::read_to_string(format!("/sys/class/nvme/{name}/state"))
+            .unwrap_or_else(|e| e.to_string());
+        format!(
+            "kernel log on {name}: {:?}; {name} now {}",
+            self.pf_resets(cursor).unwrap_or_else(|e| vec![e]),
+            state.trim()
+        )
+    }
+
+    /// Fails if the kernel logged a timeout or a reset of the PF since
+    /// `cursor`, or if the PF's controller is not live and answering.
+    fn pf_untouched(&self, cursor: u64) -> CaseResult {
+        let name = self.pf_name();
+        let bad = self.pf_resets(cursor)?;
+        ensure(bad.is_empty(), || {
+            format!("the kernel timed out or reset the PF: {bad:?}")
+        })?;
+        let state = std::fs::read_to_string(format!("/sys/class/nvme/{name}/state"))
+            .map_err(|e| format!("{name} state: {e}"))?;
+        ensure(state.trim() == "live", || {
+            format!("PF {name} is {}", state.trim())
+        })?;
+        self.identify_pf(1).map(|_| ())
+    }
+}
+
+/// One I/O round on `g` (another VF): writes 4 blocks, reads them back.
+fn io_round(g: &mut Guest, round: u64) -> std::io::Result<()> {
+    let base = 8000 + (round % 16) * 4;
+    for lba in base..base + 4 {
+        g.submit_write(0, lba, true)?;
+    }
+    g.drain(10_000)?;
+    for lba in base..base + 4 {
+        g.submit_read(0, lba, true)?;
+    }
+    g.drain(10_000)?;
+    Ok(())
+}
+
+/// A guest on A, one I/O queue of `depth` SQ entries and a [`STALL_CQ`]
+/// entry CQ, that stops consuming its CQ and keeps submitting `n`
+/// commands in rounds (writes of fresh blocks from `base` + 1000, reads of
+/// blocks it wrote, and consumed, before): the CQ fills, and the rest
+/// complete into the controller's wait for CQ room.
+fn stall(env: &Env, depth: u16, n: u64, base: u64) -> Result<Guest, String> {
+    let e = |x: std::io::Error| x.to_string();
+    let mut g = Guest::start_sized(&env.a, Rc::clone(&env.arena), 1, depth, STALL_CQ).map_err(e)?;
+    for i in 0..n / 2 {
+        g.submit_write(0, base + i, true).map_err(e)?;
+    }
+    g.drain(30_000).map_err(e)?;
+    let mut k = 0;
+    while k < n {
+        for _ in 0..8.min(n - k) {
+            if k % 2 == 0 {
+                g.submit_write(0, base + 1000 + k, false).map_err(e)?;
+            } else {
+                g.submit_read(0, base + k / 2, false).map_err(e)?;
+            }
+            k += 1;
+        }
+        g.ring_all().map_err(e)?;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = Instant::now();
+    while g.posted().len() < usize::from(STALL_CQ - 1) {
+        if t.elapsed() > Duration::from_secs(10) {
+            fail!("the CQ holds {} completions after 10 s", g.posted().len());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Time for the controller to complete the rest inside.
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(g)
+}
+
+/// Suspends A through the PF from another thread, bounded by
+/// [`FULL_CQ_SUSPEND_TIMEOUT_MS`], while `other` (a guest on another VF of
+/// the same PF) runs I/O rounds; returns how long the Suspend took and the
+/// I/O rounds done meanwhile.
+fn suspend_during_io(env: &Env, other: &mut Guest) -> Result<(Duration, u64), String> {
+    let (path, scid) = (env.pf_path.clone(), env.scid_a);
+    let h = std::thread::spawn(move || -> Result<Duration, String> {
+        let pf = Passthru::open(&path).map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        let c = pf
+            .admin_timeout(
+                &AdminCmd::suspend(scid, SuspendType::Suspend, false),
+                None,
+                FULL_CQ_SUSPEND_TIMEOUT_MS,
+            )
+            .map_err(|e| {
+                format!(
+                    "Suspend with a full CQ did not complete ({e}) after {:.1} s",
+                    t0.elapsed().as_secs_f64()
+                )
+            })?;
+        ensure(c.code() == 0, || {
+            format!("Suspend with a full CQ: NVMe status {:#x}", c.status)
+        })?;
+        Ok(t0.elapsed())
+    });
+    let mut rounds = 0;
+    let mut io_err = None;
+    loop {
+        let done = h.is_finished();
+        if io_err.is_none() {
+            if let Err(x) = io_round(other, rounds) {
+                io_err = Some(format!("I/O round {rounds} on the other VF: {x}"));
+            }
+            rounds += 1;
+        }
+        if done {
+            break;
+        }
+        // Each round takes fresh buffers from the arena: a few rounds a
+        // second last as long as the Suspend's timeout.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = h
+        .join()
+        .map_err(|_| "the Suspend thread panicked".to_string())?;
+    match (took, io_err) {
+        (Err(s), Some(i)) => Err(format!("{s}; {i}")),
+        (Err(s), None) => Err(s),
+        (Ok(_), Some(i)) => Err(i),
+        (Ok(t), None) => Ok((t, rounds)),
+    }
+}
+
+/// After the Suspend of stalled guest `g`: the state's pending completions
+/// are the commands completed and not posted, each once, successful; with
+/// the completions posted and the commands never fetched they account
+/// for every command in flight. Returns them.
+fn check_pending(g: &Guest, st: &[u8]) -> Result<Vec<VendorCqe>, String> {
+    let cs = ControllerState::parse(st).map_err(|x| x.reason().to_string())?;
+    let v0 = QueueStateV0::parse(cs.nvme).map_err(|x| x.reason().to_string())?;
+    let sq = v0.sq(0).map_err(|x| x.reason().to_string())?;
+    let size = u32::from(sq.qsize) + 1;
+    let unfetched = (u32::from(sq.tail) + size - u32::from(sq.head)) % size;
+    let (_, pending) = vendor_cqes(cs.vendor)?;
+    let posted = g.posted();
+    ensure(
+        posted.len() + pending.len() + unfetched as usize == g.pending.len(),
+        || {
+            format!(
+                "{} in flight, but {} posted + {} pending in the state + {unfetched} not fetched",
+                g.pending.len(),
+                posted.len(),
+                pending.len()
+            )
+        },
+    )?;
+    ensure(!pending.is_empty(), || {
+        "no completion waited for CQ room: the case did not stall".into()
+    })?;
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &pending {
+        ensure(
+            c.sqid == 1 && c.status == 0 && c.rsvd == 0 && c.dw0 == 0 && c.dw1 == 0,
+            || format!("pending completion {c:?}"),
+        )?;
+        ensure(
+            g.pending.contains_key(&(1, c.cid))
+                && !posted.contains(&(1, c.cid))
+                && seen.insert(c.cid),
+            || format!("pending completion {c:?}: not a command in flight, or twice"),
+        )?;
+    }
+    Ok(pending)
+}
+
+/// Suspended with completions pending: the guest consumes what was posted
+/// (its CQ head doorbell frees room), and the controller posts nothing
+/// and raises no interrupt.
+fn consume_while_suspended(g: &mut Guest) -> CaseResult {
+    let e = |x: std::io::Error| x.to_string();
+    let before = g.posted().len();
+    let took = g.collect(200).map_err(e)?;
+    ensure(took == before, || {
+        format!("consumed {took} completions while suspended, {before} were posted")
+    })?;
+    std::thread::sleep(Duration::from_millis(300));
+    let posted = g.posted();
+    let fired = g.irqs.wait(Duration::ZERO).map_err(e)?;
+    ensure(posted.is_empty() && fired.is_empty(), || {
+        format!("suspended, the controller posted {posted:?} and signalled vectors {fired:?}")
+    })
+}
+
+/// Fails unless the first completions the guest reaped from index
+/// `from` on are `pending`, in order.
+fn posted_first(g: &Guest, from: usize, pending: &[VendorCqe]) -> CaseResult {
+    let want: Vec<(u16, u16)> = pending.iter().map(|c| (c.sqid, c.cid)).collect();
+    let got = &g.completions[from..];
+    ensure(
+        got.len() >= want.len() && got[..want.len()] == want[..],
+        || format!("completions after Resume {got:?}, expected the pending ones first: {want:?}"),
+    )
+}
+
+/// Set State into B of `good` changed by `f`: Invalid Field.
+fn reject_pending(env: &Env, good: &[u8], what: &str, f: &dyn Fn(&mut Vec<u8>)) -> CaseResult {
+    let mut s = good.to_vec();
+    f(&mut s);
+    expect_status(
+        env.set_state(env.scid_b, Sequence::Only, 0, &mut s),
+        INVALID_FIELD,
+        what,
+    )
+}
+
+/// A guest on A fills its CQ and stops consuming it while it keeps
+/// submitting; Suspend through the PF completes at once all the same (VF B
+/// runs I/O meanwhile), the state carries the completions that wait for
+/// CQ room, B loads it (and refuses broken ones), and once the guest
+/// consumes its CQ on B every command completes exactly once, the pending
+/// ones first and in order. The PF is never timed out nor reset.
+fn suspend_with_full_cq(env: &Env) -> CaseResult {
+    let e = |x: std::io::Error| x.to_string();
+    let cursor = kmsg_cursor()?;
+    let mut gb = Guest::start(&env.b, Rc::clone(&env.arena), 1, 16).map_err(e)?;
+    io_round(&mut gb, 0).map_err(|x| format!("I/O on the other VF: {x}"))?;
+    let mut g = stall(env, 64, 40, 2000)?;
+    io_round(&mut gb, 1).map_err(|x| format!("I/O on the other VF, A stalled: {x}"))?;
+    let (took, rounds) =
+        suspend_during_io(env, &mut gb).map_err(|x| format!("{x}\n{}", env.pf_report(cursor)))?;
+    ensure(took < FULL_CQ_SUSPEND_BOUND, || {
+        format!(
+            "Suspend with a full CQ took {:.1} ms",
+            took.as_secs_f64() * 1e3
+        )
+    })?;
+    let (st, csup) = env.get_state(env.scid_a)?;
+    ensure(csup, || "source not suspended".into())?;
+    let pending = check_pending(&g, &st)?;
+    consume_while_suspended(&mut g)?;
+    // The state as the VMM takes it, after the guest's last doorbell.
+    let (st, _) = env.get_state(env.scid_a)?;
+    let cs = ControllerState::parse(&st).map_err(|x| x.reason().to_string())?;
+    let (coff, again) = vendor_cqes(cs.vendor)?;
+    ensure(again == pending, || {
+        format!("pending completions changed while suspended: {again:?}")
+    })?;
+    io_round(&mut gb, 2).map_err(|x| format!("I/O on the other VF, A suspended: {x}"))?;
+    drop(gb);
+    // Field positions in the whole state.
+    let voff = st.len() - cs.vendor.len();
+    let cq = voff + coff;
+    env.b.reset().map_err(e)?;
+    let irqs_b = Guest::destination(&env.b).map_err(e)?;
+    env.suspend(env.scid_b)?;
+    reject_pending(env, &st, "pending completion of a missing SQ", &|s| {
+        s[cq] = 7
+    })?;
+    reject_pending(env, &st, "pending completion with status bit 15", &|s| {
+        s[cq + 5] |= 0x80
+    })?;
+    reject_pending(env, &st, "pending completion, reserved bits", &|s| {
+        s[cq + 6] = 1
+    })?;
+    reject_pending(env, &st, "pending count without its entry", &|s| {
+        s[voff + 124] += 1
+    })?;
+    if pending.len() >= 2 {
+        reject_pending(env, &st, "pending CID twice on one SQ", &|s| {
+            s.copy_within(cq + 2..cq + 4, cq + 16 + 2)
+        })?;
+    }
+    // More pending than the SQ's 64 request slots (fresh CIDs, sizes fixed).
+    let extra = 65 - pending.len();
+    reject_pending(env, &st, "more pending completions than SQ slots", &|s| {
+        let at = cq + 16 * pending.len();
+        let mut add = Vec::new();
+        for j in 0..extra {
+            add.extend_from_slice(&1u16.to_le_bytes());
+            add.extend_from_slice(&(0x8000 + j as u16).to_le_bytes());
+            add.extend_from_slice(&[0u8; 12]);
+        }
+        s.splice(at..at, add);
+        let nr = u32_at(s, voff + 124) + extra as u32;
+        s[voff + 124..voff + 128].copy_from_slice(&nr.to_le_bytes());
+        let vlen = u32_at(s, voff + 8) + 16 * extra as u32;
+        s[voff + 8..voff + 12].copy_from_slice(&vlen.to_le_bytes());
+        let vss = u32_at(s, 32) + 4 * extra as u32;
+        s[32..36].copy_from_slice(&vss.to_le_bytes());
+    })?;
+    let mut st = st;
+    expect_status(
+        env.set_state(env.scid_b, Sequence::Only, 0, &mut st),
+        0,
+        "Set State with pending completions",
+    )?;
+    // B holds them as A did.
+    let (bst, _) = env.get_state(env.scid_b)?;
+    let bcs = ControllerState::parse(&bst).map_err(|x| x.reason().to_string())?;
+    let (_, on_b) = vendor_cqes(bcs.vendor)?;
+    ensure(on_b == pending, || {
+        format!("B's pending completions {on_b:?}, A's {pending:?}")
+    })?;
+    env.resume(env.scid_b)?;
+    g.switch_to(&env.b, irqs_b).map_err(e)?;
+    let from = g.completions.len();
+    let inflight = g.pending.len();
+    g.drain(30_000)
+        .map_err(|x| format!("after migration: {x}"))?;
+    posted_first(&g, from, &pending)?;
+    g.sq_heads_at_tail()
+        .map_err(|x| format!("after migration: {x}"))?;
+    let verified = g.verify_all().map_err(e)?;
+    println!(
+        "# Suspend with a full CQ: {:.1} ms ({} completions pending, {rounds} I/O rounds on the other VF meanwhile); {inflight} commands completed on B, {verified} blocks verified",
+        took.as_secs_f64() * 1e3,
+        pending.len()
+    );
+    env.pf_untouched(cursor)?;
+    env.a.reset().map_err(e)?;
+    env.b.reset().map_err(e)?;
+    Ok(())
+}
+
+/// The cancel path: Suspend with a full CQ, then Resume the source; the
+/// pending completions are posted there, in order, once the guest frees
+/// room, and every command completes exactly once.
+fn suspend_with_full_cq_resume(env: &Env) -> CaseResult {
+    let e = |x: std::io::Error| x.to_string();
+    let cursor = kmsg_cursor()?;
+    let mut gb = Guest::start(&env.b, Rc::clone(&env.arena), 1, 16).map_err(e)?;
+    let mut g = stall(env, 32, 20, 3000)?;
+    let (took, _) =
+        suspend_during_io(env, &mut gb).map_err(|x| format!("{x}\n{}", env.pf_report(cursor)))?;
+    ensure(took < FULL_CQ_SUSPEND_BOUND, || {
+        format!(
+            "Suspend with a full CQ took {:.1} ms",
+            took.as_secs_f64() * 1e3
+        )
+    })?;
+    let (st, _) = env.get_state(env.scid_a)?;
+    let pending = check_pending(&g, &st)?;
+    consume_while_suspended(&mut g)?;
+    env.resume(env.scid_a)?;
+    let from = g.completions.len();
+    g.drain(30_000)
+        .map_err(|x| format!("after Resume of the source: {x}"))?;
+    posted_first(&g, from, &pending)?;
+    g.sq_heads_at_tail()
+        .map_err(|x| format!("after Resume of the source: {x}"))?;
+    // Nothing is left over: a second Suspend finds none pending.
+    env.suspend(env.scid_a)?;
+    let (st, _) = env.get_state(env.scid_a)?;
+    let cs = ControllerState::parse(&st).map_err(|x| x.reason().to_string())?;
+    let (_, left) = vendor_cqes(cs.vendor)?;
+    ensure(left.is_empty(), || {
+        format!("pending after everything completed: {left:?}")
+    })?;
+    env.resume(env.scid_a)?;
+    let verified = g.verify_all().map_err(e)?;
+    println!(
+        "# Suspend with a full CQ: {:.1} ms, {} completions pending, posted on the source after Resume; {verified} blocks verified",
+        took.as_secs_f64() * 1e3,
+        pending.len()
+    );
+    io_round(&mut gb, 3).map_err(|x| format!("I/O on the other VF: {x}"))?;
+    env.pf_untouched(cursor)?;
+    env.a.reset().map_err(e)?;
+    env.b.reset().map_err(e)?;
+    Ok(())
+}
+
 /// Runs the suite; returns the number of failed cases.
 pub fn run(s: &Setup) -> usize {
-    let mut k = Ktap::begin("hmlm", 15, s.filter.clone());
+    let mut k = Ktap::begin("hmlm", 17, s.filter.clone());
     let env = match Env::open(s) {
         Ok(env) => env,
         Err(e) => {
@@ -1216,6 +1732,10 @@ pub fn run(s: &Setup) -> usize {
     k.case("cdq_command_errors", || cdq_errors(&env));
     k.case("migrate_with_inflight_io", || migrate(&env));
     k.case("s0pt_after_wrap", || s0pt_after_wrap(&env));
+    k.case("suspend_with_full_cq", || suspend_with_full_cq(&env));
+    k.case("suspend_with_full_cq_resume_source", || {
+        suspend_with_full_cq_resume(&env)
+    });
     k.case("track_memory_limits", || track_memory_limits(&env));
     k.case("track_memory_refusals", || track_memory_refusals(&env));
     k.case("track_memory_reads", || track_memory_reads(&env));
