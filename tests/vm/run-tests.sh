@@ -27,6 +27,7 @@ SUITES=(
 	"pf_service_io bash tests/vm/pf-service.sh io"
 	"pf_service_teardown bash tests/vm/pf-service.sh teardown"
 	"fault_matrix bash tests/vm/faults.sh"
+	"concurrency bash tests/vm/concurrency.sh"
 	# Last: it takes the PF away from the nvme driver.
 	"cdq bash tests/vm/cdq.sh"
 )

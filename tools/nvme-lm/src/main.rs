@@ -137,6 +137,25 @@ enum Suite {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// nvme-vfio-pci under concurrency: two PFs' VFs migrating at once,
+    /// and racing requests on one device (four VFs bound to it).
+    Concurrency {
+        /// First PF: source VF's VFIO cdev.
+        #[arg(long)]
+        vf_a: PathBuf,
+        /// First PF: destination VF's VFIO cdev.
+        #[arg(long)]
+        vf_b: PathBuf,
+        /// Second PF: source VF's VFIO cdev.
+        #[arg(long)]
+        vf_c: PathBuf,
+        /// Second PF: destination VF's VFIO cdev.
+        #[arg(long)]
+        vf_d: PathBuf,
+        /// Run only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// The fault matrix of nvme-vfio-pci: resets, timeouts and killed
     /// processes in every migration state (two VFs bound to it).
     Faults {
@@ -453,6 +472,23 @@ fn main() -> ExitCode {
         Cmd::Selftest {
             suite: Suite::Io { vf },
         } => suite_result(nvme_lm::selftest::io::run(vf)),
+        Cmd::Selftest {
+            suite:
+                Suite::Concurrency {
+                    vf_a,
+                    vf_b,
+                    vf_c,
+                    vf_d,
+                    filter,
+                },
+        } => {
+            let setup = nvme_lm::selftest::concurrency::Setup {
+                first: (vf_a.clone(), vf_b.clone()),
+                second: (vf_c.clone(), vf_d.clone()),
+                filter: filter.clone(),
+            };
+            suite_result(nvme_lm::selftest::concurrency::run(&setup))
+        }
         Cmd::Selftest {
             suite:
                 Suite::Faults {

@@ -4,6 +4,7 @@
 //! KTAP output. Each case returns `Err(reason)` instead of panicking.
 
 pub mod cdq;
+pub mod concurrency;
 pub mod dma_logging;
 pub mod faults;
 pub mod guest;
