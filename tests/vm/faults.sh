@@ -1,6 +1,6 @@
 #!/bin/bash
 # The fault matrix of nvme_vfio_pci (KTAP, from the Rust test program):
-# FLR and PF controller reset in RUNNING_P2P, PRE_COPY, PRE_COPY_P2P, STOP,
+# FLR, PF controller reset and PF unbind in RUNNING_P2P, PRE_COPY, PRE_COPY_P2P, STOP,
 # STOP_COPY mid-read and RESUMING mid-write; a Suspend whose admin command
 # times out (nvme-pci resets the PF); the migrating process SIGKILLed during
 # Suspend and during Set State; a destination left with half a stream.
@@ -45,7 +45,7 @@ if ! setup >/dev/null 2>"$errf"; then
 	exit 1
 fi
 rc=0
-"$NVME_LM" selftest faults --vf-a "$CDEV0" --vf-b "$CDEV1" --pf "$PF_DEV" \
+"$NVME_LM" selftest faults --vf-a "$VF0" --vf-b "$VF1" --pf "$PF" \
 	--vq "$VQ_PER_VF" --vi "$VI_PER_VF" ${FAULT_FILTER:+--filter "$FAULT_FILTER"} || rc=1
 ktap_begin fault_matrix_kernel_log 1
 # nvme-pci's own report of the timed-out Suspend is expected; nothing else.

@@ -159,15 +159,15 @@ enum Suite {
     /// The fault matrix of nvme-vfio-pci: resets, timeouts and killed
     /// processes in every migration state (two VFs bound to it).
     Faults {
-        /// Source VF: its VFIO cdev.
+        /// Source VF: its PCI address (bound to nvme-vfio-pci).
         #[arg(long)]
-        vf_a: PathBuf,
-        /// Destination VF: its VFIO cdev.
+        vf_a: String,
+        /// Destination VF: its PCI address (likewise).
         #[arg(long)]
-        vf_b: PathBuf,
-        /// The VFs' PF (/dev/nvmeN).
+        vf_b: String,
+        /// The VFs' PF: its PCI address (bound to nvme).
         #[arg(long)]
-        pf: PathBuf,
+        pf: String,
         /// VQ resources per VF (to bring VFs back after a PF reset).
         #[arg(long)]
         vq: u16,

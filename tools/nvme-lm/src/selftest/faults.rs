@@ -24,14 +24,15 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// What the suite runs on.
+/// What the suite runs on: PCI addresses, since a PF unbound and bound
+/// again gets new device files (and its VFs new VFIO cdevs).
 pub struct Setup {
-    /// Source VF's VFIO cdev (bound to nvme-vfio-pci, not open).
-    pub a: PathBuf,
-    /// Destination VF's VFIO cdev (likewise).
-    pub b: PathBuf,
-    /// The VFs' PF (`/dev/nvmeN`).
-    pub pf: PathBuf,
+    /// Source VF (bound to nvme-vfio-pci, not open).
+    pub a: String,
+    /// Destination VF (likewise).
+    pub b: String,
+    /// The VFs' PF (bound to nvme).
+    pub pf: String,
     /// VQ and VI resources each VF gets when it is brought back online
     /// (VFs 1 to 4 of the PF, as tests/vm/lib/sriov.sh set them up).
     pub vq: u16,
@@ -73,6 +74,50 @@ enum Fault {
     /// A controller reset of the PF (`nvme reset`): QEMU takes every
     /// secondary controller offline; the host brings them back.
     PfReset,
+    /// The PF unbound from nvme: it releases the VFs' drivers, whose
+    /// removal waits for their user (this program) to close the devices,
+    /// as a VMM does when asked; then the PF and the VFs are bound again.
+    PfUnbind,
+}
+
+/// Unbinds the PF while `rig` holds the VFs: the unbind must wait for
+/// them, finish once they are closed, and leave the VFs unbound; then
+/// binds everything back.
+fn pf_unbind(s: &Setup, rig: Rig, file: Option<DataFd>, g: Guest) -> CaseResult {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pf_bdf = s.pf.clone();
+    let t = std::thread::spawn(move || {
+        let r = std::fs::write(format!("{PCI}/drivers/nvme/unbind"), &pf_bdf);
+        let _ = tx.send(r.map_err(|x| x.to_string()));
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let waited = rx.try_recv().is_err();
+    // The VMM lets go of the devices, as the device request asks.
+    drop(file);
+    drop(g);
+    drop(rig);
+    let r = rx
+        .recv_timeout(Duration::from_secs(60))
+        .map_err(|_| "the PF unbind did not finish within 60 s of the close".to_string())?;
+    let _ = t.join();
+    r.map_err(|x| format!("PF unbind: {x}"))?;
+    println!("# PF unbind waited for the open VFs: {waited}");
+    ensure(waited, || {
+        "the PF unbind did not wait for the VFs' user".into()
+    })?;
+    for vf in [&s.a, &s.b] {
+        ensure(driver_of(vf).is_none(), || {
+            format!(
+                "{vf} still bound to {:?} after the PF unbind",
+                driver_of(vf)
+            )
+        })?;
+    }
+    std::fs::write(format!("{PCI}/drivers/nvme/bind"), &s.pf)
+        .map_err(|x| format!("PF bind: {x}"))?;
+    pf_back(s)?;
+    bind(&s.a, "nvme-vfio-pci")?;
+    bind(&s.b, "nvme-vfio-pci")
 }
 
 /// One case's devices: its own IOAS, opened and closed by the case, so
@@ -88,8 +133,8 @@ impl Rig {
     fn open(s: &Setup) -> Result<Self, String> {
         let iommufd = Iommufd::open().map_err(e)?;
         let arena = Arena::new(&iommufd, 16 << 20, 0x6_0000_0000).map_err(e)?;
-        let a = Device::open(&s.a, &iommufd).map_err(e)?;
-        let b = Device::open(&s.b, &iommufd).map_err(e)?;
+        let a = Device::open(&cdev(&s.a)?, &iommufd).map_err(e)?;
+        let b = Device::open(&cdev(&s.b)?, &iommufd).map_err(e)?;
         Ok(Self {
             arena,
             a,
@@ -116,8 +161,44 @@ impl Rig {
     }
 }
 
+const PCI: &str = "/sys/bus/pci";
+
+/// The one entry of directory `dir`.
+fn only_entry(dir: &str) -> Result<String, String> {
+    let mut it = std::fs::read_dir(dir).map_err(|x| format!("{dir}: {x}"))?;
+    match it.next() {
+        Some(Ok(d)) => Ok(d.file_name().to_string_lossy().into_owned()),
+        _ => fail!("{dir}: empty"),
+    }
+}
+
+/// The VFIO cdev of VF `bdf`.
+fn cdev(bdf: &str) -> Result<PathBuf, String> {
+    let d = only_entry(&format!("{PCI}/devices/{bdf}/vfio-dev"))?;
+    Ok(PathBuf::from(format!("/dev/vfio/devices/{d}")))
+}
+
+/// The PF's controller device, `/dev/nvmeN`.
 fn pf(s: &Setup) -> Result<Passthru, String> {
-    Passthru::open(&s.pf).map_err(e)
+    let n = only_entry(&format!("{PCI}/devices/{}/nvme", s.pf))?;
+    Passthru::open(std::path::Path::new(&format!("/dev/{n}"))).map_err(e)
+}
+
+/// The driver `bdf` is bound to, if any.
+fn driver_of(bdf: &str) -> Option<String> {
+    std::fs::read_link(format!("{PCI}/devices/{bdf}/driver"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+}
+
+/// Binds `bdf` to `driver` through driver_override.
+fn bind(bdf: &str, driver: &str) -> CaseResult {
+    let w = |f: String, v: &str| std::fs::write(&f, v).map_err(|x| format!("{f}: {x}"));
+    w(format!("{PCI}/devices/{bdf}/driver_override"), driver)?;
+    w(format!("{PCI}/drivers_probe"), bdf)?;
+    ensure(driver_of(bdf).as_deref() == Some(driver), || {
+        format!("{bdf} did not bind to {driver}")
+    })
 }
 
 /// After a PF controller reset: wait until the PF answers, then bring
@@ -227,6 +308,12 @@ fn fault_at(s: &Setup, fault: Fault, at: At) -> CaseResult {
         Fault::PfReset => {
             pf(s)?.reset_controller().map_err(e)?;
             pf_back(s)?;
+        }
+        Fault::PfUnbind => {
+            pf_unbind(s, rig, file, g)?;
+            let rig = Rig::open(s)?;
+            rig.recovered(&rig.a, 910)?;
+            return rig.recovered(&rig.b, 920);
         }
     }
     // The session is over: its file fails (or, after a PF reset that the
@@ -415,7 +502,11 @@ fn half_stream_then_reuse(s: &Setup) -> CaseResult {
 
 /// Runs the suite; returns the number of failed cases.
 pub fn run(s: &Setup) -> usize {
-    let faults = [(Fault::Flr, "flr"), (Fault::PfReset, "pf_reset")];
+    let faults = [
+        (Fault::Flr, "flr"),
+        (Fault::PfReset, "pf_reset"),
+        (Fault::PfUnbind, "pf_unbind"),
+    ];
     let mut k = Ktap::begin(
         "fault_matrix",
         faults.len() * PLACES.len() + 4,
