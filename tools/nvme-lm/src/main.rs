@@ -154,6 +154,14 @@ enum Cmd {
         /// through that differs only in fields the driver checks.
         #[arg(long)]
         strict_gaps: bool,
+        /// Print the outcomes of field mutations per field.
+        #[arg(long)]
+        by_field: bool,
+        /// A field the driver is known not to check that the device does
+        /// (its name without indexes, e.g. state.ver): reported, not
+        /// failed, under --strict-gaps.
+        #[arg(long)]
+        known_gap: Vec<String>,
     },
     /// In-VM test suites against the emulated controller (KTAP output).
     Selftest {
@@ -484,6 +492,8 @@ fn main() -> ExitCode {
             kmsg,
             replay,
             strict_gaps,
+            by_field,
+            known_gap,
         } => seed_of(seed.as_deref()).and_then(|seed| {
             println!("fuzz-resume: seed {seed:#x}");
             let o = nvme_lm::fuzz::Options {
@@ -499,6 +509,8 @@ fn main() -> ExitCode {
                 kmsg: *kmsg,
                 replay: replay.clone(),
                 strict_gaps: *strict_gaps,
+                by_field: *by_field,
+                known_gaps: known_gap.clone(),
             };
             match nvme_lm::fuzz::run(&o)? {
                 true => Ok(()),

@@ -1153,20 +1153,60 @@ pub fn compat_payload(s: &[u8]) -> Option<&[u8]> {
     s.get(HEADER_LEN + RECORD_HEADER_LEN..HEADER_LEN + RECORD_HEADER_LEN + COMPAT_LEN)
 }
 
-/// The regions of `base` whose bytes differ in `input` (same length only;
-/// `None` otherwise).
-pub fn changed_regions(base: &Base, input: &[u8]) -> Option<Vec<Region>> {
+/// The fields of `base` whose bytes differ in `input` (same length only;
+/// `None` otherwise), with their regions; the checksum left out (a fixed
+/// one differs whenever anything else does). A changed byte outside every
+/// named field is named by its region and offset.
+pub fn changed_fields(base: &Base, input: &[u8]) -> Option<Vec<(String, Region)>> {
     if input.len() != base.bytes.len() {
         return None;
     }
-    let mut v: Vec<Region> = input
+    let l = &base.layout;
+    let mut v: Vec<(String, Region)> = Vec::new();
+    for (i, _) in input
         .iter()
         .zip(&base.bytes)
         .enumerate()
         .filter(|(_, (a, b))| a != b)
-        .filter_map(|(i, _)| base.layout.region_of(i))
-        .collect();
-    v.sort_unstable();
-    v.dedup();
+    {
+        let Some(region) = l.region_of(i) else {
+            continue;
+        };
+        if region == Region::End {
+            continue;
+        }
+        let name = match l
+            .fields
+            .iter()
+            .find(|f| (f.off..f.off + f.width).contains(&i))
+        {
+            Some(f) => f.name.clone(),
+            None => format!("{}@{i}", region.name()),
+        };
+        if !v.iter().any(|(n, _)| *n == name) {
+            v.push((name, region));
+        }
+    }
     Some(v)
+}
+
+/// A field's name without its indexes: "sq[].qid" of "sq[3].qid".
+pub fn generic_name(name: &str) -> String {
+    let mut out = String::new();
+    let mut in_index = false;
+    for c in name.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push(c);
+            }
+            ']' => {
+                in_index = false;
+                out.push(c);
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
 }

@@ -255,22 +255,18 @@ fn refusals_at_the_right_write() {
 }
 
 #[test]
-#[ignore]
-fn print_distribution() {
-    let bases = bases();
-    let t = target();
-    let mut m = std::collections::BTreeMap::new();
-    for i in 0..20_000u64 {
-        let input = mutate::make(0xfeed, i, &bases, 90);
-        let exp = oracle::expect(&t, &input.bytes, &input.chunks);
-        let k = match exp {
-            Expect::Write { refusal, .. } => format!("write {}", refusal.why),
-            Expect::Load(r) => format!("load {}", r.why),
-            Expect::Device => "device".into(),
-        };
-        *m.entry(k).or_insert(0) += 1;
-    }
-    for (k, v) in m {
-        println!("{v:6} {k}");
-    }
+fn changed_fields_name_what_changed() {
+    let b = &bases()[0];
+    let mut x = b.bytes.clone();
+    let (p, _) = b.layout.state;
+    x[p] = 9; // state.ver
+    x[p + 48 + 6] = 1; // v0.rsvd6
+    mutate::fix_crc(&mut x);
+    let f = mutate::changed_fields(b, &x).unwrap();
+    let names: Vec<&str> = f.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["state.ver", "v0.rsvd6"]);
+    assert!(f.iter().all(|f| f.1.driver_checked()));
+    // The oracle passes both: only the device refuses them.
+    assert_eq!(oracle::expect(&target(), &x, &[x.len()]), Expect::Device);
+    assert_eq!(mutate::generic_name("sq[12].qid"), "sq[].qid");
 }
