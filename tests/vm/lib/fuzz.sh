@@ -7,7 +7,7 @@
 # VER; the reserved bytes 7:6 of the version-0 NVMe state). nvme-lm
 # fuzz-resume --strict-gaps fails on a stream the driver passed and the
 # device refused that changed only fields the driver checks itself, unless
-# all of them are listed here. Remove a field when the driver checks it.
+# one of them is listed here. Remove a field when the driver checks it.
 KNOWN_GAPS=(state.ver v0.rsvd6)
 
 # The options that make fuzz-resume strict about gaps, known ones aside.

@@ -158,8 +158,8 @@ enum Cmd {
         #[arg(long)]
         by_field: bool,
         /// A field the driver is known not to check that the device does
-        /// (its name without indexes, e.g. state.ver): reported, not
-        /// failed, under --strict-gaps.
+        /// (its name without indexes, e.g. state.ver): a stream changed
+        /// there is reported, not failed, under --strict-gaps.
         #[arg(long)]
         known_gap: Vec<String>,
     },
