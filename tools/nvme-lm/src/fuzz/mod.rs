@@ -558,6 +558,8 @@ struct Tally {
     known_gaps: BTreeMap<String, u64>,
     gap_dumps: usize,
     io_checks: u64,
+    /// Time in the I/O checks.
+    io_time: Duration,
     dumped: usize,
     phases: Phases,
     /// Field mutations by the fields changed: as `by_kind`.
@@ -855,8 +857,10 @@ pub fn run(o: &Options) -> Result<bool, String> {
             if o.io_every > 0 && fed_since_io >= o.io_every {
                 fed_since_io = 0;
                 watch.begin(format!("I/O check after input {i}"), &[], setup_limit);
+                let t_io = Instant::now();
                 let r = io_check(&b, &arena, 1000 + (i % 1000) * 8);
                 watch.end();
+                tally.io_time += t_io.elapsed();
                 tally.io_checks += 1;
                 if let Err(x) = r {
                     usable = Err(format!("I/O check after input {i}: {x}"));
@@ -1003,7 +1007,11 @@ fn report(o: &Options, t: &Tally, bases: &[Base], elapsed: Duration, kmsg: Optio
             );
         }
     }
-    println!("I/O checks of the destination: {}", t.io_checks);
+    println!(
+        "I/O checks of the destination: {} ({:.0} ms each between inputs)",
+        t.io_checks,
+        t.io_time.as_secs_f64() * 1e3 / (t.io_checks.max(2) - 1) as f64
+    );
     if let Some(c) = kmsg {
         let refused: u64 = t.by_kind.values().map(|v| v[2] + v[3] + v[4]).sum();
         println!(

@@ -16,7 +16,6 @@ use crate::codec::state::{
 use crate::codec::stream::{
     self,
     tag,
-    COMPAT_LEN,
     HEADER_LEN,
     MAX_STATE_LEN,
     PREFIX_LEN,
@@ -1146,11 +1145,6 @@ fn queue_edit(r: &mut Rng, base: &Base, what: &mut String) -> Vec<u8> {
         out.truncate(MAX_STATE_LEN + 4096);
     }
     with_state(base, &out)
-}
-
-/// The bytes of the compatibility record's payload in `s`.
-pub fn compat_payload(s: &[u8]) -> Option<&[u8]> {
-    s.get(HEADER_LEN + RECORD_HEADER_LEN..HEADER_LEN + RECORD_HEADER_LEN + COMPAT_LEN)
 }
 
 /// The fields of `base` whose bytes differ in `input` (same length only;
