@@ -3,6 +3,7 @@
 #   make demo    live-migrate an NVMe VF running I/O in the test VM
 #   make bench   repeated migrations: downtime and phase distributions
 #   make check   every test: tools, kernel build, KUnit and VM tests
+#   make fuzz    fuzz a destination VF's RESUMING path (FUZZ_INPUTS, FUZZ_SEED)
 #   make vm      a shell in the test VM (SR-IOV NVMe PF, Intel IOMMU)
 #
 # Build outputs live in $(NVME_VFIO_CACHE) (default ~/.cache/nvme-vfio).
@@ -10,7 +11,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all demo bench check deps kernel qemu tools nvme-cli vm check-guest series clean-cache
+.PHONY: all demo bench check fuzz deps kernel qemu tools nvme-cli vm check-guest series clean-cache
 
 all: kernel qemu tools nvme-cli
 
@@ -22,6 +23,11 @@ bench:
 
 check:
 	@bash scripts/check.sh
+
+# FUZZ_INPUTS (100000) mutated migration streams into nvme_vfio_pci's
+# RESUMING path, random seed (printed; FUZZ_SEED repeats it).
+fuzz:
+	@bash scripts/fuzz.sh
 
 deps:
 	@bash scripts/deps.sh

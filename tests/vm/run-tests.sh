@@ -21,6 +21,7 @@ SUITES=(
 	"variant_plain bash tests/vm/variant.sh plain"
 	"vfio_migration bash tests/vm/migration.sh"
 	"driver_conformance bash tests/vm/conformance.sh"
+	"resume_fuzz bash tests/vm/resume-fuzz.sh"
 	"dma_logging bash tests/vm/dma-logging.sh"
 	"storage bash tests/vm/storage.sh"
 	"pf_service_ops bash tests/vm/pf-service.sh ops"

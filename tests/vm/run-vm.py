@@ -42,7 +42,7 @@ VI_PER_VF = 9
 # README documents. Nothing else of the host's environment leaks in.
 PASS_ENV = ("SMOKE_VFS", "KUNIT_SUITES", "KUNIT_MODULES", "KUNIT_DOCTESTS", "NVME_LM",
             "HMLM_FILTER", "CDQ_FILTER", "MIG_FILTER", "DEMO_BLOCKS", "BENCH_ROUNDS",
-            "BENCH_DMA_LOG_REPEATS")
+            "BENCH_DMA_LOG_REPEATS", "RESUME_FUZZ_SEED", "RESUME_FUZZ_INPUTS", "FUZZ_SEED", "FUZZ_INPUTS")
 
 
 def kvm_usable():

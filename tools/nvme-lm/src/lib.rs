@@ -22,6 +22,7 @@ pub mod bench;
 pub mod caps;
 pub mod dma;
 pub mod dma_log_cmd;
+pub mod fuzz;
 pub mod inspect;
 pub mod irq;
 pub mod migrate;

@@ -107,6 +107,62 @@ enum Cmd {
         #[arg(long, default_value_t = 4096)]
         page_size: u64,
     },
+    /// Fuzz the destination's RESUMING path: mutations of real streams of
+    /// the source (bit flips, boundary values in every field, truncations,
+    /// records repeated, dropped or added, splices, trailing and random
+    /// bytes), most with their checksum recomputed, fed through the VFIO
+    /// migration uAPI; each must be refused as the driver's codec says (or
+    /// load), and the destination, reset after every input and never run,
+    /// must stay usable. Both VFs bound to nvme-vfio-pci.
+    FuzzResume {
+        /// Source VF: its VFIO cdev (saved to get real streams).
+        #[arg(long)]
+        vf_a: PathBuf,
+        /// Destination VF: its VFIO cdev (resumed with each input).
+        #[arg(long)]
+        vf_b: PathBuf,
+        /// The seed (decimal or 0x hex); random (and printed) if absent.
+        #[arg(long)]
+        seed: Option<String>,
+        /// Inputs to feed.
+        #[arg(long, default_value_t = 1000)]
+        inputs: u64,
+        /// Index of the first input (reproduce one: --first N --inputs 1).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
+        /// Real I/O through the destination every this many inputs (and
+        /// at the start and the end).
+        #[arg(long, default_value_t = 500)]
+        io_every: u64,
+        /// Longest one input may take, in seconds (then: a hang).
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Percentage of inputs whose checksum is recomputed.
+        #[arg(long, default_value_t = 90)]
+        fix_percent: u32,
+        /// Write inputs with an unexpected outcome (and a hanging one) here.
+        #[arg(long)]
+        dump: Option<PathBuf>,
+        /// Follow the kernel log: count the driver's refusals, fail on
+        /// warnings, BUGs, oopses, lockdep and the like.
+        #[arg(long)]
+        kmsg: bool,
+        /// Feed these files as they are instead (the source is not used).
+        #[arg(long)]
+        replay: Vec<PathBuf>,
+        /// Also fail when the device refuses a stream the driver let
+        /// through that differs only in fields the driver checks.
+        #[arg(long)]
+        strict_gaps: bool,
+        /// Print the outcomes of field mutations per field.
+        #[arg(long)]
+        by_field: bool,
+        /// A field the driver is known not to check that the device does
+        /// (its name without indexes, e.g. state.ver): a stream changed
+        /// there is reported, not failed, under --strict-gaps.
+        #[arg(long)]
+        known_gap: Vec<String>,
+    },
     /// In-VM test suites against the emulated controller (KTAP output).
     Selftest {
         #[command(subcommand)]
@@ -373,6 +429,26 @@ fn migrate(a: &Path, b: &Path, blocks: u64) -> Result<(), String> {
     db.reset().map_err(e)
 }
 
+/// A seed from the command line (decimal or 0x hex), or a random one.
+fn seed_of(s: Option<&str>) -> Result<u64, String> {
+    match s {
+        Some(s) => match s.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16),
+            None => s.parse(),
+        }
+        .map_err(|e| format!("--seed {s}: {e}")),
+        None => {
+            let mut b = [0u8; 8];
+            // SAFETY: `b` is 8 writable bytes.
+            let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+            if n != 8 {
+                return Err(format!("getrandom: {}", std::io::Error::last_os_error()));
+            }
+            Ok(u64::from_ne_bytes(b))
+        }
+    }
+}
+
 /// A suite's exit: failed cases make the command fail.
 fn suite_result(failed: usize) -> Result<(), String> {
     match failed {
@@ -447,6 +523,44 @@ fn main() -> ExitCode {
             nvme_lm::bench::dma_log(vf, *repeats).map(|r| print!("{r}"))
         }
         Cmd::Migrate { vf_a, vf_b, blocks } => migrate(vf_a, vf_b, *blocks),
+        Cmd::FuzzResume {
+            vf_a,
+            vf_b,
+            seed,
+            inputs,
+            first,
+            io_every,
+            timeout,
+            fix_percent,
+            dump,
+            kmsg,
+            replay,
+            strict_gaps,
+            by_field,
+            known_gap,
+        } => seed_of(seed.as_deref()).and_then(|seed| {
+            println!("fuzz-resume: seed {seed:#x}");
+            let o = nvme_lm::fuzz::Options {
+                a: vf_a.clone(),
+                b: vf_b.clone(),
+                seed,
+                inputs: *inputs,
+                first: *first,
+                io_every: *io_every,
+                timeout: std::time::Duration::from_secs(*timeout),
+                fix_percent: (*fix_percent).min(100),
+                dump: dump.clone(),
+                kmsg: *kmsg,
+                replay: replay.clone(),
+                strict_gaps: *strict_gaps,
+                by_field: *by_field,
+                known_gaps: known_gap.clone(),
+            };
+            match nvme_lm::fuzz::run(&o)? {
+                true => Ok(()),
+                false => Err("fuzz-resume: unexpected outcomes (see the verdicts)".into()),
+            }
+        }),
         Cmd::DmaLog {
             vf,
             reads,
