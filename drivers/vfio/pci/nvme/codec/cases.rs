@@ -132,6 +132,9 @@ pub fn header_rejects_malformed() -> CaseResult {
         "short header accepted",
     )?;
     let mut bad = raw;
+    bad[0] = 1;
+    ensure(Header::parse(&bad).is_err(), "header version 1 accepted")?;
+    let mut bad = raw;
     bad[2] = 2;
     ensure(Header::parse(&bad).is_err(), "CSATTR reserved bit accepted")?;
     let mut bad = raw;
@@ -229,6 +232,12 @@ pub fn v0_rejects_counts_beyond_size() -> CaseResult {
         "entry count beyond NVMECSS accepted",
     )?;
     nvme[2] = 2;
+    nvme[7] = 1;
+    ensure(
+        QueueStateV0::parse(&nvme).is_err(),
+        "reserved bytes 7:6 accepted",
+    )?;
+    nvme[7] = 0;
     nvme[0] = 1;
     ensure(
         QueueStateV0::parse(&nvme).is_err(),

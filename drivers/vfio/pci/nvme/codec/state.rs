@@ -41,7 +41,7 @@ pub struct Header {
 }
 
 impl Header {
-    /// Decodes and checks a header: reserved bytes and the high halves of
+    /// Decodes and checks a header: version 0, reserved bytes and the high halves of
     /// the 128-bit size fields must be zero, and the whole state must fit in
     /// [`MAX_STATE_LEN`].
     pub fn parse(buf: &[u8]) -> Result<Self, Error> {
@@ -50,6 +50,9 @@ impl Header {
                 need: HEADER_LEN,
                 have: buf.len(),
             });
+        }
+        if le16(buf, 0)? != 0 {
+            return Err(Error::InvalidField("state header version is not 0"));
         }
         let csattr = array::<1>(buf, 2)?[0];
         if csattr & !1 != 0 || !zero(buf, 3, 16) {
@@ -303,6 +306,11 @@ impl<'a> QueueStateV0<'a> {
         }
         let sq_count = le16(nvme, 2)?;
         let cq_count = le16(nvme, 4)?;
+        if le16(nvme, 6)? != 0 {
+            return Err(Error::InvalidField(
+                "NVMe controller state reserved bytes set",
+            ));
+        }
         let len = (usize::from(sq_count) + usize::from(cq_count))
             .checked_mul(QUEUE_ENTRY_LEN)
             .ok_or(Error::Overflow)?;
