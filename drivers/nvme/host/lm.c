@@ -53,6 +53,7 @@
  * @cap: the VF's CAP register, read once when the handle was taken
  * @lock: serializes this handle's commands and its CDQ's consumption
  * @cdq: the VF's User Data Migration Queue, if created
+ * @detached: under @lock, the VF's driver let the PF go (nvme_lm_detach())
  */
 struct nvme_lm {
 	struct pci_dev *vf;
@@ -63,7 +64,7 @@ struct nvme_lm {
 	u64 cap;
 	struct mutex lock; /* serializes commands and CDQ consumption */
 	struct nvme_lm_cdq *cdq;
-	bool detached; /* under @lock: the VF's driver let the PF go */
+	bool detached;
 };
 
 /**
