@@ -5,7 +5,7 @@
 # (100000) mutations of real migration streams to a destination VF's
 # RESUMING path with a random seed (FUZZ_SEED repeats a run), following the
 # kernel log as it goes, and prints the outcome counts and the verdicts.
-# Under TCG about 6 inputs a second: the default takes some 4.5 hours
+# Under TCG 6.5 to 7.5 inputs a second: the default takes some 4 hours
 # (VM_TIMEOUT, by default enough for FUZZ_INPUTS at 4 a second).
 # NVME_VFIO_KERNEL_DIR and NVME_VFIO_QEMU use a kernel build and a QEMU
 # binary made elsewhere instead of building them.
