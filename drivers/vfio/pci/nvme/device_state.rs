@@ -170,17 +170,21 @@ fn round4(n: usize) -> Result<usize> {
 
 /// The header of the controller's state now (one Get State of 48 bytes).
 pub(crate) fn state_header(lm: &Handle, format: &Format) -> Result<Header> {
+    header_and_csup(lm, format).map(|(h, _)| h)
+}
+
+/// The header of the controller's state now and the command's CSUP.
+fn header_and_csup(lm: &Handle, format: &Format) -> Result<(Header, bool)> {
     let mut buf = KVVec::from_elem(0u8, HEADER_LEN, GFP_KERNEL)?;
-    lm.get_state(format.csvi, format.csuuidi, 0, &mut buf, HEADER_LEN)?;
-    Header::parse(&buf).map_err(errno)
+    let csup = lm.get_state(format.csvi, format.csuuidi, 0, &mut buf, HEADER_LEN)?;
+    Ok((Header::parse(&buf).map_err(errno)?, csup))
 }
 
 /// Whether the controller is suspended now, as CSUP or the state header
 /// says.
 pub(crate) fn suspended_now(lm: &Handle, format: &Format) -> Result<bool> {
-    let mut buf = KVVec::from_elem(0u8, HEADER_LEN, GFP_KERNEL)?;
-    let csup = lm.get_state(format.csvi, format.csuuidi, 0, &mut buf, HEADER_LEN)?;
-    Ok(csup || Header::parse(&buf).map_err(errno)?.suspended)
+    let (header, csup) = header_and_csup(lm, format)?;
+    Ok(csup || header.suspended)
 }
 
 /// The length of the controller's state now.
