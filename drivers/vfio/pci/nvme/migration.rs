@@ -121,7 +121,11 @@ impl LiveMigration {
     /// function reset finished first; `ENOTTY` if the PF does not track
     /// memory changes (the core never calls then).
     pub(crate) fn dma_log(&self, dev: &device::Device) -> Result<(&DmaLog, &Handle)> {
-        self.settle(dev, &mut self.fsm.lock());
+        // The state lock only when a reset is pending: a report must not
+        // wait behind a migration step's commands.
+        if self.reset_pending.load(Ordering::Acquire) {
+            self.settle(dev, &mut self.fsm.lock());
+        }
         Ok((self.dma_log.as_deref().ok_or(ENOTTY)?, &self.lm))
     }
 
