@@ -60,6 +60,30 @@ impl Completion {
     }
 }
 
+/// A test knob of the emulated PF, set until [`TestKnob::clear`] or the
+/// end of its scope (an early return included) puts it back to 0.
+pub struct TestKnob<'a> {
+    pf: &'a Passthru,
+    knob: u32,
+    set: bool,
+}
+
+impl TestKnob<'_> {
+    /// Puts the knob back to 0 now, reporting a failure.
+    pub fn clear(mut self) -> io::Result<()> {
+        self.set = false;
+        self.pf.set_test_knob(self.knob, 0).map(|_| ())
+    }
+}
+
+impl Drop for TestKnob<'_> {
+    fn drop(&mut self) {
+        if self.set {
+            let _ = self.pf.set_test_knob(self.knob, 0);
+        }
+    }
+}
+
 /// An NVMe controller character device.
 pub struct Passthru {
     file: File,
@@ -107,6 +131,16 @@ impl Passthru {
             )));
         }
         Ok(c.dw0)
+    }
+
+    /// Sets test knob `knob` to `value` for a scope: see [`TestKnob`].
+    pub fn test_knob(&self, knob: u32, value: u32) -> io::Result<TestKnob<'_>> {
+        self.set_test_knob(knob, value)?;
+        Ok(TestKnob {
+            pf: self,
+            knob,
+            set: true,
+        })
     }
 
     /// Issues `cmd` with `data` as its buffer (direction from the opcode).

@@ -353,12 +353,13 @@ fn fault_at(s: &Setup, fault: Fault, at: At) -> CaseResult {
 fn admin_timeout(s: &Setup) -> CaseResult {
     let rig = Rig::open(s)?;
     rig.a.reset().map_err(e)?;
-    pf(s)?.set_test_knob(KNOB_DELAY_MS, 8000).map_err(e)?;
+    let p = pf(s)?;
+    let delay = p.test_knob(KNOB_DELAY_MS, 8000).map_err(e)?;
     let t = Instant::now();
     let r = rig.a.set_mig_state(State::Stop);
     let took = t.elapsed();
     pf_back(s)?;
-    pf(s)?.set_test_knob(KNOB_DELAY_MS, 0).map_err(e)?;
+    delay.clear().map_err(e)?;
     let st = rig.a.mig_state().map_err(e)?;
     println!(
         "# STOP with the Suspend timing out: {} after {:.1} s, device in {st:?}",
@@ -432,14 +433,15 @@ fn killed_during(after: Duration, child: impl FnOnce(&dyn Fn()) -> CaseResult) -
 /// The process migrating A is killed while its Suspend waits: once it is
 /// gone, A is RUNNING (its last close reset it) and works.
 fn sigkill_in_suspend(s: &Setup) -> CaseResult {
-    pf(s)?.set_test_knob(KNOB_DELAY_MS, 1500).map_err(e)?;
+    let p = pf(s)?;
+    let delay = p.test_knob(KNOB_DELAY_MS, 1500).map_err(e)?;
     let r = killed_during(Duration::from_millis(300), |ready| {
         let rig = Rig::open(s)?;
         ready();
         rig.a.set_mig_state(State::Stop).map_err(e)?;
         Ok(())
     });
-    pf(s)?.set_test_knob(KNOB_DELAY_MS, 0).map_err(e)?;
+    delay.clear().map_err(e)?;
     r?;
     let rig = Rig::open(s)?;
     state_is(&rig.a, State::Running)?;
@@ -454,7 +456,8 @@ fn sigkill_in_set_state(s: &Setup) -> CaseResult {
         rig.a.reset().map_err(e)?;
         save(&rig.a)?
     };
-    pf(s)?.set_test_knob(KNOB_DELAY_MS, 400).map_err(e)?;
+    let p = pf(s)?;
+    let delay = p.test_knob(KNOB_DELAY_MS, 400).map_err(e)?;
     let r = killed_during(Duration::from_millis(200), |ready| {
         let rig = Rig::open(s)?;
         let mut f = arc(&rig.b, State::Resuming, true)?.ok_or("no fd")?;
@@ -463,7 +466,7 @@ fn sigkill_in_set_state(s: &Setup) -> CaseResult {
         rig.b.set_mig_state(State::Stop).map_err(e)?;
         Ok(())
     });
-    pf(s)?.set_test_knob(KNOB_DELAY_MS, 0).map_err(e)?;
+    delay.clear().map_err(e)?;
     r?;
     let rig = Rig::open(s)?;
     state_is(&rig.b, State::Running)?;

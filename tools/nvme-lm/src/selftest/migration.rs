@@ -628,7 +628,7 @@ fn reset_not_stalled(env: &Env) -> CaseResult {
     const DELAY_MS: u32 = 2000;
     let a = &env.a;
     a.reset().map_err(e)?;
-    env.pf.set_test_knob(KNOB_DELAY_MS, DELAY_MS).map_err(e)?;
+    let delay = env.pf.test_knob(KNOB_DELAY_MS, DELAY_MS).map_err(e)?;
     let (reset, reset_time, step) = std::thread::scope(|s| {
         let step = s.spawn(|| a.set_mig_state(State::Stop).map(|_| ()));
         // The Suspend is in the controller, its completion held back.
@@ -638,7 +638,7 @@ fn reset_not_stalled(env: &Env) -> CaseResult {
         let reset_time = t.elapsed();
         (reset, reset_time, step.join())
     });
-    env.pf.set_test_knob(KNOB_DELAY_MS, 0).map_err(e)?;
+    delay.clear().map_err(e)?;
     reset.map_err(|x| format!("reset during the step: {x}"))?;
     println!(
         "# VFIO_DEVICE_RESET took {:.0} ms while a step waited {DELAY_MS} ms for its command",
@@ -670,9 +670,7 @@ fn failed_step_state(env: &Env) -> CaseResult {
     g.write_range(0, 700, 2).map_err(e)?;
     // Suspend refused: the controller still runs, the device stays
     // RUNNING and the guest's I/O goes on without a reset.
-    env.pf
-        .set_test_knob(KNOB_FAIL_SEND, SC_INTERNAL)
-        .map_err(e)?;
+    let fail_send = env.pf.test_knob(KNOB_FAIL_SEND, SC_INTERNAL).map_err(e)?;
     expect_errno(
         a.set_mig_state(State::Stop),
         libc::EIO,
@@ -682,17 +680,15 @@ fn failed_step_state(env: &Env) -> CaseResult {
     g.write_range(0, 702, 2)
         .map_err(|x| format!("I/O after the refused Suspend: {x}"))?;
     // And the controller cannot even be asked: ERROR.
-    env.pf
-        .set_test_knob(KNOB_FAIL_RECV, SC_INTERNAL)
-        .map_err(e)?;
+    let fail_recv = env.pf.test_knob(KNOB_FAIL_RECV, SC_INTERNAL).map_err(e)?;
     expect_errno(
         a.set_mig_state(State::Stop),
         libc::EIO,
         "STOP, Suspend and Get State failing",
     )?;
     state_is(a, State::Error)?;
-    env.pf.set_test_knob(KNOB_FAIL_SEND, 0).map_err(e)?;
-    env.pf.set_test_knob(KNOB_FAIL_RECV, 0).map_err(e)?;
+    fail_send.clear().map_err(e)?;
+    fail_recv.clear().map_err(e)?;
     ensure(a.set_mig_state(State::Running).is_err(), || {
         "ERROR -> RUNNING accepted without a reset".into()
     })?;
@@ -737,18 +733,8 @@ pub fn run(s: &Setup) -> usize {
     k.case("rejects_bad_streams", || rejects_bad_streams(&env));
     k.case("reset_ends_sessions", || reset_ends_sessions(&env));
     k.case("early_close", || early_close(&env));
-    k.case("failed_step_state", || {
-        let r = failed_step_state(&env);
-        // Whatever happened, the knobs go back to normal.
-        let _ = env.pf.set_test_knob(KNOB_FAIL_SEND, 0);
-        let _ = env.pf.set_test_knob(KNOB_FAIL_RECV, 0);
-        r
-    });
-    k.case("reset_not_stalled", || {
-        let r = reset_not_stalled(&env);
-        let _ = env.pf.set_test_knob(KNOB_DELAY_MS, 0);
-        r
-    });
+    k.case("failed_step_state", || failed_step_state(&env));
+    k.case("reset_not_stalled", || reset_not_stalled(&env));
     k.case("cancel_keeps_source_running", || {
         cancel_keeps_source_running(&env)
     });
