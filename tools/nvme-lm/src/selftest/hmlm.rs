@@ -1421,9 +1421,23 @@ fn stall(env: &Env, depth: u16, n: u64, base: u64) -> Result<Guest, String> {
 
 /// Suspends A through the PF from another thread, bounded by
 /// [`FULL_CQ_SUSPEND_TIMEOUT_MS`], while `other` (a guest on another VF of
-/// the same PF) runs I/O rounds; returns how long the Suspend took and the
-/// I/O rounds done meanwhile.
-fn suspend_during_io(env: &Env, other: &mut Guest) -> Result<(Duration, u64), String> {
+/// the same PF) runs I/O rounds; returns how long the Suspend took, which
+/// must be under [`FULL_CQ_SUSPEND_BOUND`], and the I/O rounds done
+/// meanwhile. A failure carries the PF's kernel log since `cursor`.
+fn suspend_during_io(env: &Env, other: &mut Guest, cursor: u64) -> Result<(Duration, u64), String> {
+    let (took, rounds) =
+        suspend_while(env, other).map_err(|x| format!("{x}\n{}", env.pf_report(cursor)))?;
+    ensure(took < FULL_CQ_SUSPEND_BOUND, || {
+        format!(
+            "Suspend with a full CQ took {:.1} ms",
+            took.as_secs_f64() * 1e3
+        )
+    })?;
+    Ok((took, rounds))
+}
+
+/// [`suspend_during_io`] without its checks.
+fn suspend_while(env: &Env, other: &mut Guest) -> Result<(Duration, u64), String> {
     let (path, scid) = (env.pf_path.clone(), env.scid_a);
     let h = std::thread::spawn(move || -> Result<Duration, String> {
         let pf = Passthru::open(&path).map_err(|e| e.to_string())?;
@@ -1568,14 +1582,7 @@ fn suspend_with_full_cq(env: &Env) -> CaseResult {
     io_round(&mut gb, 0).map_err(|x| format!("I/O on the other VF: {x}"))?;
     let mut g = stall(env, 64, 40, 2000)?;
     io_round(&mut gb, 1).map_err(|x| format!("I/O on the other VF, A stalled: {x}"))?;
-    let (took, rounds) =
-        suspend_during_io(env, &mut gb).map_err(|x| format!("{x}\n{}", env.pf_report(cursor)))?;
-    ensure(took < FULL_CQ_SUSPEND_BOUND, || {
-        format!(
-            "Suspend with a full CQ took {:.1} ms",
-            took.as_secs_f64() * 1e3
-        )
-    })?;
+    let (took, rounds) = suspend_during_io(env, &mut gb, cursor)?;
     let (st, csup) = env.get_state(env.scid_a)?;
     ensure(csup, || "source not suspended".into())?;
     let pending = check_pending(&g, &st)?;
@@ -1672,14 +1679,7 @@ fn suspend_with_full_cq_resume(env: &Env) -> CaseResult {
     let cursor = kmsg_cursor()?;
     let mut gb = Guest::start(&env.b, Rc::clone(&env.arena), 1, 16).map_err(e)?;
     let mut g = stall(env, 32, 20, 3000)?;
-    let (took, _) =
-        suspend_during_io(env, &mut gb).map_err(|x| format!("{x}\n{}", env.pf_report(cursor)))?;
-    ensure(took < FULL_CQ_SUSPEND_BOUND, || {
-        format!(
-            "Suspend with a full CQ took {:.1} ms",
-            took.as_secs_f64() * 1e3
-        )
-    })?;
+    let (took, _) = suspend_during_io(env, &mut gb, cursor)?;
     let (st, _) = env.get_state(env.scid_a)?;
     let pending = check_pending(&g, &st)?;
     consume_while_suspended(&mut g)?;
