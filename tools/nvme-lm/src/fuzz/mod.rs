@@ -948,6 +948,26 @@ pub fn run(o: &Options) -> Result<bool, String> {
     Ok(ok)
 }
 
+/// A table of outcome counts (inputs, loaded, refused at write, at load,
+/// by the device) under `title`, one row per name, names `width` wide.
+fn count_table<'a>(title: &str, width: usize, rows: impl Iterator<Item = (&'a str, &'a [u64; 5])>) {
+    println!(
+        "{title:<pad$}{:>7} {:>8} {:>8} {:>8} {:>8}",
+        "inputs",
+        "loaded",
+        "write",
+        "load",
+        "device",
+        pad = width + 3
+    );
+    for (name, v) in rows {
+        println!(
+            "  {name:width$} {:7} {:8} {:8} {:8} {:8}",
+            v[0], v[1], v[2], v[3], v[4]
+        );
+    }
+}
+
 fn report(o: &Options, t: &Tally, bases: &[Base], elapsed: Duration, kmsg: Option<&kmsg::Counts>) {
     println!(
         "seed {:#x}: inputs {}..{}, {} fed in {:.1} s: {:.2} inputs/s (each: RESUMING, writes, RESUMING -> STOP, reset)",
@@ -980,32 +1000,17 @@ fn report(o: &Options, t: &Tally, bases: &[Base], elapsed: Duration, kmsg: Optio
     for (k, n) in &t.by_outcome {
         println!("  {k:44} {n:7}");
     }
-    println!(
-        "by mutation:           {:>7} {:>8} {:>8} {:>8} {:>8}",
-        "inputs", "loaded", "write", "load", "device"
+    count_table(
+        "by mutation:",
+        20,
+        t.by_kind.iter().map(|(k, v)| (k.name(), v)),
     );
-    for (k, v) in &t.by_kind {
-        println!(
-            "  {:20} {:7} {:8} {:8} {:8} {:8}",
-            k.name(),
-            v[0],
-            v[1],
-            v[2],
-            v[3],
-            v[4]
-        );
-    }
     if o.by_field {
-        println!(
-            "by field:              {:>7} {:>8} {:>8} {:>8} {:>8}",
-            "inputs", "loaded", "write", "load", "device"
+        count_table(
+            "by field:",
+            40,
+            t.by_field.iter().map(|(k, v)| (k.as_str(), v)),
         );
-        for (k, v) in &t.by_field {
-            println!(
-                "  {:40} {:7} {:8} {:8} {:8} {:8}",
-                k, v[0], v[1], v[2], v[3], v[4]
-            );
-        }
     }
     println!(
         "I/O checks of the destination: {} ({:.0} ms each between inputs)",
