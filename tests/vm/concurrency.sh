@@ -9,20 +9,14 @@
 . "$(dirname "$0")/lib/kernel-log.sh"
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 
-# bind_pair HOST PREFIX: VF0 and VF1 of HOST on nvme-vfio-pci; sets
-# PREFIX0/PREFIX1 (cdevs) and VFS (every VF bound here).
+# bind_pair HOST PREFIX: VF0 and VF1 of HOST on nvme-vfio-pci
+# (bind_vfs_vfio); sets PREFIX0/PREFIX1 (cdevs) and adds them to VFS.
 bind_pair() {
-	local pf i vf d
-	pf=$(pf_bdf "$1") || return 1
-	[ "$(cat "/sys/bus/pci/devices/$pf/sriov_numvfs")" -ge 2 ] || sriov_setup 4 "$1" || return 1
-	for i in 0 1; do
-		vf=$(vf_bdf "$pf" $i) || return 1
-		bind_driver "$vf" nvme-vfio-pci || return 1
-		d=$(ls "/sys/bus/pci/devices/$vf/vfio-dev" | head -n1)
-		[ -n "$d" ] || fail "$vf: no vfio cdev" || return
-		eval "$2$i=/dev/vfio/devices/$d"
-		VFS="$VFS $vf"
-	done
+	PF=$(pf_bdf "$1") || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF/sriov_numvfs")" -ge 2 ] || sriov_setup 4 "$1" || return 1
+	bind_vfs_vfio nvme-vfio-pci 2 || return 1
+	eval "$2""0=$CDEV0 $2""1=$CDEV1"
+	VFS="$VFS $VF0 $VF1"
 }
 
 setup() {
