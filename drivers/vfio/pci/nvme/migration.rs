@@ -20,6 +20,8 @@ use crate::codec::track::Limits;
 use crate::device_state::{self, errno, Format, Profile};
 use crate::dma_log::DmaLog;
 use crate::fsm::{action, controller_runs, Action};
+use crate::media_sink::SinkIo;
+use crate::media_source::{Harvest, Source};
 use crate::session::Session;
 use crate::user_errors::UserErrors;
 use crate::NvmeVfioPci;
@@ -50,7 +52,7 @@ struct Fsm {
 /// Live migration of one VF.
 #[pin_data]
 pub(crate) struct LiveMigration {
-    lm: Handle,
+    lm: Arc<Handle>,
     vendor: u16,
     device: u16,
     format: Format,
@@ -60,6 +62,9 @@ pub(crate) struct LiveMigration {
     reset_pending: AtomicBool,
     /// DMA logging, when the PF tracks memory changes.
     dma_log: Option<Pin<KBox<DmaLog>>>,
+    /// The operator opted in to media migration: the VF's namespaces
+    /// travel in the stream (set before the device is opened).
+    media: AtomicBool,
     #[pin]
     fsm: Mutex<Fsm>,
 }
@@ -82,6 +87,7 @@ impl LiveMigration {
             )?),
             None => None,
         };
+        let lm = Arc::new(lm, GFP_KERNEL)?;
         KBox::pin_init(
             try_pin_init!(Self {
                 lm,
@@ -91,6 +97,7 @@ impl LiveMigration {
                 errors,
                 reset_pending: AtomicBool::new(false),
                 dma_log,
+                media: AtomicBool::new(false),
                 fsm <- new_mutex!(Fsm {
                     state: State::Running,
                     saving: None,
@@ -105,6 +112,17 @@ impl LiveMigration {
     /// handle, may outlive `remove()`).
     pub(crate) fn detach(&self) {
         self.lm.detach();
+    }
+
+    /// Whether the VF's namespaces travel in its migration streams.
+    pub(crate) fn media_migration(&self) -> bool {
+        self.media.load(Ordering::Relaxed)
+    }
+
+    /// Opts the VF in to (or out of) media migration; sessions opened
+    /// afterwards use it.
+    pub(crate) fn set_media_migration(&self, on: bool) {
+        self.media.store(on, Ordering::Relaxed);
     }
 
     /// The VF's secondary controller ID.
@@ -198,7 +216,7 @@ impl LiveMigration {
                 Err(_) => "does not answer",
             }
         );
-        end_sessions(fsm);
+        release_sessions(fsm);
         fsm.state = State::Error;
     }
 
@@ -209,11 +227,17 @@ impl LiveMigration {
         fsm.state
     }
 
-    /// The exact bytes a STOP_COPY session would stream now.
+    /// The bytes a STOP_COPY session would stream now: exact, but for a
+    /// media session still in PRE_COPY (its dirty set may grow).
     pub(crate) fn data_size(&self, dev: &device::Device) -> Result<usize> {
         let mut fsm = self.fsm.lock();
         self.settle(dev, &mut fsm);
         let len = device_state::state_len(&self.lm, &self.format)?;
+        if let Some((session, _)) = fsm.saving.as_ref() {
+            if let Some(n) = session.media_stop_copy_len(len)? {
+                return Ok(n);
+            }
+        }
         stream::stream_len(len).map_err(errno)
     }
 
@@ -228,8 +252,8 @@ impl LiveMigration {
             // The reset ended tracking in the controller.
             log.try_forget();
         }
-        if let Some(mut fsm) = self.fsm.try_lock() {
-            end_sessions(&mut fsm);
+        if let Some(fsm) = self.fsm.try_lock() {
+            end_sessions(&fsm);
         }
     }
 
@@ -253,7 +277,7 @@ impl LiveMigration {
             // A function reset resets the controller, which ends tracking.
             log.end(&self.lm, function_reset);
         }
-        end_sessions(fsm);
+        release_sessions(fsm);
         if !controller_runs(fsm.state) {
             // A function reset may already have resumed the controller.
             let suspended = device_state::suspended_now(&self.lm, &self.format).unwrap_or(true);
@@ -298,22 +322,42 @@ impl LiveMigration {
         stopped: bool,
     ) -> Result<Option<DataFile>> {
         let dev = vdev.as_dev();
-        let profile = self.profile(dev)?;
+        let mut profile = self.profile(dev)?;
+        profile.compat.media = self.media_migration();
         let mut prefix = KVVec::from_elem(0u8, PREFIX_LEN, GFP_KERNEL)?;
         stream::write_prefix(&mut prefix, &profile.compat).map_err(errno)?;
-        let whole = if stopped {
-            Some(self.whole_stream(dev, &profile)?)
+        let (whole, media) = if profile.compat.media {
+            // Stopped, the controller writes nothing: no queue needed.
+            let entries = if stopped {
+                0
+            } else {
+                crate::module_parameters::media_cdq_entries.value()
+            };
+            let harvest = Harvest::new()?;
+            let src = Source::start(dev, &self.lm, &profile.compat.namespaces, entries, &harvest)?;
+            let state = if stopped {
+                let mut state = KVVec::new();
+                device_state::read_state(dev, &self.lm, &profile.format, &mut state)?;
+                Some(state)
+            } else {
+                None
+            };
+            (None, Some((src, state, harvest)))
+        } else if stopped {
+            (Some(self.whole_stream(dev, &profile)?), None)
         } else {
-            None
+            (None, None)
         };
         let session = Session::new_save(
             dev,
             self.errors.clone(),
             prefix,
             whole,
+            media,
             vdev.precopy_info_v2(),
         )?;
-        let file = DataFile::new(DATA_FILE_NAME, session.clone(), session.direction())?;
+        let file = DataFile::new(DATA_FILE_NAME, session.clone(), session.direction())
+            .inspect_err(|_| session.release())?;
         fsm.saving = Some((session, profile));
         Ok(Some(file))
     }
@@ -324,18 +368,40 @@ impl LiveMigration {
         if suspend {
             self.suspend()?;
         }
-        let whole = self.whole_stream(dev, profile);
-        if whole.is_err() && suspend {
+        let ret = if session.is_media() {
+            self.stop_copy_media(dev, session, profile)
+        } else {
+            self.whole_stream(dev, profile)
+                .and_then(|whole| session.publish(whole))
+        };
+        if ret.is_err() && suspend {
             // The source goes on running (PRE_COPY) if it can.
-            let _ = self.lm.resume();
+            if self.lm.resume().is_ok() {
+                session.media_undrain();
+            }
         }
-        session.publish(whole?)
+        ret
+    }
+
+    /// Suspended: the final dirty set, then the controller state.
+    fn stop_copy_media(&self, dev: &device::Device, session: &Session, profile: &Profile) -> Result {
+        session.media_drain()?;
+        let mut state = KVVec::new();
+        device_state::read_state(dev, &self.lm, &profile.format, &mut state)?;
+        session.publish_media(state)
     }
 
     fn open_resume(&self, dev: &device::Device, fsm: &mut Fsm) -> Result<Option<DataFile>> {
-        let profile = self.profile(dev)?;
-        let session = Session::new_resume(dev, self.errors.clone(), profile.compat)?;
-        let file = DataFile::new(DATA_FILE_NAME, session.clone(), session.direction())?;
+        let mut profile = self.profile(dev)?;
+        profile.compat.media = self.media_migration();
+        let sink = if profile.compat.media {
+            Some(SinkIo::new(dev, &self.lm, &profile.compat)?)
+        } else {
+            None
+        };
+        let session = Session::new_resume(dev, self.errors.clone(), profile.compat, sink)?;
+        let file = DataFile::new(DATA_FILE_NAME, session.clone(), session.direction())
+            .inspect_err(|_| session.release())?;
         fsm.resuming = Some((session, profile));
         Ok(Some(file))
     }
@@ -344,22 +410,30 @@ impl LiveMigration {
     /// then loads the state; the session stays open if anything fails.
     fn load(&self, dev: &device::Device, fsm: &mut Fsm) -> Result {
         let (session, profile) = fsm.resuming.as_ref().ok_or(EINVAL)?;
-        let state = session.with_written(|rx| -> Result<KVVec<u8>> {
-            let reject = |what, e| device_state::reject(dev, &self.errors.stream, what, e);
-            let s = stream::Stream::parse(rx).map_err(|e| reject("stream", e))?;
-            profile
-                .compat
-                .accepts(&s.compat)
-                .map_err(|e| reject("incompatible source", e))?;
-            device_state::check_state(s.state, &profile.limits)
+        let reject = |what, e| device_state::reject(dev, &self.errors.stream, what, e);
+        let state = if session.is_media() {
+            // Every record was checked as it came, the data is written.
+            let state = session.media_finish()?;
+            device_state::check_state(&state, &profile.limits)
                 .map_err(|e| reject("controller state", e))?;
-            let mut state = KVVec::new();
-            state.extend_from_slice(s.state, GFP_KERNEL)?;
-            Ok(state)
-        })?;
+            state
+        } else {
+            session.with_written(|rx| -> Result<KVVec<u8>> {
+                let s = stream::Stream::parse(rx).map_err(|e| reject("stream", e))?;
+                profile
+                    .compat
+                    .accepts(&s.compat)
+                    .map_err(|e| reject("incompatible source", e))?;
+                device_state::check_state(s.state, &profile.limits)
+                    .map_err(|e| reject("controller state", e))?;
+                let mut state = KVVec::new();
+                state.extend_from_slice(s.state, GFP_KERNEL)?;
+                Ok(state)
+            })?
+        };
         device_state::load_state(&self.lm, &profile.format, &state)?;
         if let Some((session, _)) = fsm.resuming.take() {
-            session.end();
+            session.release();
         }
         Ok(())
     }
@@ -380,7 +454,7 @@ impl LiveMigration {
             Action::StopCopy => self.stop_copy(dev, fsm)?,
             Action::EndSave => {
                 if let Some((session, _)) = fsm.saving.take() {
-                    session.end();
+                    session.release();
                 }
             }
             Action::OpenResume => return self.open_resume(dev, fsm),
@@ -390,11 +464,24 @@ impl LiveMigration {
     }
 }
 
-fn end_sessions(fsm: &mut Fsm) {
+/// Ends the sessions and lets their namespaces and queue go (waits for a
+/// read or write in progress).
+fn release_sessions(fsm: &mut Fsm) {
     if let Some((session, _)) = fsm.saving.take() {
-        session.end();
+        session.release();
     }
     if let Some((session, _)) = fsm.resuming.take() {
+        session.release();
+    }
+}
+
+/// Ends the sessions without waiting for anything; they stay in `fsm` so
+/// that the next settle lets their namespaces and queue go.
+fn end_sessions(fsm: &Fsm) {
+    if let Some((session, _)) = fsm.saving.as_ref() {
+        session.end();
+    }
+    if let Some((session, _)) = fsm.resuming.as_ref() {
         session.end();
     }
 }

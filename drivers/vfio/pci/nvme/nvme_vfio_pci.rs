@@ -22,6 +22,8 @@ mod codec;
 mod device_state;
 mod dma_log;
 mod fsm;
+mod media_sink;
+mod media_source;
 mod migration;
 mod session;
 mod user_errors;
@@ -39,6 +41,12 @@ module! {
     authors: ["nvme-vfio developers"],
     description: "VFIO support for NVMe SR-IOV VFs with live migration",
     license: "GPL",
+    params: {
+        media_cdq_entries: u32 {
+            default: 4096,
+            description: "Entries of the dirty-LBA queue of a media migration (read at load)",
+        },
+    },
 }
 
 /// PCI class of NVM Express controllers.

@@ -19,6 +19,8 @@ use crate::codec::{
     stream::{self, Compat, HEADER_LEN, PREFIX_LEN, RECORD_HEADER_LEN},
 };
 use crate::device_state::{errno, reject};
+use crate::media_sink::SinkIo;
+use crate::media_source::{Harvest, Source};
 use crate::user_errors::UserErrors;
 use kernel::{
     alloc::KVVec,
@@ -47,13 +49,68 @@ pub(crate) enum Phase {
 
 struct Inner {
     phase: Phase,
-    /// Saving: the stream so far (immutable once published; the prefix
-    /// never changes, so a reader's position stays valid).
+    /// Saving: the readable bytes (immutable once published: a plain
+    /// session's prefix never changes, so a reader's position stays valid;
+    /// a media session replaces it by the next records once it is read).
     out: Option<Arc<KVVec<u8>>>,
-    /// Resuming: the bytes written so far.
+    /// Resuming, plain: the bytes written so far.
     rx: KVVec<u8>,
-    /// Saving: bytes read so far.
+    /// Saving: bytes of `out` read so far.
     pos: usize,
+}
+
+/// What the `io` lock owns: how a media session makes or takes records.
+pub(crate) enum Io {
+    /// The whole stream is built at once (no media): nothing.
+    Plain,
+    /// Saving with media: the namespaces' records are made as they are read.
+    Source(SourceIo),
+    /// Resuming with media: records are checked and applied as they come.
+    Sink(SinkIo),
+}
+
+/// Bytes of the end record.
+const END_RECORD_LEN: usize = RECORD_HEADER_LEN + 8;
+
+/// A media source's stream, past its prefix.
+pub(crate) struct SourceIo {
+    src: Source,
+    /// CRC32C of every byte so far but the data of data records.
+    crc: u32,
+    /// STOP_COPY: the controller state to send after the namespaces.
+    state: Option<KVVec<u8>>,
+    /// The state and end records are out.
+    done: bool,
+}
+
+impl SourceIo {
+    /// The next readable bytes; `None` when none are there now.
+    fn next(&mut self, phase: Phase, errors: &UserErrors) -> Result<Option<KVVec<u8>>> {
+        let mut out = KVVec::new();
+        match phase {
+            Phase::PreCopy => {
+                self.src
+                    .produce(&mut out, &mut self.crc, true, &errors.request)?;
+            }
+            Phase::StopCopy if !self.done => {
+                self.src
+                    .produce(&mut out, &mut self.crc, false, &errors.request)?;
+                if out.is_empty() {
+                    let state = self.state.as_deref().ok_or(EINVAL)?;
+                    let rec = RECORD_HEADER_LEN + state.len().next_multiple_of(8);
+                    out.resize(rec + END_RECORD_LEN, 0, GFP_KERNEL)?;
+                    let end = stream::write_record(&mut out, 0, stream::tag::CTRL_STATE, 0, state)
+                        .map_err(errno)?;
+                    self.crc = stream::crc_record(self.crc, &out[..end]).map_err(errno)?;
+                    let end = stream::write_end_crc(&mut out, end, self.crc).map_err(errno)?;
+                    out.truncate(end);
+                    self.done = true;
+                }
+            }
+            _ => {}
+        }
+        Ok(if out.is_empty() { None } else { Some(out) })
+    }
 }
 
 /// A migration session, shared by the driver and its data file.
@@ -65,8 +122,12 @@ pub(crate) struct Session {
     flags_are_output: bool,
     /// Resuming: this destination's compatibility record.
     dest: Option<Compat>,
+    /// The namespaces travel in the stream.
+    media: bool,
+    /// Saving with media: the harvest work of the queue's events.
+    harvest: Option<Arc<Harvest>>,
     #[pin]
-    io: Mutex<()>,
+    io: Mutex<Io>,
     #[pin]
     inner: Mutex<Inner>,
     #[pin]
@@ -75,27 +136,50 @@ pub(crate) struct Session {
 
 impl Session {
     /// A saving session that starts in PRE_COPY (`whole == None`, only
-    /// `prefix` is readable) or in STOP_COPY with the whole stream.
+    /// `prefix` is readable) or in STOP_COPY with the whole stream; with
+    /// `media`, the namespaces' records follow the prefix.
     pub(crate) fn new_save(
         dev: &device::Device,
         errors: Arc<UserErrors>,
         prefix: KVVec<u8>,
         whole: Option<KVVec<u8>>,
+        media: Option<(Source, Option<KVVec<u8>>, Arc<Harvest>)>,
         flags_are_output: bool,
     ) -> Result<Arc<Self>> {
-        let (phase, out) = match whole {
-            Some(w) => (Phase::StopCopy, w),
-            None => (Phase::PreCopy, prefix),
+        let is_media = media.is_some();
+        let mut stopped = whole.is_some();
+        let mut harvest = None;
+        let io = match media {
+            Some((src, state, h)) => {
+                stopped = state.is_some();
+                harvest = Some(h);
+                Io::Source(SourceIo {
+                    src,
+                    crc: stream::crc32c(0, &prefix),
+                    state,
+                    done: false,
+                })
+            }
+            None => Io::Plain,
+        };
+        let out = whole.unwrap_or(prefix);
+        let phase = if stopped {
+            Phase::StopCopy
+        } else {
+            Phase::PreCopy
         };
         let out = Arc::new(out, GFP_KERNEL)?;
-        Arc::pin_init(
+        let harvest_ref = harvest.clone();
+        let session = Arc::pin_init(
             pin_init!(Self {
                 dev: dev.into(),
                 errors,
                 dir: Direction::Save,
                 flags_are_output,
                 dest: None,
-                io <- new_mutex!(()),
+                media: is_media,
+                harvest,
+                io <- new_mutex!(io),
                 inner <- new_mutex!(Inner {
                     phase,
                     out: Some(out),
@@ -105,15 +189,26 @@ impl Session {
                 wait <- new_poll_condvar!(),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        if let Some(h) = harvest_ref {
+            h.attach(session.clone());
+        }
+        Ok(session)
     }
 
-    /// A resuming session of a destination described by `dest`.
+    /// A resuming session of a destination described by `dest`; with
+    /// `sink`, records are applied as they arrive.
     pub(crate) fn new_resume(
         dev: &device::Device,
         errors: Arc<UserErrors>,
         dest: Compat,
+        sink: Option<SinkIo>,
     ) -> Result<Arc<Self>> {
+        let is_media = sink.is_some();
+        let io = match sink {
+            Some(s) => Io::Sink(s),
+            None => Io::Plain,
+        };
         Arc::pin_init(
             pin_init!(Self {
                 dev: dev.into(),
@@ -121,7 +216,9 @@ impl Session {
                 dir: Direction::Resume,
                 flags_are_output: false,
                 dest: Some(dest),
-                io <- new_mutex!(()),
+                media: is_media,
+                harvest: None,
+                io <- new_mutex!(io),
                 inner <- new_mutex!(Inner {
                     phase: Phase::Resuming,
                     out: None,
@@ -139,6 +236,11 @@ impl Session {
         self.dir
     }
 
+    /// Whether the namespaces travel in this session's stream.
+    pub(crate) fn is_media(&self) -> bool {
+        self.media
+    }
+
     /// Saving, PRE_COPY → STOP_COPY: publishes the whole stream, whose
     /// start is the prefix already readable.
     pub(crate) fn publish(&self, whole: KVVec<u8>) -> Result {
@@ -154,13 +256,92 @@ impl Session {
         Ok(())
     }
 
+    /// Media saving, the controller suspended: drains the dirty-LBA queue
+    /// to the suspend marker. The dirty set is final afterwards.
+    pub(crate) fn media_drain(&self) -> Result {
+        match &mut *self.io.lock() {
+            Io::Source(s) => {
+                s.src.drain(&self.errors.request)?;
+                s.src.rewind();
+                Ok(())
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// Media saving: the stop failed and the controller runs again.
+    pub(crate) fn media_undrain(&self) {
+        if let Io::Source(s) = &mut *self.io.lock() {
+            s.src.undrain();
+        }
+    }
+
+    /// Media saving, PRE_COPY → STOP_COPY: what is left of the namespaces,
+    /// then `state`, then the end, become readable.
+    pub(crate) fn publish_media(&self, state: KVVec<u8>) -> Result {
+        let mut io = self.io.lock();
+        let Io::Source(s) = &mut *io else {
+            return Err(EINVAL);
+        };
+        let mut inner = self.inner.lock();
+        if inner.phase != Phase::PreCopy {
+            return Err(EINVAL);
+        }
+        s.state = Some(state);
+        inner.phase = Phase::StopCopy;
+        drop(inner);
+        drop(io);
+        self.wait.notify_all();
+        Ok(())
+    }
+
+    /// Media saving: the bytes still to read if the device stopped now
+    /// with a controller state of `state_len` bytes (exact once drained).
+    pub(crate) fn media_stop_copy_len(&self, state_len: usize) -> Result<Option<usize>> {
+        let mut io = self.io.lock();
+        let Io::Source(s) = &mut *io else {
+            return Ok(None);
+        };
+        let unread = {
+            let inner = self.inner.lock();
+            inner.out.as_ref().map_or(0, |d| d.len()).saturating_sub(inner.pos)
+        };
+        if s.done {
+            return Ok(Some(unread));
+        }
+        if !s.src.is_drained() {
+            s.src.harvest(&self.errors.request)?;
+        }
+        let state = state_len
+            .checked_next_multiple_of(8)
+            .and_then(|n| n.checked_add(RECORD_HEADER_LEN))
+            .ok_or(EOVERFLOW)?;
+        let total = unread
+            .checked_add(s.src.exact_len()?)
+            .and_then(|n| n.checked_add(state))
+            .and_then(|n| n.checked_add(END_RECORD_LEN))
+            .ok_or(EOVERFLOW)?;
+        Ok(Some(total))
+    }
+
     /// Resuming: the bytes written so far.
     pub(crate) fn with_written<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         f(&self.inner.lock().rx)
     }
 
+    /// Resuming with media: the controller state of a complete, checked
+    /// stream (the namespaces' data is on the media, flushed).
+    pub(crate) fn media_finish(&self) -> Result<KVVec<u8>> {
+        match &mut *self.io.lock() {
+            Io::Sink(s) => s.finish(&self.dev, &self.errors.stream),
+            _ => Err(EINVAL),
+        }
+    }
+
     /// Ends the session: every later operation fails with `ENODEV`, and
-    /// the buffers are freed.
+    /// the buffers are freed. Never waits for a reader or writer (a
+    /// function reset calls it): the namespaces and the queue of a media
+    /// session are let go by [`Self::release`] or when the session goes.
     pub(crate) fn end(&self) {
         let mut inner = self.inner.lock();
         inner.phase = Phase::Ended;
@@ -168,6 +349,37 @@ impl Session {
         inner.rx = KVVec::new();
         drop(inner);
         self.wait.notify_all();
+    }
+
+    /// Ends the session and lets the namespaces and the queue of a media
+    /// session go now, once a reader or writer in progress is done.
+    pub(crate) fn release(&self) {
+        self.end();
+        if let Some(h) = self.harvest.as_ref() {
+            h.detach();
+        }
+        // Dropped with the lock released: destroying the queue waits for
+        // an event callback, which may be waiting for the lock.
+        let io = core::mem::replace(&mut *self.io.lock(), Io::Plain);
+        drop(io);
+    }
+
+    /// The queue's tail trigger fired: consumes it while in PRE_COPY.
+    pub(crate) fn harvest_event(&self) {
+        let mut io = self.io.lock();
+        if self.inner.lock().phase != Phase::PreCopy {
+            return;
+        }
+        if let Io::Source(s) = &mut *io {
+            if let Err(e) = s.src.harvest_and_arm(&self.errors.request) {
+                dev_err_ratelimited!(
+                    self.errors.request,
+                    self.dev,
+                    "media migration: harvesting the dirty-LBA queue failed: {:?}\n",
+                    e
+                );
+            }
+        }
     }
 
     /// Resuming: checks what is complete of the stream so far, so that a
@@ -189,60 +401,18 @@ impl Session {
         let src = Compat::parse(&rec[RECORD_HEADER_LEN..]).map_err(|e| ("stream", e))?;
         dest.accepts(&src).map_err(|e| ("incompatible source", e))
     }
-}
 
-impl DataFileOps for Session {
-    type OwnerModule = crate::NvmeVfioPciModule;
-
-    fn read(&self, out: &mut UserSliceWriter) -> Result<usize> {
-        let _io = self.io.lock();
-        let (data, pos, phase) = {
-            let inner = self.inner.lock();
-            match (&inner.out, inner.phase) {
-                (Some(d), p @ (Phase::PreCopy | Phase::StopCopy)) => (d.clone(), inner.pos, p),
-                (_, Phase::Ended) => return Err(ENODEV),
-                _ => return Err(EINVAL),
-            }
-        };
-        let avail = data.len().saturating_sub(pos);
-        if avail == 0 {
-            // PRE_COPY's end is temporary; STOP_COPY's is the stream's.
-            return if phase == Phase::PreCopy {
-                Err(ENOMSG)
-            } else {
-                Ok(0)
-            };
-        }
-        let n = avail.min(out.len());
-        out.write_slice(&data[pos..pos + n])?;
-        let mut inner = self.inner.lock();
-        if inner.phase == Phase::Ended {
-            return Err(ENODEV);
-        }
-        inner.pos = pos + n;
-        Ok(n)
-    }
-
-    fn write(&self, inp: &mut UserSliceReader) -> Result<usize> {
-        let _io = self.io.lock();
+    fn write_plain(&self, inp: &mut UserSliceReader) -> Result<usize> {
         let n = inp.len();
         let max = stream::stream_len(stream::MAX_STATE_LEN).map_err(errno)?;
-        {
-            let inner = self.inner.lock();
-            match inner.phase {
-                Phase::Resuming => {}
-                Phase::Ended => return Err(ENODEV),
-                _ => return Err(EINVAL),
-            }
-            if inner.rx.len().saturating_add(n) > max {
-                dev_err_ratelimited!(
-                    self.errors.stream,
-                    self.dev,
-                    "migration stream rejected: longer than {} bytes (EFBIG)\n",
-                    max
-                );
-                return Err(EFBIG);
-            }
+        if self.inner.lock().rx.len().saturating_add(n) > max {
+            dev_err_ratelimited!(
+                self.errors.stream,
+                self.dev,
+                "migration stream rejected: longer than {} bytes (EFBIG)\n",
+                max
+            );
+            return Err(EFBIG);
         }
         // Sized by the user: charged to its memory cgroup.
         let mut chunk = KVVec::from_elem(0u8, n, GFP_KERNEL_ACCOUNT)?;
@@ -259,6 +429,69 @@ impl DataFileOps for Session {
         }
         Ok(n)
     }
+}
+
+impl DataFileOps for Session {
+    type OwnerModule = crate::NvmeVfioPciModule;
+
+    fn read(&self, out: &mut UserSliceWriter) -> Result<usize> {
+        let mut io = self.io.lock();
+        loop {
+            let (data, pos, phase) = {
+                let inner = self.inner.lock();
+                match (&inner.out, inner.phase) {
+                    (Some(d), p @ (Phase::PreCopy | Phase::StopCopy)) => (d.clone(), inner.pos, p),
+                    (_, Phase::Ended) => return Err(ENODEV),
+                    _ => return Err(EINVAL),
+                }
+            };
+            let avail = data.len().saturating_sub(pos);
+            if avail == 0 {
+                let next = match &mut *io {
+                    Io::Source(s) => s.next(phase, &self.errors)?,
+                    _ => None,
+                };
+                if let Some(next) = next {
+                    let next = Arc::new(next, GFP_KERNEL)?;
+                    let mut inner = self.inner.lock();
+                    if inner.phase != phase {
+                        // Ended, or published meanwhile: look again.
+                        continue;
+                    }
+                    inner.out = Some(next);
+                    inner.pos = 0;
+                    continue;
+                }
+                // PRE_COPY's end is temporary; STOP_COPY's is the stream's.
+                return if phase == Phase::PreCopy {
+                    Err(ENOMSG)
+                } else {
+                    Ok(0)
+                };
+            }
+            let n = avail.min(out.len());
+            out.write_slice(&data[pos..pos + n])?;
+            let mut inner = self.inner.lock();
+            if inner.phase == Phase::Ended {
+                return Err(ENODEV);
+            }
+            inner.pos = pos + n;
+            return Ok(n);
+        }
+    }
+
+    fn write(&self, inp: &mut UserSliceReader) -> Result<usize> {
+        let mut io = self.io.lock();
+        match self.inner.lock().phase {
+            Phase::Resuming => {}
+            Phase::Ended => return Err(ENODEV),
+            _ => return Err(EINVAL),
+        }
+        match &mut *io {
+            Io::Sink(s) => s.write(inp, &self.dev, &self.errors.stream),
+            _ => self.write_plain(inp),
+        }
+    }
 
     fn poll(&self, file: &File, table: PollTable<'_>) -> u32 {
         table.register_wait(file, &self.wait);
@@ -266,9 +499,11 @@ impl DataFileOps for Session {
         match (self.dir, inner.phase) {
             (_, Phase::Ended) => bindings::POLLERR | bindings::POLLHUP,
             (Direction::Resume, _) => bindings::POLLOUT | bindings::POLLWRNORM,
+            // A media session's read makes the next records (or ends
+            // temporarily) and waits only for the device.
             (Direction::Save, Phase::PreCopy) => {
                 let left = inner.out.as_ref().map_or(0, |d| d.len()) > inner.pos;
-                if left {
+                if left || self.media {
                     bindings::POLLIN | bindings::POLLRDNORM
                 } else {
                     0
@@ -280,21 +515,41 @@ impl DataFileOps for Session {
     }
 
     fn precopy_info(&self) -> Result<(PrecopyInfo, bool)> {
-        let inner = self.inner.lock();
-        match inner.phase {
-            Phase::PreCopy => {}
-            Phase::Ended => return Err(ENODEV),
-            _ => return Err(EINVAL),
-        }
-        let len = inner.out.as_ref().map_or(0, |d| d.len());
-        // CAST: a buffer length fits a `u64`.
-        let initial_bytes = len.saturating_sub(inner.pos) as u64;
-        Ok((
-            PrecopyInfo {
-                initial_bytes,
+        let mut io = self.io.lock();
+        let unread = {
+            let inner = self.inner.lock();
+            match inner.phase {
+                Phase::PreCopy => {}
+                Phase::Ended => return Err(ENODEV),
+                _ => return Err(EINVAL),
+            }
+            // CAST: a buffer length fits a `u64`.
+            inner.out.as_ref().map_or(0, |d| d.len()).saturating_sub(inner.pos) as u64
+        };
+        let info = match &mut *io {
+            Io::Source(s) => {
+                s.src.harvest(&self.errors.request)?;
+                let bulk = s.src.bulk_bytes();
+                let dirty = s.src.dirty_bytes();
+                // The bulk copy is the initial data; once it is read,
+                // what is unread or dirty is dirty data.
+                if bulk > 0 {
+                    PrecopyInfo {
+                        initial_bytes: bulk.saturating_add(unread),
+                        dirty_bytes: dirty,
+                    }
+                } else {
+                    PrecopyInfo {
+                        initial_bytes: 0,
+                        dirty_bytes: dirty.saturating_add(unread),
+                    }
+                }
+            }
+            _ => PrecopyInfo {
+                initial_bytes: unread,
                 dirty_bytes: 0,
             },
-            self.flags_are_output,
-        ))
+        };
+        Ok((info, self.flags_are_output))
     }
 }

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Media migration, destination side: a stream's records are checked one
+//! by one as they arrive and the namespaces' data is written through the
+//! parent PF, with memory bounded by one record and one batch whatever the
+//! namespace size.
+//!
+//! A record is applied only once it is complete and has passed every check
+//! ([`Checker`]: order, namespace described and mapped, range within the
+//! capacity, lengths, the data's CRC). After a refused record the session
+//! takes nothing more; what the destination namespaces hold then is the
+//! records applied before it (Documentation/nvme-vfio: a failed migration's
+//! destination namespace is undefined until the next one completes).
+
+use crate::codec::{
+    self,
+    media::DATA_HEADER_LEN,
+    stream::{parse_record, record_need, Checker, Compat, Record, HEADER_LEN, RECORD_HEADER_LEN},
+};
+use crate::device_state::reject;
+use kernel::{
+    alloc::KVVec,
+    device,
+    nvme_lm::{Handle, Media, MediaIo, MediaOp},
+    prelude::*,
+    ratelimit::RateLimit,
+    sync::Arc,
+    uaccess::UserSliceReader,
+};
+
+/// Data records written per batch: the queue depth of the destination.
+const BATCH: usize = 8;
+/// Where a data record's data starts.
+const DATA_AT: usize = RECORD_HEADER_LEN + DATA_HEADER_LEN;
+
+/// A data record waiting for its batch.
+struct Pending {
+    ns: usize,
+    slba: u64,
+    nlb: u32,
+    /// The whole record; the data at `DATA_AT`.
+    record: KVVec<u8>,
+}
+
+/// The destination side of a media migration.
+pub(crate) struct SinkIo {
+    checker: Checker,
+    media: KVVec<(u32, Media)>,
+    /// The stream header was taken.
+    started: bool,
+    /// The record (or header) being received.
+    rx: KVVec<u8>,
+    pending: KVVec<Pending>,
+    /// The controller state record's payload.
+    state: Option<KVVec<u8>>,
+    /// A record was refused: the stream is over.
+    failed: bool,
+}
+
+impl SinkIo {
+    /// Claims every namespace of `dest` (this controller's) on the PF.
+    pub(crate) fn new(dev: &device::Device, lm: &Arc<Handle>, dest: &Compat) -> Result<Self> {
+        let mut media = KVVec::new();
+        for n in dest.namespaces.as_slice() {
+            let m = Media::open(lm, n.nsid).inspect_err(|e| {
+                dev_err!(
+                    dev,
+                    "media migration unavailable: namespace {}: the PF cannot claim it ({:?})\n",
+                    n.nsid,
+                    e
+                );
+            })?;
+            media.push((n.nsid, m), GFP_KERNEL)?;
+        }
+        Ok(Self {
+            checker: Checker::new(dest),
+            media,
+            started: false,
+            rx: KVVec::new(),
+            pending: KVVec::new(),
+            state: None,
+            failed: false,
+        })
+    }
+
+    fn media_of(&self, nsid: u32) -> Result<usize> {
+        self.media
+            .iter()
+            .position(|(id, _)| *id == nsid)
+            .ok_or(EINVAL)
+    }
+
+    /// Writes the pending data records, a batch per namespace.
+    fn flush(&mut self) -> Result {
+        let mut ios = KVVec::with_capacity(self.pending.len(), GFP_KERNEL)?;
+        let mut owner = [0usize; BATCH];
+        for (k, p) in self.pending.iter().enumerate() {
+            let len = p.record.len() - DATA_AT;
+            owner[k] = p.ns;
+            ios.push(
+                MediaIo {
+                    slba: p.slba,
+                    nlb: p.nlb,
+                    op: MediaOp::Write(&p.record[DATA_AT..DATA_AT + len]),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        let mut start = 0;
+        let mut ret = Ok(());
+        while start < ios.len() {
+            let ns = owner[start];
+            let mut end = start;
+            while end < ios.len() && owner[end] == ns {
+                end += 1;
+            }
+            if let Err(e) = self.media[ns].1.run(&mut ios[start..end]) {
+                ret = Err(e);
+                break;
+            }
+            start = end;
+        }
+        drop(ios);
+        self.pending.clear();
+        ret
+    }
+
+    /// Applies the complete, checked record in `rx`.
+    fn apply(&mut self, dev: &device::Device, limit: &RateLimit) -> Result {
+        let rx = core::mem::take(&mut self.rx);
+        let (rec, _) = parse_record(&rx).map_err(|e| reject(dev, limit, "stream", e))?;
+        self.checker
+            .check(&rec, &rx)
+            .map_err(|e| reject(dev, limit, "stream", e))?;
+        match rec {
+            Record::Data { header, data } => {
+                let ns = self.media_of(header.nsid)?;
+                let nlb = header.nlb;
+                let slba = header.slba;
+                if data.len() + DATA_AT > rx.len() {
+                    return Err(EINVAL);
+                }
+                self.pending.push(
+                    Pending {
+                        ns,
+                        slba,
+                        nlb,
+                        record: rx,
+                    },
+                    GFP_KERNEL,
+                )?;
+                if self.pending.len() == BATCH {
+                    self.flush()?;
+                }
+            }
+            Record::Zero(z) => {
+                self.flush()?;
+                let ns = self.media_of(z.nsid)?;
+                let (mut slba, mut left) = (z.slba, z.nlb);
+                while left > 0 {
+                    let nlb = u32::try_from(left).unwrap_or(u32::MAX);
+                    let mut io = [MediaIo {
+                        slba,
+                        nlb,
+                        op: MediaOp::WriteZeroes,
+                    }];
+                    self.media[ns].1.run(&mut io)?;
+                    slba += u64::from(nlb);
+                    left -= u64::from(nlb);
+                }
+            }
+            Record::CtrlState(s) => {
+                let mut state = KVVec::new();
+                state.extend_from_slice(s, GFP_KERNEL_ACCOUNT)?;
+                self.state = Some(state);
+            }
+            Record::End(_) => self.flush()?,
+            Record::Compat(_) | Record::NsDesc(_) | Record::Skipped => {}
+        }
+        Ok(())
+    }
+
+    /// Takes the bytes of one write(): records are applied as they
+    /// complete; a partial record waits for the next write.
+    pub(crate) fn write(
+        &mut self,
+        inp: &mut UserSliceReader,
+        dev: &device::Device,
+        limit: &RateLimit,
+    ) -> Result<usize> {
+        if self.failed {
+            return Err(EINVAL);
+        }
+        let n = inp.len();
+        let ret = self.take(inp, dev, limit).and_then(|()| self.flush());
+        if ret.is_err() {
+            self.failed = true;
+            self.pending.clear();
+            self.rx = KVVec::new();
+        }
+        ret.map(|()| n)
+    }
+
+    fn take(&mut self, inp: &mut UserSliceReader, dev: &device::Device, limit: &RateLimit) -> Result {
+        let need = |rx: &[u8]| -> Result<usize> {
+            match record_need(rx).map_err(|e| reject(dev, limit, "stream", e))? {
+                Some(n) => Ok(n),
+                None => Ok(RECORD_HEADER_LEN),
+            }
+        };
+        while !inp.is_empty() {
+            let want = if self.started {
+                need(&self.rx)?
+            } else {
+                HEADER_LEN
+            };
+            let have = self.rx.len();
+            let take = want.saturating_sub(have).min(inp.len());
+            // Sized by the user (within one record): charged to it.
+            self.rx.resize(have + take, 0, GFP_KERNEL_ACCOUNT)?;
+            inp.read_slice(&mut self.rx[have..])?;
+            if !self.started {
+                if self.rx.len() == HEADER_LEN {
+                    self.checker
+                        .header(&self.rx)
+                        .map_err(|e| reject(dev, limit, "stream", e))?;
+                    self.started = true;
+                    self.rx.clear();
+                }
+                continue;
+            }
+            // A complete header tells the whole length: complete yet?
+            if self.rx.len() >= RECORD_HEADER_LEN && self.rx.len() == need(&self.rx)? {
+                self.apply(dev, limit)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// RESUMING → STOP: the whole stream arrived and was applied; the data
+    /// is flushed to the media. Returns the controller state to load.
+    pub(crate) fn finish(&mut self, dev: &device::Device, limit: &RateLimit) -> Result<KVVec<u8>> {
+        if self.failed {
+            return Err(EINVAL);
+        }
+        if !self.checker.ended() || !self.rx.is_empty() {
+            return Err(reject(
+                dev,
+                limit,
+                "stream",
+                codec::Error::InvalidField("the stream ended early"),
+            ));
+        }
+        for (_, m) in self.media.iter() {
+            m.flush()?;
+        }
+        self.state.take().ok_or(EINVAL)
+    }
+}

@@ -1,0 +1,575 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Media migration, source side: the VF's namespaces travel in the
+//! migration stream, read through the parent PF.
+//!
+//! Logging starts (the User Data Migration Queue is created on the PF and
+//! Track Send starts it) before the first bulk read, so every write the VF
+//! completes afterwards is in the queue. The bulk copy reads each namespace
+//! once, in order, `CHUNK` bytes per record, a batch of reads at a time;
+//! an all-zero chunk becomes a zero-range record while the device runs.
+//! Queue entries become bits of a per-namespace dirty bitmap (one bit per
+//! granule, [`Geometry`]); only LBAs the bulk copy has already read need a
+//! bit, the rest will be read later anyway. Dirty rounds resend the marked
+//! granules. A queue that filled up (ESA 7 entry, or the event) means
+//! anything already copied may be dirty: every granule below the bulk
+//! position is marked and logging restarts.
+//!
+//! Once the controller is suspended, [`Source::drain`] consumes the queue
+//! up to the suspend marker; from then on the set is final and
+//! [`Source::exact_len`] is the exact size of what is left (no zero
+//! compaction then, so that the size can be known before the data is read).
+
+use crate::codec::{
+    dirty::{self, Geometry},
+    media::{self, DataHeader, NsDesc, ZeroRange, MAX_DATA_LEN, NS_DESC_LEN, ZERO_LEN},
+    namespaces::Namespaces,
+    stream::{crc32c, crc_record, RECORD_HEADER_LEN},
+    udmq::{Change, Entry, Marker, ENTRY_LEN},
+};
+use crate::device_state::errno;
+use crate::session::Session;
+use kernel::{
+    alloc::KVVec,
+    dev_err_ratelimited, dev_warn, device, new_mutex,
+    nvme_lm::{Cdq, CdqEvent, CdqEvents, Handle, Media, MediaIo, MediaOp},
+    prelude::*,
+    ratelimit::RateLimit,
+    sync::{aref::ARef, Arc, Mutex},
+};
+
+/// Data bytes per record at most (also one PF read).
+const CHUNK: usize = MAX_DATA_LEN;
+/// Reads in flight per batch: the queue depth of the copy.
+const BATCH: usize = 8;
+/// The smallest granule a dirty bit stands for.
+const MIN_GRANULE: u64 = 4096;
+/// Most bits of one namespace's bitmap (1 MiB of memory).
+const MAX_BITS: u64 = 8 << 20;
+/// Entries consumed per queue read.
+const HARVEST: usize = 256;
+
+/// One namespace being copied.
+struct Ns {
+    media: Media,
+    nsid: u32,
+    lbads: u8,
+    nsze: u64,
+    geo: Geometry,
+    dirty: KVVec<u64>,
+    /// Bulk copy: LBAs below this are read or being read.
+    copied_below: u64,
+    /// Dirty rounds: where the next search for dirty bits starts.
+    scan_bit: u64,
+}
+
+impl Ns {
+    fn chunk_lbas(&self) -> u64 {
+        // CAST: `CHUNK` is 1 MiB.
+        (CHUNK as u64) >> self.lbads
+    }
+
+    fn bulk_left(&self) -> u64 {
+        self.nsze.saturating_sub(self.copied_below)
+    }
+
+    /// Dirty runs are at most one record of data.
+    fn run_bits(&self) -> u64 {
+        (self.chunk_lbas() / self.geo.granule_lbas()).max(1)
+    }
+}
+
+/// A range to read for one record.
+#[derive(Clone, Copy)]
+struct Piece {
+    ns: usize,
+    slba: u64,
+    nlb: u64,
+}
+
+/// The source side of a media migration.
+pub(crate) struct Source {
+    dev: ARef<device::Device>,
+    ns: KVVec<Ns>,
+    /// The dirty-LBA queue; `None` when the controller was suspended
+    /// before the session (nothing can change).
+    cdq: Option<Cdq>,
+    /// Whether Track Send logging runs (it stops when the queue fills).
+    logging: bool,
+    /// Times the queue filled up.
+    overflows: u32,
+    /// The suspend marker was consumed: the dirty set is final.
+    drained: bool,
+    /// Entries of the queue.
+    cdq_entries: u32,
+    /// The namespace descriptors are in the stream.
+    described: bool,
+    /// Queue entries, as read.
+    entries: KVVec<u8>,
+    /// Device data of one batch.
+    scratch: KVVec<u8>,
+}
+
+impl Source {
+    /// Claims every namespace of `namespaces` on the PF, creates the
+    /// queue of `cdq_entries` entries and starts logging, in that order:
+    /// nothing is read before logging runs. Without entries (the
+    /// controller is suspended) the dirty set is final from the start.
+    pub(crate) fn start(
+        dev: &device::Device,
+        lm: &Arc<Handle>,
+        namespaces: &Namespaces,
+        cdq_entries: u32,
+        harvest: &Arc<Harvest>,
+    ) -> Result<Self> {
+        let mut ns = KVVec::new();
+        for n in namespaces.as_slice() {
+            let media = Media::open(lm, n.nsid).inspect_err(|e| {
+                dev_err!(
+                    dev,
+                    "media migration unavailable: namespace {}: the PF cannot claim it ({:?})\n",
+                    n.nsid,
+                    e
+                );
+            })?;
+            if media.lbads() != n.lbads || media.nsze() != n.nsze {
+                dev_err!(
+                    dev,
+                    "media migration unavailable: namespace {}: the PF sees another format or size\n",
+                    n.nsid
+                );
+                return Err(EIO);
+            }
+            let geo = Geometry::new(n.nsze, n.lbads, MIN_GRANULE, MAX_BITS).map_err(errno)?;
+            let dirty = KVVec::from_elem(0u64, geo.words(), GFP_KERNEL_ACCOUNT)?;
+            ns.push(
+                Ns {
+                    media,
+                    nsid: n.nsid,
+                    lbads: n.lbads,
+                    nsze: n.nsze,
+                    geo,
+                    dirty,
+                    copied_below: 0,
+                    scan_bit: 0,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        let cdq = if cdq_entries > 0 {
+            let cdq = Cdq::create(lm, cdq_entries, Some(harvest.clone()))?;
+            cdq.log(true)?;
+            cdq.arm(cdq_entries / 2)?;
+            Some(cdq)
+        } else {
+            None
+        };
+        Ok(Self {
+            dev: dev.into(),
+            logging: cdq.is_some(),
+            drained: cdq.is_none(),
+            ns,
+            cdq,
+            cdq_entries,
+            overflows: 0,
+            described: false,
+            entries: KVVec::from_elem(0u8, HARVEST * ENTRY_LEN, GFP_KERNEL)?,
+            scratch: KVVec::from_elem(0u8, BATCH * CHUNK, GFP_KERNEL_ACCOUNT)?,
+        })
+    }
+
+    /// Times the queue filled up so far.
+    pub(crate) fn overflows(&self) -> u32 {
+        self.overflows
+    }
+
+    /// Bytes of the bulk copy left (data, before zero compaction).
+    pub(crate) fn bulk_bytes(&self) -> u64 {
+        self.ns.iter().map(|n| n.bulk_left() << n.lbads).sum()
+    }
+
+    /// Bytes the dirty set stands for now.
+    pub(crate) fn dirty_bytes(&self) -> u64 {
+        self.ns
+            .iter()
+            .map(|n| dirty::count(&n.dirty) * (n.geo.granule_lbas() << n.lbads))
+            .sum()
+    }
+
+    /// Everything already copied may be dirty (the queue lost entries).
+    fn mark_copied(&mut self) {
+        mark_copied(&mut self.ns);
+    }
+
+    /// Consumes what the queue holds; restarts logging after it filled up.
+    /// Returns whether the suspend marker was among the entries.
+    pub(crate) fn harvest(&mut self, limit: &RateLimit) -> Result<bool> {
+        let mut suspended = false;
+        let mut full = false;
+        let Self {
+            cdq,
+            entries,
+            ns,
+            dev,
+            ..
+        } = self;
+        let Some(cdq) = cdq.as_ref() else {
+            return Ok(false);
+        };
+        loop {
+            let (n, overflow) = cdq.read(entries)?;
+            full |= overflow;
+            for raw in entries.chunks_exact(ENTRY_LEN).take(n) {
+                match apply(ns, dev, raw, limit) {
+                    Marker::Full => full = true,
+                    Marker::Suspended => suspended = true,
+                    _ => {}
+                }
+            }
+            if n < HARVEST {
+                break;
+            }
+        }
+        if full {
+            self.overflows = self.overflows.saturating_add(1);
+            self.logging = false;
+            self.mark_copied();
+            dev_warn!(
+                self.dev,
+                "media migration: the dirty-LBA queue filled up ({} times): resending all data copied so far\n",
+                self.overflows
+            );
+        }
+        if !self.logging && !self.drained {
+            // Restart; if the controller is suspended it refuses, and
+            // the drain decides.
+            if let Some(cdq) = self.cdq.as_ref() {
+                self.logging = cdq.log(true).is_ok();
+            }
+        }
+        Ok(suspended)
+    }
+
+    /// The controller is suspended: consumes the queue up to the suspend
+    /// marker. Without one (logging had stopped), everything copied is
+    /// taken as dirty. The dirty set is final afterwards.
+    pub(crate) fn drain(&mut self, limit: &RateLimit) -> Result {
+        if self.cdq.is_none() {
+            self.drained = true;
+            return Ok(());
+        }
+        let logging = self.logging;
+        let marker = self.harvest(limit)?;
+        if !marker {
+            if logging {
+                dev_warn!(
+                    self.dev,
+                    "media migration: no suspend marker in the dirty-LBA queue: resending all data copied so far\n"
+                );
+            }
+            self.mark_copied();
+        }
+        self.drained = true;
+        Ok(())
+    }
+
+    /// After a tail-trigger event: consumes the queue and arms the
+    /// trigger again (half a ring ahead of the tail).
+    pub(crate) fn harvest_and_arm(&mut self, limit: &RateLimit) -> Result {
+        if self.drained {
+            return Ok(());
+        }
+        self.harvest(limit)?;
+        match self.cdq.as_ref() {
+            Some(cdq) => cdq.arm(self.cdq_entries / 2),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the dirty set is final.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.drained
+    }
+
+    /// The source resumed after a failed stop: logging goes on.
+    pub(crate) fn undrain(&mut self) {
+        self.drained = false;
+    }
+
+    /// The namespace descriptors, once.
+    fn describe(&mut self, out: &mut KVVec<u8>, crc: &mut u32) -> Result {
+        if self.described {
+            return Ok(());
+        }
+        for n in self.ns.iter() {
+            let d = NsDesc {
+                nsid: n.nsid,
+                lbads: n.lbads,
+                nsze: n.nsze,
+            };
+            let off = out.len();
+            out.resize(off + RECORD_HEADER_LEN + NS_DESC_LEN, 0, GFP_KERNEL)?;
+            let end = media::write_ns_desc(out, off, &d).map_err(errno)?;
+            out.truncate(end);
+            *crc = crc_record(*crc, &out[off..]).map_err(errno)?;
+        }
+        self.described = true;
+        Ok(())
+    }
+
+    /// The next pieces: bulk first, then dirty runs.
+    fn next_pieces(&mut self, pieces: &mut KVVec<Piece>) -> Result {
+        pieces.clear();
+        for (i, n) in self.ns.iter_mut().enumerate() {
+            while pieces.len() < BATCH && n.copied_below < n.nsze {
+                let nlb = n.chunk_lbas().min(n.bulk_left());
+                pieces.push(
+                    Piece {
+                        ns: i,
+                        slba: n.copied_below,
+                        nlb,
+                    },
+                    GFP_KERNEL,
+                )?;
+                n.copied_below += nlb;
+            }
+        }
+        for (i, n) in self.ns.iter_mut().enumerate() {
+            while pieces.len() < BATCH {
+                let run = dirty::take_run(&mut n.dirty, &n.geo, n.scan_bit, n.run_bits())
+                    .or_else(|| {
+                        n.scan_bit = 0;
+                        dirty::take_run(&mut n.dirty, &n.geo, 0, n.run_bits())
+                    });
+                let Some((slba, nlb)) = run else {
+                    break;
+                };
+                n.scan_bit = (slba + nlb).div_ceil(n.geo.granule_lbas());
+                pieces.push(Piece { ns: i, slba, nlb }, GFP_KERNEL)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the next batch and appends its records to `out`; `crc` runs
+    /// over every byte but the data. Returns false when nothing is left
+    /// now (bulk done, set clean). Zero compaction only while `compact`.
+    pub(crate) fn produce(
+        &mut self,
+        out: &mut KVVec<u8>,
+        crc: &mut u32,
+        compact: bool,
+        limit: &RateLimit,
+    ) -> Result<bool> {
+        if !self.drained {
+            self.harvest(limit)?;
+        }
+        let described = self.described;
+        self.describe(out, crc)?;
+        let mut pieces = KVVec::new();
+        self.next_pieces(&mut pieces)?;
+        if pieces.is_empty() {
+            return Ok(!described);
+        }
+        self.read_pieces(&pieces)?;
+        let mut at = 0;
+        for p in pieces.iter() {
+            let n = &self.ns[p.ns];
+            // CAST: at most `CHUNK` bytes.
+            let len = (p.nlb << n.lbads) as usize;
+            let data = &self.scratch[at..at + len];
+            at += len;
+            let off = out.len();
+            if compact && data.iter().all(|&b| b == 0) {
+                let z = ZeroRange {
+                    nsid: n.nsid,
+                    slba: p.slba,
+                    nlb: p.nlb,
+                };
+                out.resize(off + RECORD_HEADER_LEN + ZERO_LEN, 0, GFP_KERNEL)?;
+                let end = media::write_zero(out, off, &z).map_err(errno)?;
+                out.truncate(end);
+                *crc = crc_record(*crc, &out[off..]).map_err(errno)?;
+                continue;
+            }
+            let h = DataHeader {
+                nsid: n.nsid,
+                slba: p.slba,
+                // CAST: at most `CHUNK >> 9` LBAs.
+                nlb: p.nlb as u32,
+                crc: crc32c(0, data),
+            };
+            let total = media::data_record_len(len).map_err(errno)?;
+            out.resize(off + total, 0, GFP_KERNEL)?;
+            let data_at = media::begin_data(out, off, &h, len).map_err(errno)?;
+            out[data_at..data_at + len].copy_from_slice(data);
+            let end = media::end_data(out, data_at + len).map_err(errno)?;
+            *crc = crc_record(*crc, &out[off..end]).map_err(errno)?;
+        }
+        Ok(true)
+    }
+
+    /// Reads every piece into `scratch`, one batch on the PF.
+    fn read_pieces(&mut self, pieces: &[Piece]) -> Result {
+        let mut ios = KVVec::with_capacity(BATCH, GFP_KERNEL)?;
+        let mut rest: &mut [u8] = &mut self.scratch;
+        let mut by_ns = [0usize; BATCH];
+        for (k, p) in pieces.iter().enumerate() {
+            let n = &self.ns[p.ns];
+            // CAST: at most `CHUNK` bytes.
+            let len = (p.nlb << n.lbads) as usize;
+            let (buf, tail) = core::mem::take(&mut rest).split_at_mut(len);
+            rest = tail;
+            by_ns[k] = p.ns;
+            ios.push(
+                MediaIo {
+                    slba: p.slba,
+                    // CAST: at most `CHUNK >> 9` LBAs.
+                    nlb: p.nlb as u32,
+                    op: MediaOp::Read(buf),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        // One batch per namespace (a claim runs its own I/Os).
+        let mut start = 0;
+        while start < ios.len() {
+            let ns = by_ns[start];
+            let mut end = start;
+            while end < ios.len() && by_ns[end] == ns {
+                end += 1;
+            }
+            self.ns[ns].media.run(&mut ios[start..end])?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The exact bytes of the records still to come once drained: the
+    /// bulk left and the dirty runs, as full data records.
+    pub(crate) fn exact_len(&self) -> Result<usize> {
+        let rec = |bytes: u64| -> Result<usize> {
+            let len = usize::try_from(bytes).map_err(|_| EOVERFLOW)?;
+            media::data_record_len(len).map_err(errno)
+        };
+        let mut total = 0usize;
+        if !self.described {
+            total += self.ns.len() * (RECORD_HEADER_LEN + NS_DESC_LEN);
+        }
+        for n in self.ns.iter() {
+            let chunk = n.chunk_lbas();
+            let left = n.bulk_left();
+            let full = left / chunk;
+            let tail = left % chunk;
+            let full = usize::try_from(full).map_err(|_| EOVERFLOW)?;
+            total = total
+                .checked_add(full.checked_mul(rec(chunk << n.lbads)?).ok_or(EOVERFLOW)?)
+                .ok_or(EOVERFLOW)?;
+            if tail != 0 {
+                total = total.checked_add(rec(tail << n.lbads)?).ok_or(EOVERFLOW)?;
+            }
+            let mut copy = KVVec::with_capacity(n.dirty.len(), GFP_KERNEL)?;
+            copy.extend_from_slice(&n.dirty, GFP_KERNEL)?;
+            let mut bit = 0;
+            while let Some((slba, nlb)) = dirty::take_run(&mut copy, &n.geo, bit, n.run_bits()) {
+                total = total.checked_add(rec(nlb << n.lbads)?).ok_or(EOVERFLOW)?;
+                bit = (slba + nlb).div_ceil(n.geo.granule_lbas());
+            }
+        }
+        Ok(total)
+    }
+
+    /// Drained: the dirty runs are taken from the start, in order, as
+    /// [`Self::exact_len`] counts them.
+    pub(crate) fn rewind(&mut self) {
+        for n in self.ns.iter_mut() {
+            n.scan_bit = 0;
+        }
+    }
+}
+
+/// Everything already copied may be dirty (the queue lost entries).
+fn mark_copied(ns: &mut [Ns]) {
+    for n in ns.iter_mut() {
+        dirty::mark_below(&mut n.dirty, &n.geo, n.copied_below);
+    }
+}
+
+/// Applies one queue entry to the dirty sets; returns its marker.
+fn apply(ns: &mut [Ns], dev: &device::Device, raw: &[u8], limit: &RateLimit) -> Marker {
+    let e = match Entry::parse(raw) {
+        Ok(e) => e,
+        Err(err) => {
+            dev_err_ratelimited!(
+                limit,
+                dev,
+                "media migration: bad queue entry ({}): resending all copied data\n",
+                err.reason()
+            );
+            mark_copied(ns);
+            return Marker::None;
+        }
+    };
+    if e.marker == Marker::Full {
+        return Marker::Full;
+    }
+    if e.change != Change::Unchanged {
+        let all = e.nsid == u32::MAX;
+        let mut lost = false;
+        for n in ns.iter_mut().filter(|n| all || n.nsid == e.nsid) {
+            let e = Entry { nsid: n.nsid, ..e };
+            if dirty::apply_entry(&mut n.dirty, &n.geo, n.nsid, n.copied_below, &e).is_err() {
+                lost = true;
+            }
+        }
+        if lost {
+            // A range beyond the namespace: trust nothing copied.
+            mark_copied(ns);
+        }
+    }
+    e.marker
+}
+
+/// Harvesting between reads: the queue's tail-trigger event (raised when
+/// half the ring has filled since it was armed, delivered by the service in
+/// process context) consumes the queue into the dirty sets and arms the
+/// trigger again, so the ring does not fill while the VMM is not reading.
+#[pin_data]
+pub(crate) struct Harvest {
+    /// The session whose source to harvest; set once it exists, taken
+    /// when it ends (which also breaks the reference cycle through the
+    /// queue).
+    #[pin]
+    session: Mutex<Option<Arc<Session>>>,
+}
+
+impl Harvest {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                session <- new_mutex!(None),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The session to harvest for.
+    pub(crate) fn attach(&self, session: Arc<Session>) {
+        *self.session.lock() = Some(session);
+    }
+
+    /// No more harvesting (the session ends).
+    pub(crate) fn detach(&self) {
+        let session = self.session.lock().take();
+        drop(session);
+    }
+}
+
+impl CdqEvents for Harvest {
+    fn event(&self, _ev: CdqEvent) {
+        let session = self.session.lock().clone();
+        if let Some(session) = session {
+            session.harvest_event();
+        }
+    }
+}
