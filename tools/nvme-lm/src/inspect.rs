@@ -85,7 +85,7 @@ pub fn describe(buf: &[u8]) -> Result<String, String> {
     let _ = writeln!(
         out,
         "nvme_vfio_pci stream v{}: {} bytes, checksum ok",
-        crate::codec::stream::VERSION,
+        s.version,
         buf.len()
     );
     let _ = writeln!(

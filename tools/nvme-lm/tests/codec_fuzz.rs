@@ -214,6 +214,7 @@ fn valid_stream(r: &mut Rng) -> Vec<u8> {
         model: [b'm'; 40],
         firmware: [b'f'; 8],
         nqn_hash: r.next(),
+        media: false,
         namespaces: Namespaces::new(
             &(1..=(r.next() % 4) as u32)
                 .map(|nsid| Namespace {

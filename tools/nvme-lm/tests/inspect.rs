@@ -68,6 +68,7 @@ fn describes_a_stream() {
         model: *b"QEMU NVMe Ctrl                          ",
         firmware: *b"10.0.13 ",
         nqn_hash: fnv1a64(b"nqn"),
+        media: false,
         namespaces: Namespaces::new(&[Namespace {
             nsid: 1,
             lbads: 9,

@@ -14,8 +14,10 @@
 
 pub mod bytes;
 pub mod cmd;
+pub mod dirty;
 pub mod error;
 pub mod identify;
+pub mod media;
 pub mod namespaces;
 pub mod state;
 pub mod stream;

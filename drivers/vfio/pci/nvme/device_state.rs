@@ -122,6 +122,7 @@ impl Profile {
                 model: id.model,
                 firmware: id.firmware,
                 nqn_hash: fnv1a64(id.subnqn()),
+                media: false,
                 namespaces,
             },
             limits: QueueLimits {

@@ -42,6 +42,7 @@ fn compat() -> Compat {
         model: [b'm'; 40],
         firmware: [b'f'; 8],
         nqn_hash: 0x1234_5678_9abc_def0,
+        media: false,
         namespaces: Namespaces::new(&[Namespace {
             nsid: 1,
             lbads: 9,

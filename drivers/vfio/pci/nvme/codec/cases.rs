@@ -458,6 +458,7 @@ fn sample_compat() -> super::codec::stream::Compat {
         model: [b'M'; 40],
         firmware: [b'F'; 8],
         nqn_hash: super::codec::stream::fnv1a64(b"nqn.2026-11.io.nvme-vfio:subsys0"),
+        media: false,
     }
 }
 
@@ -713,10 +714,15 @@ pub fn namespace_rules() -> CaseResult {
     r[COMPAT_NAMESPACES + 5] = 1;
     ensure(Compat::parse(&r).is_err(), "entry reserved byte accepted")?;
     let mut r = raw;
-    r[13] = 1;
+    r[13] = 2;
     ensure(
         Compat::parse(&r).is_err(),
         "compat reserved byte 13 accepted",
+    )?;
+    r[13] = 1;
+    ensure(
+        Compat::parse(&r).map(|c| c.media) == Ok(true),
+        "compat byte 13 bit 0 is not the media flag",
     )
 }
 

@@ -184,4 +184,32 @@ impl Namespaces {
         }
         Ok(())
     }
+
+    /// Whether a destination with these namespaces can take a media
+    /// migration from a source with `src`'s: the same NSIDs in the same
+    /// order (each source namespace copied to the destination's of the same
+    /// NSID), the same LBA data size and metadata size, and at least the
+    /// source's capacity. The NGUID and EUI-64 differ: another namespace is
+    /// the point.
+    pub fn accepts_media(&self, src: &Namespaces) -> Result<(), Error> {
+        let (mine, theirs) = (self.as_slice(), src.as_slice());
+        if mine.len() != theirs.len() || mine.iter().zip(theirs).any(|(a, b)| a.nsid != b.nsid) {
+            return Err(Error::OutOfLimits(
+                "different namespaces attached (NSIDs): no one-to-one media copy",
+            ));
+        }
+        for (a, b) in mine.iter().zip(theirs) {
+            if a.lbads != b.lbads || a.ms != b.ms {
+                return Err(Error::OutOfLimits(
+                    "different namespace format (LBA size or metadata) for a media copy",
+                ));
+            }
+            if a.nsze < b.nsze {
+                return Err(Error::OutOfLimits(
+                    "destination namespace smaller than the source's",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
