@@ -21,6 +21,7 @@
 #define _LINUX_NVME_LM_H
 
 #include <linux/err.h>
+#include <linux/sizes.h>
 #include <linux/types.h>
 
 struct pci_dev;
@@ -97,6 +98,44 @@ struct nvme_lm_ns {
 /* Size of one User Data Migration Queue entry. */
 #define NVME_LM_CDQ_ENTRY_SIZE	32
 
+/*
+ * Media migration: namespace I/O through the PF (drivers/nvme/host/lm_media.c).
+ * A claim (struct nvme_lm_media) holds the PF's block device for a namespace
+ * of the VF exclusively; its user closes every claim before releasing the
+ * handle (nvme_lm_put() or nvme_lm_detach()).
+ */
+struct nvme_lm_media;
+
+/* Operations of a media I/O. */
+enum nvme_lm_media_op {
+	NVME_LM_MEDIA_READ		= 0,
+	NVME_LM_MEDIA_WRITE		= 1,
+	NVME_LM_MEDIA_WRITE_ZEROES	= 2,
+};
+
+/* The longest read or write of one media I/O, in bytes. */
+#define NVME_LM_MEDIA_MAX_BYTES	SZ_1M
+/* The most I/Os of one nvme_lm_media_rw() batch. */
+#define NVME_LM_MEDIA_MAX_BATCH	32
+
+/**
+ * struct nvme_lm_media_io - one I/O of a nvme_lm_media_rw() batch
+ * @op: the operation (enum nvme_lm_media_op)
+ * @slba: first logical block
+ * @nlb: number of logical blocks (1-based); for a read or a write at most
+ *	NVME_LM_MEDIA_MAX_BYTES bytes, a write-zeroes may be longer
+ * @buf: kernel memory (kmalloc or vmalloc) of @nlb blocks for a read or a
+ *	write, not on the stack; NULL for a write-zeroes
+ * @status: out: 0 or a negative errno
+ */
+struct nvme_lm_media_io {
+	u8 op;
+	u64 slba;
+	u32 nlb;
+	void *buf;
+	int status;
+};
+
 #if IS_ENABLED(CONFIG_NVME_HOST_LM)
 struct nvme_lm *nvme_lm_get(struct pci_dev *vf);
 void nvme_lm_put(struct nvme_lm *lm);
@@ -126,6 +165,13 @@ int nvme_lm_track_start(struct nvme_lm *lm, const void *data, u32 len,
 			u8 *granularity);
 int nvme_lm_track_stop(struct nvme_lm *lm);
 int nvme_lm_track_receive(struct nvme_lm *lm, void *buf, u32 len);
+struct nvme_lm_media *nvme_lm_media_open(struct nvme_lm *lm, u32 nsid);
+void nvme_lm_media_close(struct nvme_lm_media *m);
+u64 nvme_lm_media_nsze(const struct nvme_lm_media *m);
+u8 nvme_lm_media_lbads(const struct nvme_lm_media *m);
+int nvme_lm_media_rw(struct nvme_lm_media *m, struct nvme_lm_media_io *io,
+		     unsigned int n);
+int nvme_lm_media_flush(struct nvme_lm_media *m);
 #else
 static inline struct nvme_lm *nvme_lm_get(struct pci_dev *vf)
 {

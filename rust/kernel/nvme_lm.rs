@@ -30,6 +30,9 @@ use core::{
     ptr::NonNull, //
 };
 
+mod media;
+pub use media::*;
+
 /// Length of one User Data Migration Queue entry.
 pub const CDQ_ENTRY_SIZE: usize = 32;
 

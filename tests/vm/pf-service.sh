@@ -10,6 +10,12 @@
 #   pf-service.sh io        the client's writes in the kernel-owned CDQ and a
 #                           migration through the service (Rust, via VFIO)
 #   pf-service.sh teardown  the PF unbound while handles are held
+#   pf-service.sh media     namespace I/O for media migration: a claim on a
+#                           VF's private namespace through the PF's block
+#                           device (lm_media.c): byte-exact round trips both
+#                           ways, write-zeroes, range and attachment errnos,
+#                           exclusivity, throughput against dd, and the
+#                           namespace or the PF's reset under a claim
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
 . "$(dirname "$0")/lib/kernel-log.sh"
@@ -275,6 +281,276 @@ check_probe_races_pf_unbind() {
 	PF_DEV=$(pci_nvme_dev "$PF") && wait_ctrl_live "$PF_DEV"
 }
 
+# --- media: namespace I/O through the PF ---------------------------------
+# VF A (VFN 3) gets its private namespace NSID 4, attached to its controller
+# and to the PF; NSID 5, VF B's, is attached to B's controller only.
+NS_A=4 NS_B=5
+MB=$((1 << 20))
+
+# The PF's block device (/dev/nvmeXnY) for namespace $1 of PF device
+# $PF_DEV: the visible node (the multipath one if any) with that NSID in
+# the PF's subsystem. Waits up to 10 s for it to appear (or, with "gone",
+# to disappear).
+pf_blk() {
+	local nsid=$1 want=${2:-present} nqn b n i
+	nqn=$(cat "/sys/class/nvme/${PF_DEV#/dev/}/subsysnqn") || return 1
+	for i in $(seq 100); do
+		n=""
+		for b in /sys/block/nvme*; do
+			[ -e "/dev/${b##*/}" ] && [ "$(cat "$b/nsid" 2>/dev/null)" = "$nsid" ] &&
+				[ "$(cat "$b/device/subsysnqn" 2>/dev/null)" = "$nqn" ] && n=/dev/${b##*/}
+		done
+		if [ "$want" = present ] && [ -n "$n" ]; then echo "$n"; return 0; fi
+		if [ "$want" = gone ] && [ -z "$n" ]; then return 0; fi
+		sleep 0.1
+	done
+	fail "NSID $nsid of $PF_DEV: block device not $want after 10 s" || return
+}
+
+# Print the errno name of os.open($1, $2) ("OK" if it opens).
+try_open() {
+	python3 - "$1" "$2" <<'PY'
+import errno, os, sys
+try:
+    os.close(os.open(sys.argv[1], getattr(os, sys.argv[2])))
+    print("OK")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+PY
+}
+
+# media_io VF r|w OFFSET LEN FILE: LEN bytes at byte OFFSET of the claimed
+# namespace into (r) or from (w) FILE, in one read()/write() of the media
+# file (one batch); prints the errno name.
+media_io() {
+	python3 - "$DBG/$1/media" "$2" "$3" "$4" "$5" <<'PY'
+import errno, os, sys
+path, rw, off, ln, f = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+fd = os.open(path, os.O_RDWR)
+try:
+    if rw == "r":
+        data = os.pread(fd, ln, off)
+        if len(data) != ln:
+            print(f"SHORT {len(data)}"); sys.exit()
+        open(f, "wb").write(data)
+    else:
+        data = open(f, "rb").read()[:ln]
+        n = os.pwrite(fd, data, off)
+        if n != ln:
+            print(f"SHORT {n}"); sys.exit()
+    print("OK")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+PY
+}
+
+# blk_io r|w DEV OFFSET LEN FILE: the same through the PF's block device,
+# O_DIRECT (no page cache between the two paths).
+blk_io() {
+	local rw=$1 dev=$2 off=$(($3 / 4096)) cnt=$(($4 / 4096)) f=$5
+	if [ "$rw" = r ]; then
+		dd if="$dev" of="$f" bs=4096 skip="$off" count="$cnt" iflag=direct status=none
+	else
+		dd if="$f" of="$dev" bs=4096 seek="$off" count="$cnt" oflag=direct conv=notrunc,fsync status=none
+	fi
+}
+
+expect_io() { # VF r|w OFFSET LEN FILE ERRNO
+	local got; got=$(media_io "$1" "$2" "$3" "$4" "$5")
+	[ "$got" = "$6" ] || fail "media $2 of $4 bytes at $3 on $1: $got, expected $6" || return
+}
+
+media_setup() {
+	local pcid
+	pcid=$(pf_cntlid "$PF_DEV") || return 1
+	W=$(mktemp -d)
+	# Whatever an earlier run left: detached from everything first.
+	local c
+	for c in "$pcid" "$SCID_A" "$SCID_B"; do
+		nvme detach-ns "$PF_DEV" -n $NS_A -c "$c" >/dev/null 2>&1
+		nvme detach-ns "$PF_DEV" -n $NS_B -c "$c" >/dev/null 2>&1
+	done
+	attach_ns "$PF_DEV" $NS_A "$pcid,$SCID_A" || return
+	attach_ns "$PF_DEV" $NS_B "$SCID_B" || return
+	BLK_A=$(pf_blk $NS_A) || return
+	pf_blk $NS_B gone || return
+	lmcmd "$A" media-close >/dev/null
+	expect "$A" "media-chunk $MB" OK && expect "$A" "media-buf 0" OK
+}
+
+check_media_attachment() {
+	echo "NSID $NS_A: controllers PF and $SCID_A, PF block device $BLK_A; NSID $NS_B: controller $SCID_B only"
+	expect "$A" "media-try 0" EINVAL || return
+	# Attached to another VF's controller only: not this VF's to migrate.
+	expect "$A" "media-try $NS_B" ENOENT || return
+	# Attached to the VF's controller but not to the PF: unreachable.
+	expect "$B" "media-try $NS_B" ENODEV || return
+	expect "$A" "media-try $NS_A" OK || return
+	expect "$A" media-close ENOENT || return	# nothing held
+	suite_log | grep -q "$B: media migration: NSID $NS_B: the PF has no namespace" ||
+		fail "no dev_err on $B naming why NSID $NS_B was refused" || return
+	suite_log | grep -q "$A: media migration: NSID $NS_B: not attached to the VF's controller" ||
+		fail "no dev_err on $A naming why NSID $NS_B was refused" || return
+}
+
+# Byte-exact round trips, each way, with every kind of buffer: a batch of
+# eight concurrent 128 KiB I/Os per MiB through the claim.
+check_media_round_trip() {
+	local kind off info
+	expect "$A" "media-open $NS_A" OK || return
+	info=$(cat "$DBG/$A/media-info")
+	echo "claim: NSID, NSZE, LBADS = $info"
+	[ "$info" = "$NS_A $((16 * MB / 512)) 9" ] || [ "$info" = "$NS_A $((16 * MB / 4096)) 12" ] ||
+		fail "claim info '$info', expected NSID $NS_A and 16 MiB" || return
+	expect "$A" "media-chunk $((128 << 10))" OK || return
+	for kind in 0 1 2; do
+		off=$(((1 + 2 * kind) * MB))
+		expect "$A" "media-buf $kind" OK || return
+		head -c $MB /dev/urandom >"$W/p$kind" || return 1
+		expect_io "$A" w $off $MB "$W/p$kind" OK || return
+		expect "$A" media-flush OK || return
+		expect "$A" media-close OK || return
+		blk_io r "$BLK_A" $off $MB "$W/back$kind" || fail "dd from $BLK_A failed" || return
+		cmp -s "$W/p$kind" "$W/back$kind" ||
+			fail "buffer kind $kind: written through the claim, $BLK_A reads back other bytes" || return
+		# The other way: through the block device, read through the claim.
+		head -c $MB /dev/urandom >"$W/q$kind" || return 1
+		blk_io w "$BLK_A" $((off + MB)) $MB "$W/q$kind" || fail "dd to $BLK_A failed" || return
+		expect "$A" "media-open $NS_A" OK || return
+		expect_io "$A" r $((off + MB)) $MB "$W/qback$kind" OK || return
+		cmp -s "$W/q$kind" "$W/qback$kind" ||
+			fail "buffer kind $kind: written to $BLK_A, the claim reads back other bytes" || return
+		echo "buffer kind $kind (kmalloc, vmalloc, vmalloc+512): 1 MiB each way, byte-exact"
+	done
+	expect "$A" "media-buf 0" OK
+}
+
+# Write-zeroes zeroes exactly its range: one short range and one of 5 MiB
+# (more than one I/O's limit), the blocks around each untouched.
+check_media_write_zeroes() {
+	local lbads bs first nlb range
+	lbads=$(cut -d' ' -f3 "$DBG/$A/media-info") || return 1
+	bs=$((1 << lbads))
+	expect "$A" "media-chunk $MB" OK || return
+	python3 -c "import sys; sys.stdout.buffer.write(b'\xa5' * (8 << 20))" >"$W/ff" || return 1
+	for range in "$((8 * MB / bs + 8)) 3" "$((8 * MB / bs + 1)) $((5 * MB / bs))"; do
+		read -r first nlb <<<"$range"
+		expect_io "$A" w $((8 * MB)) $((8 * MB)) "$W/ff" OK || return
+		expect "$A" "media-zero $first $nlb" OK || return
+		expect_io "$A" r $((8 * MB)) $((8 * MB)) "$W/z" OK || return
+		python3 - "$W/z" $(((first * bs) - 8 * MB)) $((nlb * bs)) <<'PY' || fail "write-zeroes of LBAs $range: wrong bytes" || return
+import sys
+d = open(sys.argv[1], "rb").read()
+a, n = int(sys.argv[2]), int(sys.argv[3])
+want = b"\xa5" * a + b"\0" * n + b"\xa5" * (len(d) - a - n)
+if d != want:
+    i = next(i for i in range(len(d)) if d[i] != want[i])
+    sys.exit(f"first wrong byte at {i}: {d[i]:#x}, expected {want[i]:#x}")
+PY
+		echo "write-zeroes of $nlb blocks at LBA $first: exactly those zeroed"
+	done
+}
+
+# Blocks beyond the namespace: ERANGE, and nothing of the batch written.
+check_media_out_of_range() {
+	local nsze lbads cap
+	read -r _ nsze lbads <"$DBG/$A/media-info" || return 1
+	cap=$((nsze << lbads))
+	expect "$A" "media-chunk $((256 << 10))" OK || return
+	head -c $((2 * MB)) /dev/urandom >"$W/r" || return 1
+	expect_io "$A" r $((cap - MB)) $MB "$W/tail0" OK || return
+	# Eight I/Os, the last four past the end: none is submitted.
+	expect_io "$A" w $((cap - MB)) $((2 * MB)) "$W/r" ERANGE || return
+	expect_io "$A" r $((cap - MB)) $MB "$W/tail1" OK || return
+	cmp -s "$W/tail0" "$W/tail1" || fail "a refused batch wrote the blocks within range" || return
+	expect "$A" "media-zero $nsze 1" ERANGE || return
+	expect "$A" "media-zero $((nsze - 1)) 2" ERANGE || return
+	expect "$A" "media-zero 0 0" EINVAL || return
+	expect_io "$A" r $((cap - MB)) $MB "$W/tail2" OK || return
+	cmp -s "$W/tail0" "$W/tail2" || fail "a refused write-zeroes wrote" || return
+	expect "$A" "media-zero $((nsze - 1)) 1" OK || return	# the last block is in range
+	echo "capacity $nsze blocks: batches and write-zeroes past it refused with ERANGE, nothing written"
+}
+
+# While claimed, no other writer: the block device does not open for
+# writing (it still opens for reading), and a second claim fails; after the
+# claim is closed both work again. A writer holding the block device keeps
+# a claim from being made.
+check_media_exclusive() {
+	local got
+	got=$(try_open "$BLK_A" O_WRONLY)
+	[ "$got" = EBUSY ] || fail "open($BLK_A, O_WRONLY) while claimed: $got, expected EBUSY" || return
+	got=$(try_open "$BLK_A" O_RDONLY)
+	[ "$got" = OK ] || fail "open($BLK_A, O_RDONLY) while claimed: $got" || return
+	expect "$A" "media-try $NS_A" EBUSY || return
+	expect "$A" media-close OK || return
+	got=$(try_open "$BLK_A" O_WRONLY)
+	[ "$got" = OK ] || fail "open($BLK_A, O_WRONLY) after the claim: $got" || return
+	exec 7<>"$BLK_A" || fail "cannot hold $BLK_A open for writing" || return
+	got=$(lmcmd "$A" "media-open $NS_A")
+	exec 7>&-
+	[ "$got" = EBUSY ] || fail "claim while $BLK_A is open for writing: $got, expected EBUSY" || return
+	expect "$A" "media-open $NS_A" OK
+}
+
+# MiB/s of reading the namespace: the best of three passes of $@.
+mibps() {
+	local best=0 i t0 t1 r
+	for i in 1 2 3; do
+		t0=$(date +%s%N)
+		"$@" || return 1
+		t1=$(date +%s%N)
+		r=$((16 * 1000000000 / ((t1 - t0) > 0 ? (t1 - t0) : 1)))
+		[ "$r" -le "$best" ] || best=$r
+	done
+	echo "$best"
+}
+
+# Sequential read of the 16 MiB namespace: through the claim, batches of
+# 8 x 1 MiB (kmalloc), against dd of the block device (O_DIRECT, 1 MiB).
+check_media_throughput() {
+	local claim blk
+	expect "$A" "media-chunk $MB" OK && expect "$A" "media-buf 0" OK || return
+	claim=$(mibps dd if="$DBG/$A/media" of="$W/all-claim" bs=$((8 * MB)) status=none) ||
+		fail "reading through the claim failed" || return
+	expect "$A" media-close OK || return
+	blk=$(mibps dd if="$BLK_A" of="$W/all-blk" bs=$MB iflag=direct status=none) ||
+		fail "dd of $BLK_A failed" || return
+	[ "$(stat -c %s "$W/all-claim")" = $((16 * MB)) ] || fail "short read through the claim" || return
+	cmp -s "$W/all-claim" "$W/all-blk" || fail "the claim and $BLK_A read different bytes" || return
+	echo "media read 16 MiB: claim (8 x 1 MiB batches) $claim MiB/s, dd O_DIRECT 1 MiB $blk MiB/s, ratio $(awk -v a="$claim" -v b="$blk" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+	expect "$A" "media-open $NS_A" OK
+}
+
+# A PF controller reset under the claim: I/O works again once the PF is
+# live (the namespace and the claim are unchanged), the data intact. The
+# namespace detached from the PF under the claim: I/O fails with ENODEV,
+# the claim still closes, nothing else is touched (KASAN, kernel log).
+check_media_pf_changes() {
+	local pcid got
+	pcid=$(pf_cntlid "$PF_DEV") || return 1
+	head -c $MB /dev/urandom >"$W/s" || return 1
+	expect "$A" "media-chunk $MB" OK || return
+	expect_io "$A" w 0 $MB "$W/s" OK || return
+	nvme reset "$PF_DEV" || fail "PF reset failed" || return
+	wait_ctrl_live "$PF_DEV" || return
+	expect_io "$A" r 0 $MB "$W/s1" OK || return
+	cmp -s "$W/s" "$W/s1" || fail "data read through the claim after a PF reset differs" || return
+	echo "PF reset under the claim: I/O works again, data intact"
+	detach_ns "$PF_DEV" $NS_A "$pcid" || return
+	pf_blk $NS_A gone || return
+	got=$(media_io "$A" r 0 $MB "$W/s2")
+	[ "$got" = ENODEV ] || fail "I/O after the namespace left the PF: $got, expected ENODEV" || return
+	expect "$A" "media-zero 0 1" ENODEV || return
+	expect "$A" media-flush ENODEV || return
+	expect "$A" media-close OK || return
+	expect "$A" "media-try $NS_A" ENODEV || return
+	echo "namespace detached from the PF under the claim: ENODEV, claim closed"
+	detach_ns "$PF_DEV" $NS_A "$SCID_A" && detach_ns "$PF_DEV" $NS_B "$SCID_B" || return
+	rm -rf "$W"
+	kernel_log_clean "use-after-free|WARNING|BUG" || return
+}
+
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 cdev_of() { echo "/dev/vfio/devices/$(ls "/sys/bus/pci/devices/$1/vfio-dev" | head -n1)"; }
 
@@ -285,12 +561,16 @@ ops) cases="handles_per_vf:check_handles suspend_resume:check_suspend_resume
 	cdq_full_trigger_suspend:check_cdq_full_and_trigger" ;;
 teardown) cases="pf_reset_while_held:check_pf_reset pf_goes_away:check_pf_goes_away
 	probe_races_pf_unbind:check_probe_races_pf_unbind" ;;
+media) cases="media_attachment:check_media_attachment media_round_trip:check_media_round_trip
+	media_write_zeroes:check_media_write_zeroes media_out_of_range:check_media_out_of_range
+	media_exclusive:check_media_exclusive media_throughput:check_media_throughput
+	media_pf_changes:check_media_pf_changes" ;;
 io) ;;
-*) echo "usage: pf-service.sh ops|io|teardown" >&2; exit 2 ;;
+*) echo "usage: pf-service.sh ops|io|teardown|media" >&2; exit 2 ;;
 esac
 
 errf=$(mktemp)
-if ! setup >/dev/null 2>"$errf"; then
+if ! { setup && { [ "$mode" != media ] || media_setup; }; } >/dev/null 2>"$errf"; then
 	ktap_begin "pf_service_$mode" 1
 	ktap_not_ok setup "$(tail -n1 "$errf")"
 	exit 1

@@ -26,6 +26,7 @@ SUITES=(
 	"storage bash tests/vm/storage.sh"
 	"pf_service_ops bash tests/vm/pf-service.sh ops"
 	"pf_service_io bash tests/vm/pf-service.sh io"
+	"pf_service_media bash tests/vm/pf-service.sh media"
 	"pf_service_teardown bash tests/vm/pf-service.sh teardown"
 	"fault_matrix bash tests/vm/faults.sh"
 	"concurrency bash tests/vm/concurrency.sh"

@@ -40,9 +40,6 @@
 /* CAP.CQR: the controller requires physically contiguous queues. */
 #define NVME_LM_CAP_CQR			BIT_ULL(16)
 
-/* The modules the service is exported to: the variant driver, its test. */
-#define NVME_LM_USERS	"nvme_vfio_pci,nvme_lm_selftest"
-
 /**
  * struct nvme_lm - a migration handle for one VF
  * @vf: the VF, whose driver holds the handle
@@ -501,6 +498,28 @@ void nvme_lm_put(struct nvme_lm *lm)
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_put, NVME_LM_USERS);
 
 /**
+ * nvme_lm_pf_ctrl() - the PF's controller of a handle
+ * @lm: the handle
+ *
+ * Return: the controller, referenced for as long as @lm lives.
+ */
+struct nvme_ctrl *nvme_lm_pf_ctrl(const struct nvme_lm *lm)
+{
+	return lm->ctrl;
+}
+
+/**
+ * nvme_lm_vf_dev() - the VF's device, for messages
+ * @lm: the handle
+ *
+ * Return: the VF's struct device, referenced for as long as @lm lives.
+ */
+struct device *nvme_lm_vf_dev(const struct nvme_lm *lm)
+{
+	return &lm->vf->dev;
+}
+
+/**
  * nvme_lm_cntlid() - the VF's secondary controller ID
  * @lm: the handle
  *
@@ -611,6 +630,36 @@ static bool nvme_lm_ctrl_listed(const u8 *list, u16 cntlid)
 		if (get_unaligned_le16(list + 2 * i) == cntlid)
 			return true;
 	return false;
+}
+
+/**
+ * nvme_lm_ns_attached() - whether a namespace is attached to the VF's
+ * controller
+ * @lm: the handle
+ * @nsid: the namespace
+ *
+ * Reads the Controller List attached to @nsid (Identify CNS 12h, starting
+ * at the VF's controller ID) on the PF's admin queue.
+ *
+ * Return: 0 if the list names the VF's controller, -ENOENT if not, -ENOMEM,
+ * or the command's error.
+ */
+int nvme_lm_ns_attached(struct nvme_lm *lm, u32 nsid)
+{
+	u8 *buf;
+	int ret;
+
+	buf = kzalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_identify_ns(lm, NVME_ID_CNS_CTRL_NS_LIST, nsid,
+				  lm->cntlid, buf);
+	mutex_unlock(&lm->lock);
+	if (!ret && !nvme_lm_ctrl_listed(buf, lm->cntlid))
+		ret = -ENOENT;
+	kfree(buf);
+	return ret;
 }
 
 /* Fills @ns from the Identify Namespace data @id of namespace @nsid. */

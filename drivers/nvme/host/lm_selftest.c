@@ -10,11 +10,20 @@
  *     cntlid   the handle's secondary controller ID
  *     cmd      write "suspend", "notify", "resume", "get-state",
  *              "set-state [pieces]", "cdq-create <entries>", "cdq-start",
- *              "cdq-stop", "cdq-arm <entries>", "cdq-destroy"; the write
- *              fails with the operation's errno
+ *              "cdq-stop", "cdq-arm <entries>", "cdq-destroy",
+ *              "media-open <nsid>", "media-close", "media-flush",
+ *              "media-try <nsid>" (claim and release at once),
+ *              "media-zero <slba> <nlb>" (one write-zeroes),
+ *              "media-chunk <bytes>" (the size of each I/O of a batch),
+ *              "media-buf <0|1|2>" (kmalloc, vmalloc, vmalloc at a 512-byte
+ *              offset); the write fails with the operation's errno
  *     state    the state buffer get-state fills and set-state sends
  *     cdq      read: consumes CDQ entries (32 bytes each)
  *     events   tail-trigger and full events seen, overflow flag
+ *     media    read/write: the claimed namespace, through the claim; the
+ *              offset and length are whole blocks, each call one batch of
+ *              I/Os of media-chunk bytes (up to NVME_LM_MEDIA_MAX_BATCH)
+ *     media-info  "nsid nsze lbads" of the claim
  */
 
 #include <linux/debugfs.h>
@@ -41,6 +50,10 @@ struct lm_selftest {
 	atomic_t tail_events;
 	atomic_t full_events;
 	bool overflow;
+	struct nvme_lm_media *media;
+	u32 media_nsid;
+	u32 media_chunk;
+	u32 media_buf;
 };
 
 static struct dentry *lm_selftest_root;
@@ -113,17 +126,81 @@ static int lm_selftest_set_state(struct lm_selftest *t, unsigned int pieces)
 	return ret;
 }
 
+static int lm_selftest_media_cmd(struct lm_selftest *t, const char *cmd,
+				 unsigned int n, u64 n2)
+{
+	struct nvme_lm_media_io io = { .op = NVME_LM_MEDIA_WRITE_ZEROES };
+	struct nvme_lm_media *m;
+
+	if (!strcmp(cmd, "media-open")) {
+		if (t->media)
+			return -EBUSY;
+		m = nvme_lm_media_open(t->lm, n);
+		if (IS_ERR(m))
+			return PTR_ERR(m);
+		t->media = m;
+		t->media_nsid = n;
+		return 0;
+	}
+	if (!strcmp(cmd, "media-try")) {
+		m = nvme_lm_media_open(t->lm, n);
+		if (IS_ERR(m))
+			return PTR_ERR(m);
+		nvme_lm_media_close(m);
+		return 0;
+	}
+	if (!strcmp(cmd, "media-chunk")) {
+		if (!n || n > NVME_LM_MEDIA_MAX_BYTES)
+			return -EINVAL;
+		t->media_chunk = n;
+		return 0;
+	}
+	if (!strcmp(cmd, "media-buf")) {
+		if (n > 2)
+			return -EINVAL;
+		t->media_buf = n;
+		return 0;
+	}
+	if (!t->media)
+		return -ENOENT;
+	if (!strcmp(cmd, "media-close")) {
+		nvme_lm_media_close(t->media);
+		t->media = NULL;
+		return 0;
+	}
+	if (!strcmp(cmd, "media-flush"))
+		return nvme_lm_media_flush(t->media);
+	if (!strcmp(cmd, "media-zero")) {
+		if (n2 > U32_MAX)
+			return -EINVAL;
+		io.slba = n;
+		io.nlb = n2;
+		return nvme_lm_media_rw(t->media, &io, 1);
+	}
+	return -EINVAL;
+}
+
 static int lm_selftest_cmd(struct lm_selftest *t, char *cmd)
 {
 	unsigned int n = 0;
-	char *arg;
+	u64 n2 = 0;
+	char *arg, *arg2;
 
 	arg = strchr(cmd, ' ');
 	if (arg) {
 		*arg++ = '\0';
+		arg2 = strchr(arg, ' ');
+		if (arg2) {
+			*arg2++ = '\0';
+			if (kstrtou64(strim(arg2), 0, &n2))
+				return -EINVAL;
+		}
 		if (kstrtouint(arg, 0, &n))
 			return -EINVAL;
 	}
+
+	if (!strncmp(cmd, "media-", 6))
+		return lm_selftest_media_cmd(t, cmd, n, n2);
 
 	if (!strcmp(cmd, "suspend"))
 		return nvme_lm_suspend(t->lm, NVME_LM_SUSPEND_FULL);
@@ -253,6 +330,146 @@ static ssize_t lm_selftest_cdq_read(struct file *file, char __user *ubuf,
 	return ret;
 }
 
+/* The offset into a media-buf 2 buffer: its pieces straddle pages. */
+#define LM_SELFTEST_MEDIA_SKEW	512
+
+static void lm_selftest_media_free(struct lm_selftest *t, void **bufs,
+				   unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (t->media_buf)
+			vfree(bufs[i]);
+		else
+			kfree(bufs[i]);
+}
+
+/*
+ * One batch through the claim: @count bytes at *@ppos in I/Os of
+ * media_chunk bytes, each in its own buffer of the kind media_buf says.
+ */
+static ssize_t lm_selftest_media_io(struct lm_selftest *t, char __user *rbuf,
+				    const char __user *wbuf, size_t count,
+				    loff_t *ppos)
+{
+	size_t chunk = t->media_chunk, off;
+	struct nvme_lm_media_io *io;
+	unsigned int i, n = 0, lbads;
+	void **bufs;
+	u64 cap;
+	int ret = 0;
+
+	if (!t->media)
+		return -ENOENT;
+	lbads = nvme_lm_media_lbads(t->media);
+	cap = nvme_lm_media_nsze(t->media) << lbads;
+	if (*ppos < 0 || (*ppos | count | chunk) & ((1U << lbads) - 1))
+		return -EINVAL;
+	if (rbuf) {
+		if (*ppos >= cap)
+			return 0;
+		count = min_t(u64, count, cap - *ppos);
+	}
+	count = min_t(size_t, count, chunk * NVME_LM_MEDIA_MAX_BATCH);
+	io = kcalloc(NVME_LM_MEDIA_MAX_BATCH, sizeof(*io), GFP_KERNEL);
+	bufs = kcalloc(NVME_LM_MEDIA_MAX_BATCH, sizeof(*bufs), GFP_KERNEL);
+	if (!io || !bufs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (off = 0; off < count; off += chunk, n++) {
+		size_t len = min(chunk, count - off);
+		u8 *p;
+
+		if (t->media_buf == 2) {
+			bufs[n] = vmalloc(len + LM_SELFTEST_MEDIA_SKEW);
+			p = bufs[n] ? (u8 *)bufs[n] + LM_SELFTEST_MEDIA_SKEW : NULL;
+		} else if (t->media_buf == 1) {
+			p = bufs[n] = vmalloc(len);
+		} else {
+			p = bufs[n] = kmalloc(len, GFP_KERNEL);
+		}
+		if (!p) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (wbuf && copy_from_user(p, wbuf + off, len)) {
+			ret = -EFAULT;
+			n++;
+			goto out;
+		}
+		io[n].op = wbuf ? NVME_LM_MEDIA_WRITE : NVME_LM_MEDIA_READ;
+		io[n].slba = (*ppos + off) >> lbads;
+		io[n].nlb = len >> lbads;
+		io[n].buf = p;
+	}
+	ret = nvme_lm_media_rw(t->media, io, n);
+	for (i = 0; !ret && rbuf && i < n; i++)
+		if (copy_to_user(rbuf + i * chunk, io[i].buf,
+				 (size_t)io[i].nlb << lbads))
+			ret = -EFAULT;
+out:
+	if (bufs)
+		lm_selftest_media_free(t, bufs, n);
+	kfree(bufs);
+	kfree(io);
+	if (ret)
+		return ret;
+	*ppos += count;
+	return count;
+}
+
+static ssize_t lm_selftest_media_read(struct file *file, char __user *ubuf,
+				      size_t count, loff_t *ppos)
+{
+	struct lm_selftest *t = file->private_data;
+	ssize_t ret;
+
+	mutex_lock(&t->lock);
+	ret = lm_selftest_media_io(t, ubuf, NULL, count, ppos);
+	mutex_unlock(&t->lock);
+	return ret;
+}
+
+static ssize_t lm_selftest_media_write(struct file *file,
+				       const char __user *ubuf, size_t count,
+				       loff_t *ppos)
+{
+	struct lm_selftest *t = file->private_data;
+	ssize_t ret;
+
+	mutex_lock(&t->lock);
+	ret = lm_selftest_media_io(t, NULL, ubuf, count, ppos);
+	mutex_unlock(&t->lock);
+	return ret;
+}
+
+static const struct file_operations lm_selftest_media_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = lm_selftest_media_read,
+	.write = lm_selftest_media_write,
+	.llseek = default_llseek,
+};
+
+static int lm_selftest_media_info_show(struct seq_file *m, void *v)
+{
+	struct lm_selftest *t = m->private;
+	int ret = 0;
+
+	mutex_lock(&t->lock);
+	if (t->media)
+		seq_printf(m, "%u %llu %u\n", t->media_nsid,
+			   nvme_lm_media_nsze(t->media),
+			   nvme_lm_media_lbads(t->media));
+	else
+		ret = -ENOENT;
+	mutex_unlock(&t->lock);
+	return ret;
+}
+DEFINE_SHOW_ATTRIBUTE(lm_selftest_media_info);
+
 static const struct file_operations lm_selftest_cdq_fops = {
 	.owner = THIS_MODULE,
 	.open = simple_open,
@@ -334,6 +551,7 @@ static int lm_selftest_probe(struct pci_dev *pdev,
 	if (IS_ERR(t))
 		return PTR_ERR(t);
 	t->pdev = pdev;
+	t->media_chunk = NVME_LM_MEDIA_MAX_BYTES;
 	mutex_init(&t->lock);
 	t->state = vzalloc(LM_SELFTEST_STATE_MAX);
 	if (!t->state) {
@@ -358,6 +576,9 @@ static int lm_selftest_probe(struct pci_dev *pdev,
 			    &lm_selftest_events_fops);
 	debugfs_create_file("cntlid", 0400, t->dir, t,
 			    &lm_selftest_cntlid_fops);
+	debugfs_create_file("media", 0600, t->dir, t, &lm_selftest_media_fops);
+	debugfs_create_file("media-info", 0400, t->dir, t,
+			    &lm_selftest_media_info_fops);
 	return 0;
 
 err_lm:
@@ -374,6 +595,8 @@ static void lm_selftest_remove(struct pci_dev *pdev)
 
 	debugfs_remove_recursive(t->dir);
 	vfio_pci_core_unregister_device(core);
+	/* Claims go before the handle they point at. */
+	nvme_lm_media_close(t->media);
 	if (t->cdq)
 		nvme_lm_cdq_destroy(t->cdq);
 	nvme_lm_put(t->lm);
