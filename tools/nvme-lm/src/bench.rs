@@ -4,7 +4,9 @@
 //! VFs (ping-pong), with the distribution of the downtime and of each
 //! phase, and the cost of `MIG_DATA_SIZE`; and `nvme-lm bench-dma-log`:
 //! the cost of one DMA-log sync (`DMA_LOGGING_REPORT`) as a function of
-//! the pages dirtied since the last. Numbers only: no pass/fail.
+//! the pages dirtied since the last; and `nvme-lm bench-dirty` (no device):
+//! UDMQ entries applied to a media-migration dirty set per second, and
+//! CRC32C throughput. Numbers only: no pass/fail.
 
 use crate::dma::Arena;
 use crate::migrate::{migrate, INFLIGHT};
@@ -335,4 +337,105 @@ fn render_dma_log(sessions: &[Session], repeats: usize) -> String {
         );
     }
     o
+}
+
+/// Pseudo-random raw UDMQ entries of namespace 1: ranges of 1 to 64 LBAs
+/// anywhere below `nsze`, one in 64 of another namespace.
+fn udmq_entries(n: usize, nsze: u64, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut raw = vec![0u8; n * crate::codec::udmq::ENTRY_LEN];
+    for e in raw.chunks_exact_mut(crate::codec::udmq::ENTRY_LEN) {
+        let r = next();
+        let nlb0 = (r >> 58) as u32;
+        let nsid: u32 = if r & 63 == 0 { 2 } else { 1 };
+        let slba = next() % (nsze - 64);
+        e[0..4].copy_from_slice(&nsid.to_le_bytes());
+        e[4..8].copy_from_slice(&nlb0.to_le_bytes());
+        e[8..16].copy_from_slice(&slba.to_le_bytes());
+        e[31] = 1;
+    }
+    raw
+}
+
+/// Entries per second of `udmq::Entry::parse` + `dirty::apply_entry` on a
+/// namespace of `bytes` (512-byte LBAs, 4 KiB granules), half copied; the
+/// best of three passes over `entries` entries.
+fn dirty_rate(bytes: u64, entries: usize) -> Result<(f64, u64, u64), String> {
+    use crate::codec::dirty::{apply_entry, count, Geometry};
+    use crate::codec::udmq::{Entry, ENTRY_LEN};
+    let nsze = bytes >> 9;
+    let g = Geometry::new(nsze, 9, 4096, 1 << 30).map_err(|e| e.reason().to_string())?;
+    let mut words = vec![0u64; g.words()];
+    let raw = udmq_entries(entries, nsze, bytes ^ 0x9e37_79b9_7f4a_7c15);
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        words.fill(0);
+        let t = Instant::now();
+        for e in raw.chunks_exact(ENTRY_LEN) {
+            let e = Entry::parse(e).map_err(|e| e.reason().to_string())?;
+            apply_entry(&mut words, &g, 1, nsze / 2, &e).map_err(|e| e.reason().to_string())?;
+        }
+        best = best.min(t.elapsed());
+        std::hint::black_box(&words);
+    }
+    Ok((entries as f64 / best.as_secs_f64(), count(&words), g.bits()))
+}
+
+/// MiB/s of `f` over `buf` (best of three).
+fn crc_rate(buf: &[u8], f: fn(u32, &[u8]) -> u32) -> f64 {
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        std::hint::black_box(f(0, std::hint::black_box(buf)));
+        best = best.min(t.elapsed());
+    }
+    buf.len() as f64 / f64::from(1u32 << 20) / best.as_secs_f64()
+}
+
+/// The bitwise CRC32C the codec had before slicing-by-8, for comparison.
+fn crc32c_bitwise(crc: u32, data: &[u8]) -> u32 {
+    let mut c = !crc;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = (c >> 1) ^ (0x82f6_3b78 & 0u32.wrapping_sub(c & 1));
+        }
+    }
+    !c
+}
+
+/// `nvme-lm bench-dirty`: UDMQ entries/s into the dirty set of 256 MiB to
+/// 1 TiB namespaces, and CRC32C MiB/s (goal: at least 4 M entries/s).
+pub fn dirty(entries: usize) -> Result<String, String> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "UDMQ entry parse + dirty::apply_entry, {entries} random ranges of 1-64 LBAs, half copied, best of 3 (goal >= 4 M/s):"
+    );
+    for (name, bytes) in [
+        ("256 MiB", 256u64 << 20),
+        ("16 GiB", 16 << 30),
+        ("1 TiB", 1 << 40),
+    ] {
+        let (rate, dirty, bits) = dirty_rate(bytes, entries)?;
+        let _ = writeln!(
+            out,
+            "  {name:>8}: {:6.2} M entries/s  ({dirty} of {bits} granules dirty)",
+            rate / 1e6
+        );
+    }
+    let buf: Vec<u8> = udmq_entries(1 << 20, 1 << 20, 7);
+    let _ = writeln!(
+        out,
+        "CRC32C over 32 MiB: slicing-by-8 {:8.1} MiB/s, bitwise {:6.1} MiB/s",
+        crc_rate(&buf, crate::codec::stream::crc32c),
+        crc_rate(&buf[..4 << 20], crc32c_bitwise)
+    );
+    Ok(out)
 }

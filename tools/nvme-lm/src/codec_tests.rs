@@ -31,4 +31,9 @@ cases!(
     namespace_rules,
     track_limits,
     track_round_trip,
+    crc32c_vectors,
+    media_round_trip,
+    media_checker_rejects,
+    media_compat_rules,
+    dirty_set,
 );

@@ -271,4 +271,29 @@ mod codec_kunit {
     fn track_round_trip() {
         assert_eq!(cases::track_round_trip(), Ok(()));
     }
+
+    #[test]
+    fn crc32c_vectors() {
+        assert_eq!(cases::crc32c_vectors(), Ok(()));
+    }
+
+    #[test]
+    fn media_round_trip() {
+        assert_eq!(cases::media_round_trip(), Ok(()));
+    }
+
+    #[test]
+    fn media_checker_rejects() {
+        assert_eq!(cases::media_checker_rejects(), Ok(()));
+    }
+
+    #[test]
+    fn media_compat_rules() {
+        assert_eq!(cases::media_compat_rules(), Ok(()));
+    }
+
+    #[test]
+    fn dirty_set() {
+        assert_eq!(cases::dirty_set(), Ok(()));
+    }
 }
