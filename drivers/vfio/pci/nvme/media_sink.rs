@@ -192,7 +192,9 @@ impl SinkIo {
             return Err(EINVAL);
         }
         let n = inp.len();
-        let ret = self.take(inp, dev, limit).and_then(|()| self.flush());
+        // Data records wait for a full batch (or a zero range, the end):
+        // a failed write may show in a later write() or at the load.
+        let ret = self.take(inp, dev, limit);
         if ret.is_err() {
             self.failed = true;
             self.pending.clear();

@@ -100,6 +100,8 @@ pub(crate) struct Source {
     overflows: u32,
     /// The suspend marker was consumed: the dirty set is final.
     drained: bool,
+    /// A harvest met the suspend marker (reads go on in PRE_COPY_P2P).
+    suspend_seen: bool,
     /// Entries of the queue.
     cdq_entries: u32,
     /// The namespace descriptors are in the stream.
@@ -168,6 +170,7 @@ impl Source {
             dev: dev.into(),
             logging: cdq.is_some(),
             drained: cdq.is_none(),
+            suspend_seen: false,
             ns,
             cdq,
             cdq_entries,
@@ -176,11 +179,6 @@ impl Source {
             entries: KVVec::from_elem(0u8, HARVEST * ENTRY_LEN, GFP_KERNEL)?,
             scratch: KVVec::from_elem(0u8, BATCH * CHUNK, GFP_KERNEL_ACCOUNT)?,
         })
-    }
-
-    /// Times the queue filled up so far.
-    pub(crate) fn overflows(&self) -> u32 {
-        self.overflows
     }
 
     /// Bytes of the bulk copy left (data, before zero compaction).
@@ -230,6 +228,7 @@ impl Source {
                 break;
             }
         }
+        self.suspend_seen |= suspended;
         if full {
             self.overflows = self.overflows.saturating_add(1);
             self.logging = false;
@@ -259,8 +258,8 @@ impl Source {
             return Ok(());
         }
         let logging = self.logging;
-        let marker = self.harvest(limit)?;
-        if !marker {
+        self.harvest(limit)?;
+        if !self.suspend_seen {
             if logging {
                 dev_warn!(
                     self.dev,
@@ -294,6 +293,7 @@ impl Source {
     /// The source resumed after a failed stop: logging goes on.
     pub(crate) fn undrain(&mut self) {
         self.drained = false;
+        self.suspend_seen = false;
     }
 
     /// The namespace descriptors, once.
@@ -335,12 +335,15 @@ impl Source {
             }
         }
         for (i, n) in self.ns.iter_mut().enumerate() {
+            let run_bits = n.run_bits();
             while pieces.len() < BATCH {
-                let run = dirty::take_run(&mut n.dirty, &n.geo, n.scan_bit, n.run_bits())
-                    .or_else(|| {
+                let run = match dirty::take_run(&mut n.dirty, &n.geo, n.scan_bit, run_bits) {
+                    Some(r) => Some(r),
+                    None => {
                         n.scan_bit = 0;
-                        dirty::take_run(&mut n.dirty, &n.geo, 0, n.run_bits())
-                    });
+                        dirty::take_run(&mut n.dirty, &n.geo, 0, run_bits)
+                    }
+                };
                 let Some((slba, nlb)) = run else {
                     break;
                 };

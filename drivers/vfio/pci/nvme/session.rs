@@ -64,9 +64,9 @@ pub(crate) enum Io {
     /// The whole stream is built at once (no media): nothing.
     Plain,
     /// Saving with media: the namespaces' records are made as they are read.
-    Source(SourceIo),
+    Source(KBox<SourceIo>),
     /// Resuming with media: records are checked and applied as they come.
-    Sink(SinkIo),
+    Sink(KBox<SinkIo>),
 }
 
 /// Bytes of the end record.
@@ -153,12 +153,15 @@ impl Session {
             Some((src, state, h)) => {
                 stopped = state.is_some();
                 harvest = Some(h);
-                Io::Source(SourceIo {
-                    src,
-                    crc: stream::crc32c(0, &prefix),
-                    state,
-                    done: false,
-                })
+                Io::Source(KBox::new(
+                    SourceIo {
+                        src,
+                        crc: stream::crc32c(0, &prefix),
+                        state,
+                        done: false,
+                    },
+                    GFP_KERNEL,
+                )?)
             }
             None => Io::Plain,
         };
@@ -206,7 +209,7 @@ impl Session {
     ) -> Result<Arc<Self>> {
         let is_media = sink.is_some();
         let io = match sink {
-            Some(s) => Io::Sink(s),
+            Some(s) => Io::Sink(KBox::new(s, GFP_KERNEL)?),
             None => Io::Plain,
         };
         Arc::pin_init(
