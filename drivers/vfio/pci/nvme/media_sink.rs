@@ -30,8 +30,13 @@ use kernel::{
 
 /// Data records written per batch: the queue depth of the destination.
 const BATCH: usize = 8;
-/// Where a data record's data starts.
-const DATA_AT: usize = RECORD_HEADER_LEN + DATA_HEADER_LEN;
+/// Bytes before a record in its buffer, so that a data record's data
+/// starts 512 bytes in: aligned for the PF's DMA (a large buffer starts on
+/// a page, a small one on its power-of-two size).
+const LEAD: usize = 512 - RECORD_HEADER_LEN - DATA_HEADER_LEN;
+/// Where a data record's data starts in its buffer.
+const DATA_AT: usize = 512;
+const _: () = assert!(LEAD + RECORD_HEADER_LEN + DATA_HEADER_LEN == DATA_AT);
 
 /// A data record waiting for its batch.
 struct Pending {
@@ -48,7 +53,7 @@ pub(crate) struct SinkIo {
     media: KVVec<(u32, Media)>,
     /// The stream header was taken.
     started: bool,
-    /// The record (or header) being received.
+    /// The record (or stream header) being received, after `LEAD` bytes.
     rx: KVVec<u8>,
     pending: KVVec<Pending>,
     /// The controller state record's payload.
@@ -128,16 +133,17 @@ impl SinkIo {
     /// Applies the complete, checked record in `rx`.
     fn apply(&mut self, dev: &device::Device, limit: &RateLimit) -> Result {
         let rx = core::mem::take(&mut self.rx);
-        let (rec, _) = parse_record(&rx).map_err(|e| reject(dev, limit, "stream", e))?;
+        let raw = rx.get(LEAD..).ok_or(EINVAL)?;
+        let (rec, _) = parse_record(raw).map_err(|e| reject(dev, limit, "stream", e))?;
         self.checker
-            .check(&rec, &rx)
+            .check(&rec, raw)
             .map_err(|e| reject(dev, limit, "stream", e))?;
         match rec {
             Record::Data { header, data } => {
                 let ns = self.media_of(header.nsid)?;
                 let nlb = header.nlb;
                 let slba = header.slba;
-                if data.len() + DATA_AT > rx.len() {
+                if DATA_AT + data.len() > rx.len() {
                     return Err(EINVAL);
                 }
                 self.pending.push(
@@ -211,20 +217,29 @@ impl SinkIo {
             }
         };
         while !inp.is_empty() {
+            if self.rx.is_empty() {
+                self.rx.resize(LEAD, 0, GFP_KERNEL)?;
+            }
+            let got = self.rx.get(LEAD..).ok_or(EINVAL)?;
             let want = if self.started {
-                need(&self.rx)?
+                need(got)?
             } else {
                 HEADER_LEN
             };
             let have = self.rx.len();
-            let take = want.saturating_sub(have).min(inp.len());
+            let take = (LEAD + want).saturating_sub(have).min(inp.len());
+            if take > 0 && have + take == LEAD + want && want > RECORD_HEADER_LEN {
+                // The record's whole size is known: one allocation.
+                self.rx.reserve(take, GFP_KERNEL_ACCOUNT)?;
+            }
             // Sized by the user (within one record): charged to it.
             self.rx.resize(have + take, 0, GFP_KERNEL_ACCOUNT)?;
             inp.read_slice(&mut self.rx[have..])?;
+            let got = self.rx.get(LEAD..).ok_or(EINVAL)?;
             if !self.started {
-                if self.rx.len() == HEADER_LEN {
+                if got.len() == HEADER_LEN {
                     self.checker
-                        .header(&self.rx)
+                        .header(got)
                         .map_err(|e| reject(dev, limit, "stream", e))?;
                     self.started = true;
                     self.rx.clear();
@@ -232,7 +247,7 @@ impl SinkIo {
                 continue;
             }
             // A complete header tells the whole length: complete yet?
-            if self.rx.len() >= RECORD_HEADER_LEN && self.rx.len() == need(&self.rx)? {
+            if got.len() >= RECORD_HEADER_LEN && got.len() == need(got)? {
                 self.apply(dev, limit)?;
             }
         }
@@ -245,7 +260,7 @@ impl SinkIo {
         if self.failed {
             return Err(EINVAL);
         }
-        if !self.checker.ended() || !self.rx.is_empty() {
+        if !self.checker.ended() || self.rx.len() > LEAD {
             return Err(reject(
                 dev,
                 limit,
