@@ -421,6 +421,11 @@ if [ "$mode" = io ]; then
 	exec "$NVME_LM" selftest service --vf-a "$(cdev_of "$A")" --dbg-a "$DBG/$A" \
 		--vf-b "$(cdev_of "$B")" --dbg-b "$DBG/$B"
 fi
+# PF_SERVICE_FILTER: only the cases whose name matches this extended
+# regular expression (development).
+if [ -n "${PF_SERVICE_FILTER:-}" ]; then
+	cases=$(for c in $cases; do echo "$c"; done | grep -E "^[^:]*(${PF_SERVICE_FILTER})[^:]*:")
+fi
 ktap_begin "pf_service_$mode" "$(echo $cases | wc -w)"
 for c in $cases; do
 	ktap_check "${c%%:*}" "${c#*:}"
