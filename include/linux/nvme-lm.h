@@ -53,7 +53,9 @@ enum nvme_lm_cdq_event {
  * @data: the pointer given to nvme_lm_cdq_create()
  * @event: what happened
  *
- * Called from the PF's completion interrupt: must not sleep.
+ * Called from the PF's completion interrupt, or from nvme_lm_cdq_arm() with
+ * interrupts disabled, under a spinlock: must not sleep or call the
+ * service. At most one tail-trigger event per nvme_lm_cdq_arm().
  */
 typedef void (*nvme_lm_cdq_notify_t)(void *data, enum nvme_lm_cdq_event event);
 

@@ -25,10 +25,7 @@ use crate::{
     pci,
     prelude::*, //
 };
-use core::{
-    marker::PhantomData,
-    ptr::NonNull, //
-};
+use core::ptr::NonNull;
 
 mod media;
 pub use media::*;
@@ -371,80 +368,11 @@ impl Drop for Handle {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariant `ptr` is a live handle, released
-        // exactly once, here; any `Cdq` borrowing it is gone already.
+        // exactly once, here; every `Cdq` holds an `Arc` of its handle, so
+        // none is left.
         unsafe { bindings::nvme_lm_put(self.ptr.as_ptr()) };
     }
 }
 
-/// The VF's User Data Migration Queue: a kernel-owned Controller Data Queue
-/// logging the LBA ranges the VF's controller changes.
-///
-/// # Invariants
-///
-/// `ptr` was returned by `nvme_lm_cdq_create()` for the handle this value
-/// borrows, and is destroyed only by [`Drop`].
-pub struct Cdq<'a> {
-    ptr: NonNull<bindings::nvme_lm_cdq>,
-    _handle: PhantomData<&'a Handle>,
-}
-
-// SAFETY: Operations on a CDQ are serialized by its handle's mutex.
-unsafe impl Send for Cdq<'_> {}
-
-// SAFETY: As for `Send`.
-unsafe impl Sync for Cdq<'_> {}
-
-impl<'a> Cdq<'a> {
-    /// Creates the queue with `entries` entries (events are polled: the
-    /// overflow flag of [`Cdq::read`] reports a full queue).
-    #[inline]
-    pub fn create(handle: &'a Handle, entries: u32) -> Result<Self> {
-        // SAFETY: `handle.ptr` is a live handle; no callback is registered.
-        let ptr = from_err_ptr(unsafe {
-            bindings::nvme_lm_cdq_create(handle.ptr.as_ptr(), entries, None, core::ptr::null_mut())
-        })?;
-        NonNull::new(ptr)
-            .map(|ptr| Self {
-                ptr,
-                _handle: PhantomData,
-            })
-            .ok_or(EINVAL)
-    }
-
-    /// Starts (`true`) or stops logging.
-    #[inline]
-    pub fn log(&self, start: bool) -> Result {
-        // SAFETY: By the type invariant `ptr` is a live queue.
-        to_result(unsafe { bindings::nvme_lm_cdq_log(self.ptr.as_ptr(), start) })
-    }
-
-    /// Consumes up to `buf.len() / CDQ_ENTRY_SIZE` entries into `buf`;
-    /// returns how many, and whether the queue overflowed (then every LBA
-    /// of the namespace must be treated as changed).
-    #[inline]
-    pub fn read(&self, buf: &mut KVVec<u8>) -> Result<(usize, bool)> {
-        let max = u32::try_from(buf.len() / CDQ_ENTRY_SIZE).map_err(|_| EOVERFLOW)?;
-        let mut overflow = false;
-        // SAFETY: `ptr` is a live queue; `buf` has room for `max` entries of
-        // kernel heap memory, borrowed mutably for the call.
-        let n = unsafe {
-            bindings::nvme_lm_cdq_read(
-                self.ptr.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                max,
-                &mut overflow,
-            )
-        };
-        to_result(n.min(0))?;
-        Ok((usize::try_from(n).map_err(|_| EINVAL)?, overflow))
-    }
-}
-
-impl Drop for Cdq<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant `ptr` is a live queue, destroyed
-        // exactly once, here, while its handle is still alive.
-        unsafe { bindings::nvme_lm_cdq_destroy(self.ptr.as_ptr()) };
-    }
-}
+mod cdq;
+pub use cdq::*;

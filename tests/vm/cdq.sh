@@ -10,6 +10,8 @@ NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 setup() {
 	PF=$(pf_bdf) || return 1
 	echo 0 >"/sys/bus/pci/devices/$PF/sriov_numvfs" || fail "disabling VFs failed" || return
+	# Its parameters exist once it is loaded (run alone, no suite did).
+	modprobe vfio-pci || fail "modprobe vfio-pci failed" || return
 	echo 1 >/sys/module/vfio_pci/parameters/enable_sriov || return 1
 	echo 1 >"/sys/bus/pci/devices/$PF/sriov_drivers_autoprobe" || return 1
 	bind_driver "$PF" vfio-pci || return 1

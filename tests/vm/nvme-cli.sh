@@ -297,17 +297,32 @@ check_create_cdq() {
 	CDQID=$(($(sed -n 's/^Create CDQ Successful: CDQID=//p' "$D/out")))
 	[ "$CDQID" -ge 1 ] && [ "$CDQID" -le 16 ] || fail "CDQID $CDQID out of range" || return
 	echo "CDQ $CDQID: $((CDQ_DWORDS / 8)) entries for controller $SCID_S"
-	# One UDMQ per controller (MCUDMQ 1): a second is Not Enough Resources.
+	# One UDMQ per controller (MCUDMQ 1): a second is an invalid CQS,
+	# Invalid Field.
 	lm create-cdq -c "$SCID_S" -s "$CDQ_DWORDS" -q 0 --consent
-	expect 0x138 "second CDQ for $SCID_S" || return
+	expect 0x002 "second CDQ for $SCID_S" || return
 }
 
 # get_cdq ID: HP and TPT of CDQ ID (Get Features 21h) into CDQ_HP, CDQ_TPT.
+# The data is the 512-byte Controller Data Queue data structure (NVMe 2.1
+# Figure 427), bytes 511:8 reserved. nvme-cli 2.13's get-cdq gives the
+# controller 8 bytes (libnvme's struct nvme_lm_ctrl_data_queue_fid_data),
+# which a conforming controller overruns: the data is read with
+# admin-passthru and 512 bytes instead.
 get_cdq() {
-	lm get-cdq -C "$1"
+	local rc
+	"$NVME" admin-passthru "$PF_DEV" --opcode=0x0a --cdw10=0x21 --cdw11="$1" \
+		--data-len=512 --read --raw-binary >"$D/cdqf" 2>"$D/out"
+	rc=$?
+	LM_STATUS=$(lm_status "$rc" <"$D/out")
+	echo "nvme admin-passthru Get Features 21h CDQ $1 -> exit $rc, status $LM_STATUS"
 	expect 0x000 "Get Features 21h of CDQ $1" || return
-	CDQ_HP=$(($(sed -n 's/^Head Pointer: //p' "$D/out")))
-	CDQ_TPT=$(($(sed -n 's/^Tail Pointer Trigger: //p' "$D/out")))
+	[ "$(stat -c %s "$D/cdqf")" = 512 ] ||
+		fail "Get Features 21h: $(stat -c %s "$D/cdqf") bytes, expected 512" || return
+	[ -z "$(tail -c +9 "$D/cdqf" | tr -d '\0')" ] ||
+		fail "Get Features 21h: reserved bytes 511:8 not zero" || return
+	CDQ_HP=$(le "$D/cdqf" 0 4)
+	CDQ_TPT=$(le "$D/cdqf" 4 4)
 }
 
 # Set/Get Features, Controller Data Queue (FID 21h): a new empty queue has

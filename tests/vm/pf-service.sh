@@ -73,12 +73,13 @@ expect() { # VF CMD ERRNO
 	[ "$got" = "$3" ] || fail "'$2' on $1: $got, expected $3" || return
 }
 
-# Consume CDQ entries; print "ESA LBACI PHASE" per entry.
+# cdq_read VF [MAX]: consume CDQ entries (at most MAX); print "ESA LBACI
+# PHASE" per entry.
 cdq_read() {
-	python3 - "$DBG/$1/cdq" <<'PY'
+	python3 - "$DBG/$1/cdq" "${2:-2048}" <<'PY'
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
-data = os.read(fd, 65536)
+data = os.read(fd, 32 * int(sys.argv[2]))
 for i in range(0, len(data), 32):
     a = data[i + 31]
     print((a >> 1) & 7, a >> 6, a & 1)
@@ -205,6 +206,123 @@ check_cdq_full_and_trigger() {
 		fail "entries (ESA LBACI) '$e', expected start then suspended markers" || return
 	expect "$A" resume OK || return
 	expect "$A" cdq-stop OK || return
+	expect "$A" cdq-destroy OK
+}
+
+# events VF PATTERN WHAT: the test driver's event counts match PATTERN.
+events() {
+	local ev
+	sleep 0.2
+	ev=$(cat "$DBG/$1/events")
+	case "$ev" in $2) ;; *) fail "$3: events '$ev', expected '$2'" || return ;; esac
+}
+
+# An armed trigger survives the head updates of reads: the service sends
+# ETPT 1 and the same TPT again (ETPT 0 disarms, NVMe 2.1 Figure 426).
+check_cdq_trigger_survives_reads() {
+	local n
+	fresh || return
+	expect "$A" "cdq-create 16" OK || return
+	expect "$A" cdq-start OK || return
+	cdq_read "$A" >/dev/null
+	expect "$A" "cdq-arm 4" OK || return
+	expect "$A" cdq-stop OK || return
+	expect "$A" cdq-start OK || return
+	n=$(cdq_read "$A" | wc -l)
+	[ "$n" = 2 ] || fail "read $n entries, expected 2" || return
+	expect "$A" cdq-stop OK || return
+	events "$A" "tail 0 *" "3 of 4 entries" || return
+	expect "$A" cdq-start OK || return
+	events "$A" "tail 1 *" "4 entries, 2 of them read while armed" || return
+	expect "$A" cdq-stop OK || return
+	cdq_read "$A" >/dev/null
+	events "$A" "tail 1 *" "one event per arming" || return
+	expect "$A" cdq-destroy OK
+}
+
+# Entries waiting unread do not count: the trigger is set from the tail.
+check_cdq_arm_counts_from_tail() {
+	fresh || return
+	expect "$A" "cdq-create 16" OK || return
+	expect "$A" "cdq-arm 0" EINVAL || return
+	expect "$A" "cdq-arm 16" EINVAL || return
+	expect "$A" cdq-start OK || return
+	expect "$A" cdq-stop OK || return
+	expect "$A" cdq-start OK || return
+	expect "$A" "cdq-arm 2" OK || return	# 3 entries wait unread
+	expect "$A" cdq-stop OK || return
+	events "$A" "tail 0 *" "1 new entry of 2" || return
+	expect "$A" cdq-start OK || return
+	events "$A" "tail 1 *" "2 new entries (3 waiting before)" || return
+	# 5 waiting, 10 free: asking for more arms at the last reachable slot,
+	# where the queue-full entry lands; its event ends the arming. Logging
+	# stays on: suspend and resume markers fill the ring.
+	expect "$A" "cdq-arm 12" OK || return
+	local c
+	for c in suspend resume suspend resume suspend resume suspend resume suspend; do
+		expect "$A" "$c" OK || return
+	done
+	events "$A" "tail 1 full 0 *" "14 of 15 slots used" || return
+	expect "$A" resume OK || return	# the last free slot: ESA 7
+	events "$A" "tail 1 full 1 *" "the ring full" || return
+	expect "$A" "cdq-arm 1" ENOSPC || return
+	[ "$(cdq_read "$A" | tail -n1 | cut -d' ' -f1)" = 7 ] || fail "no ESA 7 entry last" || return
+	expect "$A" cdq-start OK || return
+	expect "$A" cdq-stop OK || return
+	cdq_read "$A" >/dev/null
+	events "$A" "tail 1 full 1 *" "no stale trigger after the full ring" || return
+	expect "$A" cdq-destroy OK
+}
+
+# Fill an 8-entry ring from empty: five markers, the suspend marker, and the
+# resume marker that finds the last slot and becomes the queue-full entry.
+cdq_fill8() {
+	local c
+	for c in cdq-start cdq-stop cdq-start cdq-stop cdq-start suspend resume; do
+		expect "$1" "$c" OK || return
+	done
+}
+
+# A full ring is overflow when read, even if the queue-full event is lost.
+check_cdq_overflow_event_lost() {
+	local knob=/sys/module/nvme/parameters/lm_cdq_drop_full_events e
+	[ -w "$knob" ] || fail "no $knob" || return
+	fresh || return
+	expect "$A" "cdq-create 8" OK || return
+	echo 1 >"$knob"
+	cdq_fill8 "$A"
+	local st=$?
+	echo 0 >"$knob"
+	[ $st = 0 ] || return
+	events "$A" "tail 0 full 0 overflow 0" "queue-full event dropped" || return
+	e=$(cdq_read "$A" | tail -n1)
+	[ "${e% ?}" = "7 2" ] || fail "last entry '$e', expected ESA 7" || return
+	events "$A" "* overflow 1" "ESA 7 entry read, no event" || return
+	# Drained: logging restarts.
+	expect "$A" cdq-start OK || return
+	expect "$A" cdq-stop OK || return
+	e=$(cdq_read "$A" | cut -d' ' -f1 | tr '\n' ' ')
+	[ "$e" = "1 2 " ] || fail "after the restart: ESAs '$e', expected 1 2" || return
+	events "$A" "* overflow 1" "no second overflow" || return
+	expect "$A" cdq-destroy OK
+}
+
+# The event and the ESA 7 entry of one full condition are one overflow, in
+# either order, and reads in pieces do not report it twice.
+check_cdq_overflow_reported_once() {
+	fresh || return
+	expect "$A" "cdq-create 8" OK || return
+	cdq_fill8 "$A" || return
+	events "$A" "tail 0 full 1 overflow 0" "full ring" || return
+	[ "$(cdq_read "$A" 2 | wc -l)" = 2 ] || fail "a read of 2 entries" || return
+	events "$A" "* overflow 1" "event first" || return
+	[ "$(cdq_read "$A" | tail -n1 | cut -d' ' -f1)" = 7 ] || fail "no ESA 7 entry last" || return
+	events "$A" "* overflow 1" "ESA 7 entry of the same condition" || return
+	expect "$A" cdq-start OK || return
+	cdq_fill8 "$A" || return		# its first start: already logging
+	events "$A" "tail 0 full 2 *" "second full ring" || return
+	cdq_read "$A" >/dev/null
+	events "$A" "* overflow 2" "second condition" || return
 	expect "$A" cdq-destroy OK
 }
 
@@ -558,7 +676,11 @@ mode=${1:-ops}
 case $mode in
 ops) cases="handles_per_vf:check_handles suspend_resume:check_suspend_resume
 	state_round_trip:check_state_round_trip cdq_markers_wrap:check_cdq_markers
-	cdq_full_trigger_suspend:check_cdq_full_and_trigger" ;;
+	cdq_full_trigger_suspend:check_cdq_full_and_trigger
+	cdq_trigger_survives_reads:check_cdq_trigger_survives_reads
+	cdq_arm_counts_from_tail:check_cdq_arm_counts_from_tail
+	cdq_overflow_event_lost:check_cdq_overflow_event_lost
+	cdq_overflow_reported_once:check_cdq_overflow_reported_once" ;;
 teardown) cases="pf_reset_while_held:check_pf_reset pf_goes_away:check_pf_goes_away
 	probe_races_pf_unbind:check_probe_races_pf_unbind" ;;
 media) cases="media_attachment:check_media_attachment media_round_trip:check_media_round_trip
@@ -578,6 +700,11 @@ fi
 if [ "$mode" = io ]; then
 	exec "$NVME_LM" selftest service --vf-a "$(cdev_of "$A")" --dbg-a "$DBG/$A" \
 		--vf-b "$(cdev_of "$B")" --dbg-b "$DBG/$B"
+fi
+# PF_SERVICE_FILTER: only the cases whose name matches this extended
+# regular expression (development).
+if [ -n "${PF_SERVICE_FILTER:-}" ]; then
+	cases=$(for c in $cases; do echo "$c"; done | grep -E "^[^:]*(${PF_SERVICE_FILTER})[^:]*:")
 fi
 ktap_begin "pf_service_$mode" "$(echo $cases | wc -w)"
 for c in $cases; do

@@ -22,6 +22,7 @@
  * the VF's in-flight commands have, so it can take that long.
  */
 
+#include <linux/bitfield.h>
 #include <linux/delay.h>
 #include <linux/dma-mapping.h>
 #include <linux/io-64-nonatomic-lo-hi.h>
@@ -35,6 +36,17 @@
 
 /* Identify Controller: Max PRP entries of a CDQ command's PRP list. */
 #define NVME_LM_ID_MCDQPC		586
+/*
+ * NVM Command Set Identify Controller (CNS 06h, CSI 00h): LBA Migration
+ * Queue Format, the format of the entries a User Data Migration Queue
+ * posts; 0h is LBA Migration Queue Entry Type 0, the only one known here.
+ */
+#define NVME_LM_ID_NVM_LBAMQF		24
+#define NVME_LM_LBAMQF_TYPE_0		0
+/* UDMQ entry, byte 31: bit 0 phase tag, bits 3:1 ESA (7: queue full). */
+#define NVME_LM_CDQ_ATTR		(NVME_LM_CDQ_ENTRY_SIZE - 1)
+#define NVME_LM_CDQ_ESA			GENMASK(3, 1)
+#define NVME_LM_CDQ_ESA_FULL		7
 #define NVME_LM_SECONDARY_ENTRY_SIZE	32
 #define NVME_LM_SECONDARY_MAX		127
 /* CAP.CQR: the controller requires physically contiguous queues. */
@@ -72,7 +84,13 @@ struct nvme_lm {
  * @nr_entries: ring size in entries
  * @head: next entry to consume (under @lm->lock)
  * @phase: phase tag of new entries at @head (under @lm->lock)
- * @overflow: the controller reported the queue full since the last read
+ * @armed: the tail-pointer trigger is armed and its event not yet
+ *	delivered (under nvme_lm_cdq_lock)
+ * @tpt: the slot it is armed at (under nvme_lm_cdq_lock)
+ * @full_events: queue-full events received (under nvme_lm_cdq_lock)
+ * @full_entries: queue-full (ESA 7) entries consumed (under @lm->lock)
+ * @full_reported: queue-full conditions reported as overflow (under
+ *	@lm->lock)
  * @notify: owner's event callback, may be NULL
  * @data: its argument
  * @npages: pages of ring memory
@@ -88,7 +106,11 @@ struct nvme_lm_cdq {
 	u32 nr_entries;
 	u32 head;
 	u8 phase;
-	bool overflow;
+	bool armed;
+	u32 tpt;
+	u64 full_events;
+	u64 full_entries;
+	u64 full_reported;
 	nvme_lm_cdq_notify_t notify;
 	void *data;
 	u32 npages;
@@ -355,8 +377,19 @@ static void nvme_lm_get_test_delay(void)
 	if (ms)
 		msleep(ms);
 }
+
+static bool lm_cdq_drop_full_events;
+module_param(lm_cdq_drop_full_events, bool, 0644);
+MODULE_PARM_DESC(lm_cdq_drop_full_events,
+		 "test only: ignore CDQ queue-full events (as if lost)");
+
+static bool nvme_lm_test_drop_full(void)
+{
+	return READ_ONCE(lm_cdq_drop_full_events);
+}
 #else
 static void nvme_lm_get_test_delay(void) { }
+static bool nvme_lm_test_drop_full(void) { return false; }
 #endif
 
 /**
@@ -953,6 +986,40 @@ static u8 *nvme_lm_cdq_entry(struct nvme_lm_cdq *q, u32 idx)
 		off % NVME_CTRL_PAGE_SIZE;
 }
 
+/*
+ * Whether the slot @dist (below the ring size) slots past the head holds an
+ * entry the controller posted since the host last consumed that slot: its
+ * phase tag is the current one, inverted past the end of the ring. Under
+ * @q->lm->lock.
+ */
+static bool nvme_lm_cdq_posted(struct nvme_lm_cdq *q, u32 dist)
+{
+	u32 idx = q->head + dist;
+	u8 phase = q->phase;
+
+	if (idx >= q->nr_entries) {
+		idx -= q->nr_entries;
+		phase ^= 1;
+	}
+	return (READ_ONCE(nvme_lm_cdq_entry(q, idx)[NVME_LM_CDQ_ATTR]) & 1) ==
+		phase;
+}
+
+/*
+ * The entries posted and not consumed yet: the controller's tail is that
+ * many slots past the head (as of the scan; the controller may be adding
+ * more). At most the ring size - 1: a full ring keeps one slot free.
+ * Under @q->lm->lock.
+ */
+static u32 nvme_lm_cdq_pending(struct nvme_lm_cdq *q)
+{
+	u32 n = 0;
+
+	while (n < q->nr_entries - 1 && nvme_lm_cdq_posted(q, n))
+		n++;
+	return n;
+}
+
 static void nvme_lm_cdq_free(struct nvme_lm_cdq *q)
 {
 	struct device *dev = q->lm->ctrl->dev;
@@ -970,6 +1037,44 @@ static void nvme_lm_cdq_free(struct nvme_lm_cdq *q)
 	kfree(q);
 }
 
+/* The largest ring nvme_lm_cdq_create() gives the PF, in entries. */
+static u32 nvme_lm_cdq_max_entries(const struct nvme_lm *lm)
+{
+	u32 pages = min_t(u32, max_t(u32, lm->mcdqpc, 1),
+			  NVME_CTRL_PAGE_SIZE / sizeof(__le64));
+
+	return pages * (NVME_CTRL_PAGE_SIZE / NVME_LM_CDQ_ENTRY_SIZE);
+}
+
+/*
+ * Checks that the PF's User Data Migration Queues post entries in the one
+ * format the service parses (LBA Migration Queue Entry Type 0), from its
+ * NVM Command Set Identify Controller (CNS 06h, CSI 00h).
+ */
+static int nvme_lm_cdq_format(struct nvme_lm *lm)
+{
+	u8 *buf, lbamqf;
+	int ret;
+
+	buf = kzalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&lm->lock);
+	ret = nvme_lm_identify(lm, NVME_ID_CNS_CS_CTRL, buf);
+	mutex_unlock(&lm->lock);
+	lbamqf = buf[NVME_LM_ID_NVM_LBAMQF];
+	kfree(buf);
+	if (ret)
+		return ret;
+	if (lbamqf != NVME_LM_LBAMQF_TYPE_0) {
+		dev_err_ratelimited(&lm->vf->dev,
+				    "CDQ: PF %s posts LBA Migration Queue Format %#x, not Type 0\n",
+				    dev_name(lm->ctrl->device), lbamqf);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
 /**
  * nvme_lm_cdq_create() - create the VF's User Data Migration Queue
  * @lm: the handle
@@ -980,10 +1085,13 @@ static void nvme_lm_cdq_free(struct nvme_lm_cdq *q)
  * The ring is allocated and DMA-mapped on the PF: one page is given to the
  * controller as a contiguous queue, more pages through a PRP list within
  * the controller's MCDQPC limit. Logging starts with nvme_lm_cdq_log().
+ * The PF must post LBA Migration Queue Entry Type 0 (LBAMQF 0h in its NVM
+ * Command Set Identify Controller), the only entry format the service
+ * knows.
  *
  * Return: the queue, or an ERR_PTR: -EINVAL for a size the controller
- * cannot take, -EBUSY if the VF has one already, -ENOMEM, or a command's
- * error.
+ * cannot take, -EBUSY if the VF has one already, -EOPNOTSUPP if the PF
+ * posts entries of another format, -ENOMEM, or a command's error.
  */
 struct nvme_lm_cdq *nvme_lm_cdq_create(struct nvme_lm *lm, u32 nr_entries,
 				       nvme_lm_cdq_notify_t notify, void *data)
@@ -998,8 +1106,15 @@ struct nvme_lm_cdq *nvme_lm_cdq_create(struct nvme_lm *lm, u32 nr_entries,
 
 	if (nr_entries < 2 ||
 	    (npages > 1 && (npages > lm->mcdqpc ||
-			    npages > NVME_CTRL_PAGE_SIZE / sizeof(__le64))))
+			    npages > NVME_CTRL_PAGE_SIZE / sizeof(__le64)))) {
+		dev_err_ratelimited(&lm->vf->dev,
+				    "CDQ of %u entries: the PF takes 2 to %u\n",
+				    nr_entries, nvme_lm_cdq_max_entries(lm));
 		return ERR_PTR(-EINVAL);
+	}
+	ret = nvme_lm_cdq_format(lm);
+	if (ret)
+		return ERR_PTR(ret);
 
 	q = kzalloc_obj(*q, GFP_KERNEL);
 	if (!q)
@@ -1116,17 +1231,42 @@ int nvme_lm_cdq_log(struct nvme_lm_cdq *cdq, bool start)
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_log, NVME_LM_USERS);
 
-static int nvme_lm_cdq_set_head(struct nvme_lm_cdq *q, bool arm, u32 tpt)
+/*
+ * Set Features, Controller Data Queue: returns the head and sets the
+ * tail-pointer trigger. ETPT is the trigger's new state, not a request to
+ * change it: a conforming controller disarms an armed trigger on a Set
+ * with ETPT cleared (its TPT is then ignored). Under @q->lm->lock.
+ */
+static int nvme_lm_cdq_set_feature(struct nvme_lm_cdq *q, bool etpt, u32 tpt)
 {
 	struct nvme_command c = { };
 
 	c.features.opcode = nvme_admin_set_features;
 	c.features.fid = cpu_to_le32(NVME_FEAT_CDQ);
-	c.common.cdw11 = cpu_to_le32(q->cdqid | (u32)arm << 31);
+	c.common.cdw11 = cpu_to_le32(q->cdqid | (u32)etpt << 31);
 	c.common.cdw12 = cpu_to_le32(q->head);
-	c.common.cdw13 = cpu_to_le32(tpt);
+	c.common.cdw13 = cpu_to_le32(etpt ? tpt : 0);
 	return nvme_lm_submit(q->lm, &c, NULL, 0, NULL,
 			      "Set Features: Controller Data Queue");
+}
+
+/*
+ * Returns the head, keeping the trigger as it is: an armed trigger whose
+ * event has not come is sent again, with its slot. If its event comes
+ * while this is in flight, the controller may raise it once more (the
+ * tail is still at the slot) or arm it a ring behind; the first is dropped
+ * as not armed, the second is disarmed by the next head update.
+ */
+static int nvme_lm_cdq_set_head(struct nvme_lm_cdq *q)
+{
+	bool armed;
+	u32 tpt;
+
+	spin_lock_irq(&nvme_lm_cdq_lock);
+	armed = q->armed;
+	tpt = q->tpt;
+	spin_unlock_irq(&nvme_lm_cdq_lock);
+	return nvme_lm_cdq_set_feature(q, armed, tpt);
 }
 
 /**
@@ -1134,12 +1274,18 @@ static int nvme_lm_cdq_set_head(struct nvme_lm_cdq *q, bool arm, u32 tpt)
  * @cdq: the queue
  * @buf: room for @max_entries entries of NVME_LM_CDQ_ENTRY_SIZE bytes
  * @max_entries: how many to take at most
- * @overflow: set if the controller reported the queue full since the last
- *	read (the caller must then treat the namespace as entirely changed);
- *	may be NULL
+ * @overflow: set if the queue became full since the last read that was
+ *	given @overflow (the controller then stopped logging; the caller must
+ *	treat the namespace as entirely changed and restart logging); may be
+ *	NULL
  *
  * Copies the entries whose phase tag is current, in order, and returns the
- * new head to the controller.
+ * new head to the controller; an armed tail-pointer trigger stays armed.
+ *
+ * The queue is full when an entry with ESA 7 (queue full) is consumed here
+ * or when the controller's queue-full event arrives, whichever comes first;
+ * either one reports each full condition once, even if the other never
+ * comes (an event lost, or the ring read before it arrives).
  *
  * Return: the number of entries copied, or a negative errno.
  */
@@ -1150,14 +1296,15 @@ int nvme_lm_cdq_read(struct nvme_lm_cdq *cdq, void *buf, u32 max_entries,
 	int ret = 0;
 
 	mutex_lock(&cdq->lm->lock);
-	while (n < max_entries) {
-		const u8 *e = nvme_lm_cdq_entry(cdq, cdq->head);
+	while (n < max_entries && nvme_lm_cdq_posted(cdq, 0)) {
+		u8 *e = (u8 *)buf + (size_t)n * NVME_LM_CDQ_ENTRY_SIZE;
 
-		if ((READ_ONCE(e[NVME_LM_CDQ_ENTRY_SIZE - 1]) & 1) != cdq->phase)
-			break;
 		dma_rmb();
-		memcpy((u8 *)buf + (size_t)n * NVME_LM_CDQ_ENTRY_SIZE, e,
+		memcpy(e, nvme_lm_cdq_entry(cdq, cdq->head),
 		       NVME_LM_CDQ_ENTRY_SIZE);
+		if (FIELD_GET(NVME_LM_CDQ_ESA, e[NVME_LM_CDQ_ATTR]) ==
+		    NVME_LM_CDQ_ESA_FULL)
+			cdq->full_entries++;
 		n++;
 		if (++cdq->head == cdq->nr_entries) {
 			cdq->head = 0;
@@ -1165,12 +1312,19 @@ int nvme_lm_cdq_read(struct nvme_lm_cdq *cdq, void *buf, u32 max_entries,
 		}
 	}
 	if (n)
-		ret = nvme_lm_cdq_set_head(cdq, false, 0);
+		ret = nvme_lm_cdq_set_head(cdq);
 	if (overflow) {
+		u64 full;
+
+		/*
+		 * Each full condition gives one ESA 7 entry and one event:
+		 * the larger count is the number of conditions seen.
+		 */
 		spin_lock_irq(&nvme_lm_cdq_lock);
-		*overflow = cdq->overflow;
-		cdq->overflow = false;
+		full = max(cdq->full_events, cdq->full_entries);
 		spin_unlock_irq(&nvme_lm_cdq_lock);
+		*overflow = full > cdq->full_reported;
+		cdq->full_reported = full;
 	}
 	mutex_unlock(&cdq->lm->lock);
 	return ret ? ret : n;
@@ -1180,23 +1334,80 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_read, NVME_LM_USERS);
 /**
  * nvme_lm_cdq_arm() - ask for an event when entries accumulate
  * @cdq: the queue
- * @entries_ahead: raise the tail-trigger event once this many entries
- *	past the current head have been written (1 to the ring size - 1)
+ * @entries_ahead: raise the tail-trigger event once this many new entries
+ *	have been posted (1 to the ring size - 1)
  *
- * One event per arming; arm again after it.
+ * New entries are those posted after the ones already waiting: the trigger
+ * is set @entries_ahead slots past the tail (the first slot, from the head,
+ * without a new entry), so entries not yet read do not count. The tail can
+ * only reach the slot before the head (the queue is then full): with fewer
+ * free slots than @entries_ahead the trigger goes to that last reachable
+ * slot, never at or behind the head, where the controller already is or
+ * cannot get without the host consuming (the event would come a ring
+ * late); the queue-full event then ends the arming. If the controller
+ * passes the trigger's slot before the trigger takes effect, the event is
+ * delivered from here. One event per arming (it disarms); arm again after
+ * it. Reading entries keeps the trigger.
  *
- * Return: 0 or a negative errno.
+ * Return: 0; -EINVAL for an @entries_ahead out of range; -ENOSPC if the
+ * ring is full (read it first); or a command's error.
  */
 int nvme_lm_cdq_arm(struct nvme_lm_cdq *cdq, u32 entries_ahead)
 {
+	struct nvme_lm *lm = cdq->lm;
+	u32 pending, room, tpt, prev_tpt;
+	bool prev_armed;
 	int ret;
 
-	if (!entries_ahead || entries_ahead >= cdq->nr_entries)
+	if (!entries_ahead || entries_ahead >= cdq->nr_entries) {
+		dev_err_ratelimited(&lm->vf->dev,
+				    "CDQ arm: %u entries ahead in a ring of %u\n",
+				    entries_ahead, cdq->nr_entries);
 		return -EINVAL;
-	mutex_lock(&cdq->lm->lock);
-	ret = nvme_lm_cdq_set_head(cdq, true, (cdq->head + entries_ahead) %
-				   cdq->nr_entries);
-	mutex_unlock(&cdq->lm->lock);
+	}
+	mutex_lock(&lm->lock);
+	pending = nvme_lm_cdq_pending(cdq);
+	room = cdq->nr_entries - 1 - pending;
+	if (!room) {
+		dev_err_ratelimited(&lm->vf->dev,
+				    "CDQ arm: the ring is full, read it first\n");
+		ret = -ENOSPC;
+		goto unlock;
+	}
+	entries_ahead = min(entries_ahead, room);
+	tpt = (cdq->head + pending + entries_ahead) % cdq->nr_entries;
+
+	/* Armed before the command: its event may come before it completes. */
+	spin_lock_irq(&nvme_lm_cdq_lock);
+	prev_armed = cdq->armed;
+	prev_tpt = cdq->tpt;
+	cdq->armed = true;
+	cdq->tpt = tpt;
+	spin_unlock_irq(&nvme_lm_cdq_lock);
+
+	ret = nvme_lm_cdq_set_feature(cdq, true, tpt);
+
+	spin_lock_irq(&nvme_lm_cdq_lock);
+	if (ret) {
+		/* The previous trigger, unless its event came meanwhile. */
+		if (cdq->armed && cdq->tpt == tpt) {
+			cdq->armed = prev_armed;
+			cdq->tpt = prev_tpt;
+		}
+	} else if (cdq->armed && cdq->tpt == tpt &&
+		   nvme_lm_cdq_posted(cdq, pending + entries_ahead - 1)) {
+		/*
+		 * The tail reached the slot while the command was on its way:
+		 * the controller may never raise the event. Raise it here;
+		 * one the controller raises as well is dropped as not armed.
+		 */
+		cdq->armed = false;
+		if (cdq->notify)
+			cdq->notify(cdq->data, NVME_LM_CDQ_TAIL_TRIGGER);
+	}
+	spin_unlock_irq(&nvme_lm_cdq_lock);
+unlock:
+	mutex_unlock(&lm->lock);
 	return ret;
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_arm, NVME_LM_USERS);
@@ -1225,9 +1436,25 @@ void nvme_lm_handle_aen(struct nvme_ctrl *ctrl, __le16 status, u64 result)
 	list_for_each_entry(q, &nvme_lm_cdqs, entry) {
 		if (q->lm->ctrl != ctrl || q->cdqid != cdqid)
 			continue;
-		if (info == NVME_LM_CDQ_FULL)
-			q->overflow = true;
-		if (q->notify && info <= NVME_LM_CDQ_FULL)
+		if (info == NVME_LM_CDQ_FULL) {
+			if (nvme_lm_test_drop_full())
+				break;
+			/*
+			 * Logging stopped: the owner reads, restarts logging
+			 * and arms again. A trigger at the last slot, where
+			 * the queue-full entry landed, is not raised.
+			 */
+			q->full_events++;
+			q->armed = false;
+		} else if (info == NVME_LM_CDQ_TAIL_TRIGGER) {
+			/* One-shot: it disarmed the trigger. Once per arming. */
+			if (!q->armed)
+				break;
+			q->armed = false;
+		} else {
+			break;
+		}
+		if (q->notify)
 			q->notify(q->data, info);
 		break;
 	}

@@ -19,7 +19,8 @@
  *              offset); the write fails with the operation's errno
  *     state    the state buffer get-state fills and set-state sends
  *     cdq      read: consumes CDQ entries (32 bytes each)
- *     events   tail-trigger and full events seen, overflow flag
+ *     events   tail-trigger and full events seen, reads that reported
+ *              overflow
  *     media    read/write: the claimed namespace, through the claim; the
  *              offset and length are whole blocks, each call one batch of
  *              I/Os of media-chunk bytes (up to NVME_LM_MEDIA_MAX_BATCH)
@@ -49,7 +50,7 @@ struct lm_selftest {
 	size_t state_len;
 	atomic_t tail_events;
 	atomic_t full_events;
-	bool overflow;
+	unsigned int overflows;
 	struct nvme_lm_media *media;
 	u32 media_nsid;
 	u32 media_chunk;
@@ -217,6 +218,10 @@ static int lm_selftest_cmd(struct lm_selftest *t, char *cmd)
 
 		if (t->cdq)
 			return -EBUSY;
+		/* Counts are per queue: from zero before it can raise any. */
+		atomic_set(&t->tail_events, 0);
+		atomic_set(&t->full_events, 0);
+		t->overflows = 0;
 		q = nvme_lm_cdq_create(t->lm, n, lm_selftest_notify, t);
 		if (IS_ERR(q))
 			return PTR_ERR(q);
@@ -320,7 +325,7 @@ static ssize_t lm_selftest_cdq_read(struct file *file, char __user *ubuf,
 	mutex_lock(&t->lock);
 	ret = t->cdq ? nvme_lm_cdq_read(t->cdq, buf, max, &overflow) : -ENOENT;
 	if (overflow)
-		t->overflow = true;
+		t->overflows++;
 	mutex_unlock(&t->lock);
 	if (ret > 0 && copy_to_user(ubuf, buf, ret * NVME_LM_CDQ_ENTRY_SIZE))
 		ret = -EFAULT;
@@ -480,9 +485,9 @@ static int lm_selftest_events_show(struct seq_file *m, void *v)
 {
 	struct lm_selftest *t = m->private;
 
-	seq_printf(m, "tail %d full %d overflow %d\n",
+	seq_printf(m, "tail %d full %d overflow %u\n",
 		   atomic_read(&t->tail_events), atomic_read(&t->full_events),
-		   READ_ONCE(t->overflow));
+		   READ_ONCE(t->overflows));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(lm_selftest_events);

@@ -370,12 +370,12 @@ fn logs_every_write(env: &Env) -> CaseResult {
         got.len()
     );
     q.give_head(&env.pf, None)?;
-    // One UDMQ per controller.
+    // One UDMQ per controller: a second one names an invalid CQS.
     env.pf.expect(
         &AdminCmd::cdq_create(env.scid, true, 64),
         q.ring.iova(),
-        status::NOT_ENOUGH_RESOURCES,
-        "second UDMQ",
+        INVALID_FIELD,
+        "second UDMQ for the controller",
     )?;
     q.delete(&env.pf)
 }
@@ -472,19 +472,13 @@ fn tail_trigger(env: &Env) -> CaseResult {
     ensure(ev == [(4, 0, u32::from(q.id))], || {
         format!("events {ev:?}, expected one-shot tail trigger")
     })?;
-    // Get Features returns HP and TPT.
-    let buf = env.arena.alloc(4096).map_err(|e| e.to_string())?;
-    let get = AdminCmd {
-        opcode: admin_opcode::GET_FEATURES,
-        cdw: [0x21, u32::from(q.id), 0, 0, 0, 0],
-        ..AdminCmd::default()
-    };
-    env.pf.ok(&get, buf.iova(), "Get Features 21h")?;
-    ensure(buf.read_u32(0) == q.head && buf.read_u32(4) == 4, || {
+    // The one-shot event disarmed the trigger: Get Features reports
+    // ETPT 0 and TPT 0h.
+    let f = get_feature(env, &q)?;
+    ensure(f == (q.head, 0, false), || {
         format!(
-            "Get Features: HP {} TPT {}",
-            buf.read_u32(0),
-            buf.read_u32(4)
+            "Get Features after the event: {f:?}, expected ({}, 0, false)",
+            q.head
         )
     })?;
     // Head pointer rules.
@@ -510,6 +504,114 @@ fn tail_trigger(env: &Env) -> CaseResult {
     q.give_head(&env.pf, None)?;
     q.track(&env.pf, false)?;
     q.delete(&env.pf)
+}
+
+/// Get Features 21h: (HP, TPT, ETPT), after checking that the data is the
+/// 512-byte Controller Data Queue data structure (NVMe 2.1 Figure 427):
+/// bytes 511:8 reserved (zero), nothing written past them.
+fn get_feature(env: &Env, q: &Cdq) -> Result<(u32, u32, bool), String> {
+    let buf = env.arena.alloc(4096).map_err(|e| e.to_string())?;
+    buf.fill(0xa5);
+    let get = AdminCmd {
+        opcode: admin_opcode::GET_FEATURES,
+        cdw: [0x21, u32::from(q.id), 0, 0, 0, 0],
+        ..AdminCmd::default()
+    };
+    let c = env.pf.ok(&get, buf.iova(), "Get Features 21h")?;
+    let mut data = vec![0u8; 4096];
+    buf.read(0, &mut data);
+    let reserved = data[8..512].iter().position(|&b| b != 0);
+    ensure(reserved.is_none(), || {
+        format!(
+            "Get Features 21h: reserved byte {:?} not zero",
+            reserved.map(|i| i + 8)
+        )
+    })?;
+    ensure(data[512..].iter().all(|&b| b == 0xa5), || {
+        "Get Features 21h wrote past the 512-byte data structure".into()
+    })?;
+    ensure(c.dw0 & 0xffff == u32::from(q.id), || {
+        format!("Get Features 21h: dword 0 {:#x}, CDQID {}", c.dw0, q.id)
+    })?;
+    Ok((buf.read_u32(0), buf.read_u32(4), c.dw0 >> 31 != 0))
+}
+
+/// Set Features 21h with ETPT cleared disarms an armed trigger (TPT "shall
+/// be ignored", NVMe 2.1 Figure 426), whatever TPT it carries.
+fn etpt_clear_disarms(env: &Env) -> CaseResult {
+    let mut q = Cdq::create(&env.pf, &env.arena, env.scid, 64, true)?;
+    q.track(&env.pf, true)?;
+    q.consume()?;
+    q.give_head(&env.pf, None)?;
+    env.pf.arm_aer()?;
+    let tpt = q.head + 3;
+    q.give_head(&env.pf, Some(tpt))?;
+    let f = get_feature(env, &q)?;
+    ensure(f == (q.head, tpt, true), || {
+        format!(
+            "Get Features when armed: {f:?}, expected ({}, {tpt}, true)",
+            q.head
+        )
+    })?;
+    // A head update with ETPT 0 (and a TPT that must be ignored).
+    env.write(6000, 1)?;
+    q.consume()?;
+    env.pf.ok(
+        &AdminCmd {
+            cdw: [0x21, u32::from(q.id), q.head, tpt, 0, 0],
+            ..AdminCmd::cdq_set_head(q.id, q.head, None)
+        },
+        0,
+        "Set Features 21h, ETPT 0",
+    )?;
+    let f = get_feature(env, &q)?;
+    ensure(f == (q.head, 0, false), || {
+        format!(
+            "Get Features after ETPT 0: {f:?}, expected ({}, 0, false)",
+            q.head
+        )
+    })?;
+    // The tail passes the old trigger: no event.
+    for i in 1..6u64 {
+        env.write(6000 + i, 1)?;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let ev = env.pf.events()?;
+    ensure(ev.is_empty(), || {
+        format!("events {ev:?} after the trigger was disarmed")
+    })?;
+    // The outstanding event request still works: arm one entry ahead.
+    q.consume()?;
+    q.give_head(&env.pf, Some((q.head + 1) % q.entries))?;
+    env.write(6010, 1)?;
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let ev = env.pf.events()?;
+    ensure(ev == [(4, 0, u32::from(q.id))], || {
+        format!("events {ev:?}, expected the re-armed tail trigger")
+    })?;
+    q.consume()?;
+    q.give_head(&env.pf, None)?;
+    q.track(&env.pf, false)?;
+    q.delete(&env.pf)
+}
+
+/// The NVM Command Set Identify Controller (CNS 06h, CSI 00h) reports
+/// LBAMQF (byte 24) 0h: the UDMQ posts LBA Migration Queue Entry Type 0.
+fn nvm_identify_lbamqf(env: &Env) -> CaseResult {
+    let buf = env.arena.alloc(4096).map_err(|e| e.to_string())?;
+    buf.fill(0xa5);
+    let id = AdminCmd {
+        opcode: admin_opcode::IDENTIFY,
+        // CNS 06h; CDW11[31:24] CSI 00h (NVM).
+        cdw: [0x06, 0, 0, 0, 0, 0],
+        ..AdminCmd::default()
+    };
+    env.pf.ok(&id, buf.iova(), "Identify CNS 06h CSI 00h")?;
+    let mut b = [0u8; 1];
+    buf.read(24, &mut b);
+    ensure(b[0] == 0, || {
+        format!("LBAMQF {:#x}, expected 0h (Type 0)", b[0])
+    })
 }
 
 fn suspend_markers(env: &Env) -> CaseResult {
@@ -581,7 +683,7 @@ fn prp_list_ring(env: &Env) -> CaseResult {
 
 /// Runs the suite; returns the number of failed cases.
 pub fn run(s: &Setup) -> usize {
-    let mut k = Ktap::begin("cdq", 6, s.filter.clone());
+    let mut k = Ktap::begin("cdq", 8, s.filter.clone());
     let env = match Env::open(s) {
         Ok(env) => env,
         Err(e) => {
@@ -595,5 +697,7 @@ pub fn run(s: &Setup) -> usize {
     k.case("tail_trigger_and_head_rules", || tail_trigger(&env));
     k.case("suspend_markers_and_dudmq", || suspend_markers(&env));
     k.case("prp_list_ring", || prp_list_ring(&env));
+    k.case("etpt_clear_disarms", || etpt_clear_disarms(&env));
+    k.case("nvm_identify_lbamqf", || nvm_identify_lbamqf(&env));
     k.failed()
 }
