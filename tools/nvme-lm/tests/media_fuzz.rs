@@ -358,7 +358,8 @@ fn mutate(r: &mut Rng, s: &mut Vec<u8>) -> &'static str {
         6 => {
             // A field of a media record's payload.
             let (o, n) = body[r.below(body.len().max(1)).min(body.len().saturating_sub(1))];
-            let i = o + RECORD_HEADER_LEN + r.below(n - RECORD_HEADER_LEN);
+            let i = o + RECORD_HEADER_LEN + r.below((n - RECORD_HEADER_LEN).max(1));
+            let i = i.min(s.len() - 1);
             s[i] = s[i].wrapping_add(1 + r.below(255) as u8);
             "payload-field"
         }

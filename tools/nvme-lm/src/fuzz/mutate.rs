@@ -281,7 +281,7 @@ impl Layout {
                         (8, 2, "vectors"),
                         (10, 2, "mqes"),
                         (12, 1, "ns_count"),
-                        (13, 1, "rsvd13"),
+                        (13, 1, "media"),
                         (14, 2, "rsvd14"),
                         (16, 8, "vendor_uuid"),
                         (24, 8, "vendor_uuid+8"),
