@@ -45,20 +45,8 @@ use std::collections::{
     HashMap, //
 };
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+mod common;
+use common::Rng;
 
 /// The namespaces' content: LBA -> its data (absent: zeroes).
 type Image = HashMap<(u32, u64), Vec<u8>>;
@@ -442,4 +430,21 @@ fn media_streams_load_and_mutations_are_judged_alike() {
     }
     eprintln!("{inputs} valid media streams loaded; mutations (kind, accepted): {outcome:?}");
     eprintln!("refusals by reason: {reasons:#?}");
+}
+
+#[test]
+fn crc32c_matches_a_bytewise_reference_on_random_data() {
+    let mut r = Rng(0xc0ff_ee00_1234_5678);
+    for _ in 0..2000 {
+        let len = match r.below(3) {
+            0 => r.below(16),
+            1 => r.below(4096),
+            _ => r.below(1 << 17),
+        };
+        let data: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
+        let from = r.below(len.max(1)).min(len);
+        let whole = crc32c(0, &data);
+        assert_eq!(whole, nvme_lm::fuzz::mutate::crc32c(&data), "length {len}");
+        assert_eq!(crc32c(crc32c(0, &data[..from]), &data[from..]), whole);
+    }
 }
