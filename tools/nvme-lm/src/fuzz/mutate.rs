@@ -83,7 +83,8 @@ impl Rng {
     }
 }
 
-/// CRC32C, table driven (the codec's bitwise one gives the same values).
+/// CRC32C, table driven a byte at a time: an independent reference for
+/// the codec's slicing-by-8 one.
 pub fn crc32c(data: &[u8]) -> u32 {
     static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
     let t = TABLE.get_or_init(|| {
@@ -281,7 +282,7 @@ impl Layout {
                         (8, 2, "vectors"),
                         (10, 2, "mqes"),
                         (12, 1, "ns_count"),
-                        (13, 1, "rsvd13"),
+                        (13, 1, "media"),
                         (14, 2, "rsvd14"),
                         (16, 8, "vendor_uuid"),
                         (24, 8, "vendor_uuid+8"),

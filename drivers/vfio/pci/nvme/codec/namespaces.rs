@@ -165,7 +165,7 @@ impl Namespaces {
     /// with `src`'s: the same namespaces, in every respect.
     pub fn accepts(&self, src: &Namespaces) -> Result<(), Error> {
         let (mine, theirs) = (self.as_slice(), src.as_slice());
-        if mine.len() != theirs.len() || mine.iter().zip(theirs).any(|(a, b)| a.nsid != b.nsid) {
+        if !self.same_nsids(src) {
             return Err(Error::OutOfLimits(
                 "different namespaces attached (NSIDs): the guest's storage would change",
             ));
@@ -185,6 +185,12 @@ impl Namespaces {
         Ok(())
     }
 
+    /// The same NSIDs, in the same order.
+    fn same_nsids(&self, other: &Namespaces) -> bool {
+        let (a, b) = (self.as_slice(), other.as_slice());
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.nsid == y.nsid)
+    }
+
     /// Whether a destination with these namespaces can take a media
     /// migration from a source with `src`'s: the same NSIDs in the same
     /// order (each source namespace copied to the destination's of the same
@@ -193,7 +199,7 @@ impl Namespaces {
     /// the point.
     pub fn accepts_media(&self, src: &Namespaces) -> Result<(), Error> {
         let (mine, theirs) = (self.as_slice(), src.as_slice());
-        if mine.len() != theirs.len() || mine.iter().zip(theirs).any(|(a, b)| a.nsid != b.nsid) {
+        if !self.same_nsids(src) {
             return Err(Error::OutOfLimits(
                 "different namespaces attached (NSIDs): no one-to-one media copy",
             ));
