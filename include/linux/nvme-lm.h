@@ -53,9 +53,11 @@ enum nvme_lm_cdq_event {
  * @data: the pointer given to nvme_lm_cdq_create()
  * @event: what happened
  *
- * Called from the PF's completion interrupt, or from nvme_lm_cdq_arm() with
- * interrupts disabled, under a spinlock: must not sleep or call the
- * service. At most one tail-trigger event per nvme_lm_cdq_arm().
+ * Called from a work item (process context): may sleep and call the
+ * service for the queue, but not nvme_lm_cdq_destroy(), which waits for it.
+ * Never runs concurrently with itself for one queue, nor after
+ * nvme_lm_cdq_destroy() returns. Events that come while a call is pending
+ * are delivered once. At most one tail-trigger event per nvme_lm_cdq_arm().
  */
 typedef void (*nvme_lm_cdq_notify_t)(void *data, enum nvme_lm_cdq_event event);
 

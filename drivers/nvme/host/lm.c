@@ -93,6 +93,9 @@ struct nvme_lm {
  *	@lm->lock)
  * @notify: owner's event callback, may be NULL
  * @data: its argument
+ * @events: events to deliver, a bit per enum nvme_lm_cdq_event (under
+ *	nvme_lm_cdq_lock)
+ * @event_work: delivers @events to @notify in process context
  * @npages: pages of ring memory
  * @pages: their kernel addresses
  * @pages_dma: their bus addresses on the PF
@@ -113,6 +116,8 @@ struct nvme_lm_cdq {
 	u64 full_reported;
 	nvme_lm_cdq_notify_t notify;
 	void *data;
+	unsigned long events;
+	struct work_struct event_work;
 	u32 npages;
 	void **pages;
 	dma_addr_t *pages_dma;
@@ -1075,6 +1080,34 @@ static int nvme_lm_cdq_format(struct nvme_lm *lm)
 	return 0;
 }
 
+/* Delivers the events posted since the last run, in process context. */
+static void nvme_lm_cdq_event_work(struct work_struct *work)
+{
+	struct nvme_lm_cdq *q = container_of(work, struct nvme_lm_cdq,
+					     event_work);
+	unsigned long events;
+
+	spin_lock_irq(&nvme_lm_cdq_lock);
+	events = q->events;
+	q->events = 0;
+	spin_unlock_irq(&nvme_lm_cdq_lock);
+	if (events & BIT(NVME_LM_CDQ_FULL))
+		q->notify(q->data, NVME_LM_CDQ_FULL);
+	if (events & BIT(NVME_LM_CDQ_TAIL_TRIGGER))
+		q->notify(q->data, NVME_LM_CDQ_TAIL_TRIGGER);
+}
+
+/* Queues @event for the owner; nvme_lm_cdq_lock held, @q on the list. */
+static void nvme_lm_cdq_post_event(struct nvme_lm_cdq *q,
+				   enum nvme_lm_cdq_event event)
+{
+	lockdep_assert_held(&nvme_lm_cdq_lock);
+	if (!q->notify)
+		return;
+	q->events |= BIT(event);
+	schedule_work(&q->event_work);
+}
+
 /**
  * nvme_lm_cdq_create() - create the VF's User Data Migration Queue
  * @lm: the handle
@@ -1124,6 +1157,7 @@ struct nvme_lm_cdq *nvme_lm_cdq_create(struct nvme_lm *lm, u32 nr_entries,
 	q->phase = 1;
 	q->notify = notify;
 	q->data = data;
+	INIT_WORK(&q->event_work, nvme_lm_cdq_event_work);
 	q->npages = npages;
 	q->pages = kcalloc(npages, sizeof(*q->pages), GFP_KERNEL);
 	q->pages_dma = kcalloc(npages, sizeof(*q->pages_dma), GFP_KERNEL);
@@ -1203,6 +1237,8 @@ void nvme_lm_cdq_destroy(struct nvme_lm_cdq *cdq)
 	spin_unlock_irq(&nvme_lm_cdq_lock);
 	lm->cdq = NULL;
 	mutex_unlock(&lm->lock);
+	/* Off the list, nothing queues it again; the callback may lock. */
+	cancel_work_sync(&cdq->event_work);
 	nvme_lm_cdq_free(cdq);
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_destroy, NVME_LM_USERS);
@@ -1402,8 +1438,7 @@ int nvme_lm_cdq_arm(struct nvme_lm_cdq *cdq, u32 entries_ahead)
 		 * one the controller raises as well is dropped as not armed.
 		 */
 		cdq->armed = false;
-		if (cdq->notify)
-			cdq->notify(cdq->data, NVME_LM_CDQ_TAIL_TRIGGER);
+		nvme_lm_cdq_post_event(cdq, NVME_LM_CDQ_TAIL_TRIGGER);
 	}
 	spin_unlock_irq(&nvme_lm_cdq_lock);
 unlock:
@@ -1454,8 +1489,7 @@ void nvme_lm_handle_aen(struct nvme_ctrl *ctrl, __le16 status, u64 result)
 		} else {
 			break;
 		}
-		if (q->notify)
-			q->notify(q->data, info);
+		nvme_lm_cdq_post_event(q, info);
 		break;
 	}
 	spin_unlock_irqrestore(&nvme_lm_cdq_lock, flags);

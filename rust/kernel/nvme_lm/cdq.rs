@@ -41,9 +41,10 @@ pub enum CdqEvent {
 
 /// The owner's receiver of the events of a [`Cdq`].
 pub trait CdqEvents: Send + Sync {
-    /// Called from the PF's completion interrupt (or from [`Cdq::arm`] with
-    /// interrupts off), with a spinlock held: must not sleep, and must not
-    /// call into the [`Cdq`] it is for.
+    /// Called from a work item of the service (process context): may sleep
+    /// and use the [`Cdq`] it is for, but must not drop it (dropping waits
+    /// for this call). Never concurrently with itself for one queue, nor
+    /// after the queue is dropped; events that come meanwhile are merged.
     fn event(&self, ev: CdqEvent);
 }
 
