@@ -20,6 +20,7 @@ use crate::codec::track::Limits;
 use crate::device_state::{self, errno, Format, Profile};
 use crate::dma_log::DmaLog;
 use crate::fsm::{action, controller_runs, Action};
+use crate::media_option::MediaMigration;
 use crate::session::Session;
 use crate::user_errors::UserErrors;
 use crate::NvmeVfioPci;
@@ -60,6 +61,8 @@ pub(crate) struct LiveMigration {
     reset_pending: AtomicBool,
     /// DMA logging, when the PF tracks memory changes.
     dma_log: Option<Pin<KBox<DmaLog>>>,
+    /// The `media_migration` option (sysfs), fixed while the device is open.
+    pub(crate) media_migration: MediaMigration,
     #[pin]
     fsm: Mutex<Fsm>,
 }
@@ -91,6 +94,7 @@ impl LiveMigration {
                 errors,
                 reset_pending: AtomicBool::new(false),
                 dma_log,
+                media_migration: MediaMigration::new(),
                 fsm <- new_mutex!(Fsm {
                     state: State::Running,
                     saving: None,
@@ -110,6 +114,13 @@ impl LiveMigration {
     /// The VF's secondary controller ID.
     pub(crate) fn cntlid(&self) -> u16 {
         self.lm.cntlid()
+    }
+
+    /// Whether the VF's migration stream carries its local namespace (the
+    /// `media_migration` option): read when a saving or resuming session
+    /// is opened; it does not change while the device is open.
+    pub(crate) fn media_migration(&self) -> bool {
+        self.media_migration.enabled()
     }
 
     /// Whether the VF offers DMA logging.
