@@ -20,7 +20,10 @@
 //!   of a saving or resuming session;
 //! - device DMA logging: the driver's [`PciDriver::log_start`],
 //!   `log_stop` and `log_read_and_clear` become the `vfio_log_ops` of the
-//!   devices [`PciDriver::dma_logging`] accepts.
+//!   devices [`PciDriver::dma_logging`] accepts;
+//! - per-device options: each of the driver's [`PciDriver::OPTIONS`] is a
+//!   boolean sysfs file of every device it binds, read and written through
+//!   [`PciDriver::option_get`] and [`PciDriver::option_set`].
 //!
 //! C headers: [`include/linux/vfio.h`](srctree/include/linux/vfio.h),
 //! [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h)
@@ -30,6 +33,7 @@ pub mod data_file;
 mod device_id;
 pub mod dma_logging;
 pub mod migration;
+mod options;
 mod registration;
 
 pub use core_device::Device;
@@ -52,6 +56,7 @@ pub use migration::{
     PrecopyInfo,
     State, //
 };
+pub use options::MAX_OPTIONS;
 pub use registration::Registration;
 
 use crate::{
@@ -135,6 +140,28 @@ pub trait PciDriver: Sized + Send + Sync + 'static {
     fn log_read_and_clear(_dev: &Device<Self>, _dirty: &mut DirtyBitmap<'_>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
+
+    /// The driver's boolean per-device options (at most [`MAX_OPTIONS`]):
+    /// each a sysfs file (mode 0644) in the directory of every device it
+    /// binds, created after probe and removed before remove (the driver's
+    /// `dev_groups`), reading `"0\n"` or `"1\n"` and taking what
+    /// `kstrtobool()` takes. Option `index` is `OPTIONS[index]`.
+    const OPTIONS: &'static [&'static CStr] = &[];
+
+    /// The value of option `index` of a bound device.
+    fn option_get(_data: &Self::Data, _index: usize) -> bool {
+        false
+    }
+
+    /// Sets option `index` of a bound device; an error is returned to the
+    /// writer (e.g. `EBUSY` while the device is open).
+    fn option_set(_dev: &Device<Self>, _index: usize, _value: bool) -> Result {
+        Err(EINVAL)
+    }
+
+    /// The first user opened the device (vfio-pci-core enabled it; the
+    /// open cannot fail any more): [`PciDriver::close_device`] follows.
+    fn open_device(_dev: &Device<Self>) {}
 
     /// The last user closed the device (before vfio-pci-core disables it):
     /// migration sessions end here.

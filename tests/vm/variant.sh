@@ -3,8 +3,11 @@
 # driver_override, takes the VF's migration handle when the PF supports
 # Host Managed Live Migration (and serves it as plain vfio-pci when not),
 # the VF works through VFIO as under vfio-pci, its VFIO migration features
-# are STOP_COPY | P2P | PRE_COPY (none without HMLM), and it unbinds,
-# rebinds and unloads cleanly.
+# are STOP_COPY | P2P | PRE_COPY (none without HMLM), its media_migration
+# option (a sysfs file of the bound VF) is off by default, settable while the
+# device is closed and refused while a VFIO user holds it open (refused on a
+# VF without migration), and it unbinds (taking the file away), rebinds and
+# unloads cleanly.
 #   variant.sh migratable|plain
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
@@ -72,22 +75,141 @@ check_io() {
 	echo "$info" | grep -qx "$want" || fail "expected '$want'"
 }
 
+OPT_FILE() { echo "/sys/bus/pci/devices/$VF/media_migration"; }
+
+# opt_write VALUE: one write(2) of VALUE to the option's file; prints "ok" or
+# the errno's name.
+opt_write() {
+	python3 - "$(OPT_FILE)" "$1" <<'PY'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+try:
+    os.write(fd, sys.argv[2].encode())
+    print("ok")
+except OSError as e:
+    # EOPNOTSUPP by its kernel name (Python's errorcode says ENOTSUP).
+    names = {**errno.errorcode, errno.EOPNOTSUPP: "EOPNOTSUPP"}
+    print(names.get(e.errno, str(e.errno)))
+finally:
+    os.close(fd)
+PY
+}
+
+# expect_write VALUE WANT: writing VALUE gives WANT ("ok" or an errno name).
+expect_write() {
+	local got
+	got=$(opt_write "$1") || fail "cannot open $(OPT_FILE)" || return
+	echo "write '${1%$'\n'}': $got"
+	[ "$got" = "$2" ] || fail "writing '${1%$'\n'}' to media_migration: $got, expected $2"
+}
+
+# expect_option V: the option's file reads exactly "V\n".
+expect_option() {
+	local got
+	got=$(cat "$(OPT_FILE)"; echo x) || fail "cannot read $(OPT_FILE)" || return
+	[ "$got" = "$1"$'\n'x ] || fail "media_migration reads '${got%x}', expected '$1\n'"
+}
+
+# vfio_hold CDEV: a VFIO user that holds the device open (bound to iommufd,
+# which opens it in the driver) until killed; sets HOLDER, its pid, once it
+# holds the device.
+vfio_hold() {
+	local fifo line
+	fifo=$(mktemp -u)
+	mkfifo "$fifo" || return 1
+	python3 - "$1" >"$fifo" <<'PY' &
+import fcntl, os, struct, sys, time
+iommufd = os.open("/dev/iommu", os.O_RDWR)
+dev = os.open(sys.argv[1], os.O_RDWR)
+VFIO_DEVICE_BIND_IOMMUFD = (ord(";") << 8) | (100 + 18)
+# argsz, flags, iommufd, out_devid
+fcntl.ioctl(dev, VFIO_DEVICE_BIND_IOMMUFD, struct.pack("=IIiI", 16, 0, iommufd, 0))
+print("held", flush=True)
+while True:
+    time.sleep(3600)
+PY
+	HOLDER=$!
+	read -r line <"$fifo"
+	rm -f "$fifo"
+	[ "$line" = held ] || fail "cannot hold $1 open" || return
+}
+
+release_hold() {
+	kill "$HOLDER" 2>/dev/null
+	wait "$HOLDER" 2>/dev/null
+	HOLDER=
+}
+
+check_media_option() {
+	local f mode
+	f=$(OPT_FILE)
+	[ -f "$f" ] || fail "$f: missing" || return
+	mode=$(stat -c %a "$f")
+	[ "$mode" = 644 ] || fail "$f: mode $mode, not 644" || return
+	expect_option 0 || return
+	case $EXPECT in
+	migratable)
+		expect_write $'1\n' ok && expect_option 1 &&
+			expect_write $'0\n' ok && expect_option 0 &&
+			expect_write y ok && expect_option 1 &&
+			expect_write garbage EINVAL && expect_option 1 &&
+			expect_write n ok && expect_option 0 &&
+			expect_write on ok && expect_option 1 &&
+			expect_write $'0\n' ok && expect_option 0 ;;
+	plain)
+		expect_write $'1\n' EOPNOTSUPP && expect_option 0 || return
+		suite_log | grep -q "$VF: media_migration: the VF has no live migration" ||
+			fail "no kernel message naming why the option is refused" ;;
+	esac
+}
+
+check_media_busy() {
+	local d rc
+	d=$(ls "/sys/bus/pci/devices/$VF/vfio-dev" 2>/dev/null | head -n1)
+	[ -n "$d" ] || fail "$VF: no VFIO cdev" || return
+	if [ "$EXPECT" = plain ]; then
+		vfio_hold "/dev/vfio/devices/$d" || return
+		expect_write $'1\n' EOPNOTSUPP && expect_option 0
+		rc=$?
+		release_hold
+		return $rc
+	fi
+	expect_write $'1\n' ok || return
+	vfio_hold "/dev/vfio/devices/$d" || return
+	# Open: the value stays, any write is refused.
+	expect_option 1 && expect_write $'0\n' EBUSY && expect_write $'1\n' EBUSY &&
+		expect_option 1
+	rc=$?
+	release_hold
+	[ $rc -eq 0 ] || return $rc
+	suite_log | grep -q "$VF: media_migration: cannot change while the VFIO device is open" ||
+		fail "no kernel message naming why the option is refused" || return
+	# Closed (the last user went away): settable again.
+	expect_write $'0\n' ok && expect_option 0 && expect_write $'1\n' ok && expect_option 1
+}
+
 check_unbind_unload() {
 	bind_driver "$VF" "" || return 1
+	[ ! -e "$(OPT_FILE)" ] || fail "$(OPT_FILE) outlives the unbind" || return
 	bind_driver "$VF" nvme-vfio-pci || fail "rebind failed" || return
+	# A new binding starts with the option off.
+	expect_option 0 || return
 	bind_driver "$VF" "" || return 1
+	[ ! -e "$(OPT_FILE)" ] || fail "$(OPT_FILE) outlives the unbind" || return
 	rmmod nvme_vfio_pci || fail "rmmod nvme_vfio_pci failed" || return
 	modprobe nvme_vfio_pci || fail "modprobe after rmmod failed" || return
 	kernel_log_clean "outlives" || return
 }
 
-ktap_begin "variant_$EXPECT" 3
+ktap_begin "variant_$EXPECT" 5
 errf=$(mktemp)
 if ! setup >/dev/null 2>"$errf"; then
-	for t in binds io unbind_rebind_unload; do ktap_not_ok "$t" "setup: $(tail -n1 "$errf")"; done
+	for t in binds vfio_io media_migration_option media_migration_busy unbind_rebind_unload; do ktap_not_ok "$t" "setup: $(tail -n1 "$errf")"; done
 	exit 1
 fi
 ktap_check binds check_binds
 ktap_check vfio_io check_io
+ktap_check media_migration_option check_media_option
+ktap_check media_migration_busy check_media_busy
 ktap_check unbind_rebind_unload check_unbind_unload
 ktap_end

@@ -177,6 +177,9 @@ impl<T: PciDriver> Device<T> {
             to_result(unsafe { bindings::vfio_pci_core_enable(core) })?;
             // SAFETY: As above; `vfio_pci_core_enable()` succeeded.
             unsafe { bindings::vfio_pci_core_finish_enable(core) };
+            // SAFETY: By the function's safety requirement; data lives
+            // until release, which comes after the last close.
+            T::open_device(unsafe { Self::from_vdev(vdev) });
             Ok(0)
         })
     }

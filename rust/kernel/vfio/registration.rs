@@ -5,6 +5,7 @@
 //! C header: [`include/linux/pci.h`](srctree/include/linux/pci.h)
 
 use super::{
+    options::Options,
     Device,
     PciDriver, //
 };
@@ -30,9 +31,12 @@ use core::marker::PhantomData;
 ///
 /// # Invariants
 ///
-/// `drv` is registered with the PCI core from construction until drop.
+/// `drv` is registered with the PCI core from construction until drop;
+/// its `dev_groups` are those of `options`, which outlives the registration
+/// (fields drop after [`PinnedDrop::drop`] unregistered `drv`).
 #[pin_data(PinnedDrop)]
 pub struct Registration<T: PciDriver> {
+    options: Options<T>,
     #[pin]
     drv: Opaque<bindings::pci_driver>,
     _t: PhantomData<T>,
@@ -68,8 +72,15 @@ impl<T: PciDriver> Registration<T> {
 
     /// Registers the driver of `module`.
     pub fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let options = Options::<T>::new();
+        // NULL if there are no options (or no tables: then `options?`
+        // fails before `drv` is initialized).
+        let dev_groups = options
+            .as_ref()
+            .map_or(core::ptr::null_mut(), Options::dev_groups);
         try_pin_init!(Self {
-            drv <- Opaque::try_ffi_init(|ptr: *mut bindings::pci_driver| {
+            options: options?,
+            drv <- Opaque::try_ffi_init(move |ptr: *mut bindings::pci_driver| {
                 // SAFETY: `ptr` is valid, pinned memory for a `pci_driver`,
                 // which is all zeroes unless set here.
                 unsafe {
@@ -80,9 +91,13 @@ impl<T: PciDriver> Registration<T> {
                     (*ptr).id_table = T::ID_TABLE.as_ptr();
                     (*ptr).err_handler = &Self::ERR_HANDLERS;
                     (*ptr).driver_managed_dma = true;
+                    // The PCI core copies them to the driver core's
+                    // `dev_groups`.
+                    (*ptr).dev_groups = dev_groups;
                 }
                 // SAFETY: `ptr` is a filled-in `pci_driver` that stays pinned
-                // until `drop` unregisters it.
+                // until `drop` unregisters it; `dev_groups`, in `options`,
+                // outlives that.
                 to_result(unsafe {
                     bindings::__pci_register_driver(
                         ptr,

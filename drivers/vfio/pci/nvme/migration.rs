@@ -22,6 +22,7 @@ use crate::dma_log::DmaLog;
 use crate::fsm::{action, controller_runs, Action};
 use crate::media_sink::SinkIo;
 use crate::media_source::{Harvest, Source};
+use crate::media_option::MediaMigration;
 use crate::session::Session;
 use crate::user_errors::UserErrors;
 use crate::NvmeVfioPci;
@@ -62,9 +63,8 @@ pub(crate) struct LiveMigration {
     reset_pending: AtomicBool,
     /// DMA logging, when the PF tracks memory changes.
     dma_log: Option<Pin<KBox<DmaLog>>>,
-    /// The operator opted in to media migration: the VF's namespaces
-    /// travel in the stream (set before the device is opened).
-    media: AtomicBool,
+    /// The `media_migration` option (sysfs), fixed while the device is open.
+    pub(crate) media_migration: MediaMigration,
     #[pin]
     fsm: Mutex<Fsm>,
 }
@@ -97,7 +97,7 @@ impl LiveMigration {
                 errors,
                 reset_pending: AtomicBool::new(false),
                 dma_log,
-                media: AtomicBool::new(false),
+                media_migration: MediaMigration::new(),
                 fsm <- new_mutex!(Fsm {
                     state: State::Running,
                     saving: None,
@@ -114,20 +114,16 @@ impl LiveMigration {
         self.lm.detach();
     }
 
-    /// Whether the VF's namespaces travel in its migration streams.
-    pub(crate) fn media_migration(&self) -> bool {
-        self.media.load(Ordering::Relaxed)
-    }
-
-    /// Opts the VF in to (or out of) media migration; sessions opened
-    /// afterwards use it.
-    pub(crate) fn set_media_migration(&self, on: bool) {
-        self.media.store(on, Ordering::Relaxed);
-    }
-
     /// The VF's secondary controller ID.
     pub(crate) fn cntlid(&self) -> u16 {
         self.lm.cntlid()
+    }
+
+    /// Whether the VF's migration stream carries its local namespace (the
+    /// `media_migration` option): read when a saving or resuming session
+    /// is opened; it does not change while the device is open.
+    pub(crate) fn media_migration(&self) -> bool {
+        self.media_migration.enabled()
     }
 
     /// Whether the VF offers DMA logging.

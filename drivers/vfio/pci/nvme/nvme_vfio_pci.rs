@@ -22,6 +22,7 @@ mod codec;
 mod device_state;
 mod dma_log;
 mod fsm;
+mod media_option;
 mod media_sink;
 mod media_source;
 mod migration;
@@ -60,6 +61,9 @@ kernel::vfio_pci_device_table!(
 /// The variant driver of NVMe VFs.
 struct NvmeVfioPci;
 
+/// Index of the `media_migration` option in [`vfio::PciDriver::OPTIONS`].
+const MEDIA_MIGRATION: usize = 0;
+
 /// What the driver keeps per VF.
 struct VfData {
     /// Migration of the VF; `None` when its PF cannot migrate it, and the
@@ -79,6 +83,7 @@ impl vfio::PciDriver for NvmeVfioPci {
     type OwnerModule = NvmeVfioPciModule;
     const NAME: &'static CStr = c"nvme-vfio-pci";
     const ID_TABLE: vfio::IdTable = &ID_TABLE;
+    const OPTIONS: &'static [&'static CStr] = &[c"media_migration"];
 
     fn probe(pdev: &pci::Device<device::Core<'_>>) -> Result<VfData> {
         let dev: &device::Device<device::Core<'_>> = pdev.as_ref();
@@ -155,9 +160,42 @@ impl vfio::PciDriver for NvmeVfioPci {
         log.report(dev.as_dev(), lm, dirty)
     }
 
+    fn option_get(data: &VfData, index: usize) -> bool {
+        match (index, data.mig.as_deref()) {
+            (MEDIA_MIGRATION, Some(mig)) => mig.media_migration(),
+            _ => false,
+        }
+    }
+
+    fn option_set(dev: &vfio::Device<Self>, index: usize, value: bool) -> Result {
+        if index != MEDIA_MIGRATION {
+            return Err(EINVAL);
+        }
+        let Some(mig) = dev.data().mig.as_deref() else {
+            dev_err!(
+                dev.as_dev(),
+                "media_migration: the VF has no live migration (its PF cannot migrate it)\n"
+            );
+            return Err(EOPNOTSUPP);
+        };
+        mig.media_migration.set(value).inspect_err(|_| {
+            dev_err!(
+                dev.as_dev(),
+                "media_migration: cannot change while the VFIO device is open\n"
+            );
+        })
+    }
+
+    fn open_device(dev: &vfio::Device<Self>) {
+        if let Some(mig) = dev.data().mig.as_deref() {
+            mig.media_migration.opened();
+        }
+    }
+
     fn close_device(dev: &vfio::Device<Self>) {
         if let Some(mig) = dev.data().mig.as_deref() {
             mig.reset(dev.as_dev());
+            mig.media_migration.closed();
         }
     }
 
