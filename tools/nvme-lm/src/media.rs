@@ -648,12 +648,14 @@ fn feed(d: &Device, s: &[u8]) -> Result<Fed, String> {
         .set_mig_state(State::Resuming)
         .map_err(|x| format!("RUNNING -> RESUMING: {x}"))?
         .ok_or("RUNNING -> RESUMING returned no data_fd")?;
-    let mut pieces = vec![(None, 0, crate::codec::stream::HEADER_LEN)];
+    let mut pieces = vec![(None, 0, crate::codec::stream::HEADER_LEN.min(s.len()))];
     for (i, r) in recs.iter().enumerate() {
         pieces.push((Some(i), r.off, r.end().min(s.len())));
     }
-    if let Some(last) = pieces.last_mut() {
-        last.2 = s.len();
+    // Bytes after the end record: one more write, as record recs.len().
+    let done = pieces.last().map_or(0, |p| p.2);
+    if done < s.len() {
+        pieces.push((Some(recs.len()), done, s.len()));
     }
     let mut fed = Fed {
         refused: None,
