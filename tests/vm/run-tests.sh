@@ -24,6 +24,7 @@ SUITES=(
 	"resume_fuzz bash tests/vm/resume-fuzz.sh"
 	"dma_logging bash tests/vm/dma-logging.sh"
 	"storage bash tests/vm/storage.sh"
+	"media_migration bash tests/vm/media.sh"
 	"pf_service_ops bash tests/vm/pf-service.sh ops"
 	"pf_service_io bash tests/vm/pf-service.sh io"
 	"pf_service_media bash tests/vm/pf-service.sh media"

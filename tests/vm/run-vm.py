@@ -60,10 +60,11 @@ def kvm_usable():
 # dual-ported drive that source and destination VF both reach. NSIDs 2 to
 # NUM_VFS + 1 are created detached: each VF's private namespace (local
 # storage), attached by the tests to that VF's secondary controller and the
-# PF (tests/vm/storage.sh). A third PF, host c, is the same controller
-# without Host Managed Live Migration (NVME_VFIO_NVME_PROPS' hmlm setting
-# does not apply to it) and only NSID 1: where the variant driver must
-# serve a VF as plain vfio-pci.
+# PF (tests/vm/storage.sh), 256 MiB each (sparse files): media migration
+# moves a realistic bulk (tests/vm/media.sh). A third PF, host c, is the
+# same controller without Host Managed Live Migration (NVME_VFIO_NVME_PROPS'
+# hmlm setting does not apply to it) and only NSID 1: where the variant
+# driver must serve a VF as plain vfio-pci.
 HOSTS = ("a", "b", "c")
 NO_HMLM = ("c",)
 # Per host: host a's MDTS is 16 KiB (2^2 pages), so every admin data
@@ -78,7 +79,7 @@ HOST_PROPS = {
     "c": [],
 }
 NS_BYTES = 64 << 20
-PRIVATE_NS_BYTES = 16 << 20
+PRIVATE_NS_BYTES = 256 << 20
 
 
 def ns_ident(host, nsid):

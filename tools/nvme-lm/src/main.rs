@@ -64,6 +64,84 @@ enum Cmd {
         #[arg(long, default_value_t = 256)]
         blocks: u64,
     },
+    /// Media migration: a VF whose storage is a private namespace moves to
+    /// a VF of another subsystem with the namespace's data in the stream
+    /// (both VFs opted in: media_migration), the client running random
+    /// writes, Write Zeroes and deallocates through the PRE_COPY rounds;
+    /// then the client verifies its model on the destination. Prints the
+    /// rounds, the bytes of each phase, the downtime and the records.
+    MediaMigrate {
+        /// Source VF: its VFIO cdev.
+        #[arg(long)]
+        vf_a: PathBuf,
+        /// Destination VF: its VFIO cdev.
+        #[arg(long)]
+        vf_b: PathBuf,
+        /// The namespace the client runs on: the VFs' private one.
+        #[arg(long)]
+        nsid: u32,
+        /// PRE_COPY rounds with the load running (then rounds without it
+        /// until the source converges).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Commands the client issues before each read of the stream (a
+        /// burst of 8 times as many opens each loaded round); 0: no load.
+        #[arg(long, default_value_t = 8)]
+        rate: usize,
+        /// Bytes of each data_fd read and destination write.
+        #[arg(long, default_value_t = 1 << 20)]
+        chunk: usize,
+        /// Fail unless the kernel logs that the dirty-LBA queue filled up.
+        #[arg(long)]
+        expect_cdq_full: bool,
+        /// Keep the stream in this file.
+        #[arg(long)]
+        save: Option<PathBuf>,
+        /// The namespace was never written (reads zeroes): do not clear it
+        /// with Write Zeroes first.
+        #[arg(long)]
+        fresh: bool,
+        /// MiB the client writes before the migration (256 KiB extents at
+        /// random places).
+        #[arg(long, default_value_t = 4)]
+        prefill_mib: u64,
+        /// Random blocks read back on the destination, besides the written
+        /// ones.
+        #[arg(long, default_value_t = 4096)]
+        samples: usize,
+        /// Seed of the load (decimal or 0x hex); random if absent.
+        #[arg(long)]
+        seed: Option<String>,
+        /// Converged: a round ends with initial_bytes 0 and at most this
+        /// many dirty bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        converge_bytes: u64,
+        /// Rounds without load allowed to converge.
+        #[arg(long, default_value_t = 8)]
+        quiet_rounds: usize,
+    },
+    /// Feeds a captured media-migration stream, or a bad stream made from
+    /// it, to a destination VF in RESUMING (one write per record) and
+    /// checks how it ends; the destination is reset afterwards.
+    MediaResume {
+        /// The destination VF: its VFIO cdev.
+        #[arg(long)]
+        vf: PathBuf,
+        /// The stream (from media-migrate --save).
+        #[arg(long)]
+        stream: PathBuf,
+        /// Change it first: beyond_capacity, unknown_nsid, huge_nlb,
+        /// truncated or after_end.
+        #[arg(long)]
+        mutate: Option<String>,
+        /// ok, write:ERRNO (refused at the changed record), stop or
+        /// stop:ERRNO (every write accepted, RESUMING -> STOP fails).
+        #[arg(long, default_value = "ok")]
+        expect: String,
+        /// Then feed the unchanged stream, which must load.
+        #[arg(long)]
+        then_good: bool,
+    },
     /// Repeated live migrations between two VFs (ping-pong) with I/O in
     /// flight: the distribution of downtime and of each phase.
     Bench {
@@ -532,6 +610,48 @@ fn main() -> ExitCode {
         }
         Cmd::BenchDirty { entries } => nvme_lm::bench::dirty(*entries).map(|r| print!("{r}")),
         Cmd::Migrate { vf_a, vf_b, blocks } => migrate(vf_a, vf_b, *blocks),
+        Cmd::MediaMigrate {
+            vf_a,
+            vf_b,
+            nsid,
+            rounds,
+            rate,
+            chunk,
+            expect_cdq_full,
+            save,
+            fresh,
+            prefill_mib,
+            samples,
+            seed,
+            converge_bytes,
+            quiet_rounds,
+        } => seed_of(seed.as_deref()).and_then(|seed| {
+            println!("media-migrate: seed {seed:#x}");
+            nvme_lm::media::migrate(&nvme_lm::media::Options {
+                a: vf_a.clone(),
+                b: vf_b.clone(),
+                nsid: *nsid,
+                rounds: *rounds,
+                rate: *rate,
+                chunk: *chunk,
+                expect_cdq_full: *expect_cdq_full,
+                save: save.clone(),
+                fresh: *fresh,
+                prefill_mib: *prefill_mib,
+                samples: *samples,
+                seed,
+                converge_bytes: *converge_bytes,
+                quiet_rounds: *quiet_rounds,
+            })
+        }),
+        Cmd::MediaResume {
+            vf,
+            stream,
+            mutate,
+            expect,
+            then_good,
+        } => nvme_lm::media::parse_expect(expect)
+            .and_then(|x| nvme_lm::media::resume(vf, stream, mutate.as_deref(), &x, *then_good)),
         Cmd::FuzzResume {
             vf_a,
             vf_b,

@@ -53,6 +53,10 @@ pub struct Pending {
     pub generation: u32,
     /// Data buffer.
     pub buf: Chunk,
+    /// A read that must return zeroes (the block was zeroed, deallocated
+    /// where that reads zeroes, or never written on a namespace that read
+    /// zeroes at the start: [`Guest::zero_default`]).
+    pub expect_zero: bool,
 }
 
 /// A host driving one controller at a time.
@@ -69,6 +73,22 @@ pub struct Guest {
     pub lba_size: usize,
     /// Generation last written to each block (the model reads check).
     pub model: BTreeMap<u64, u32>,
+    /// The namespace the guest runs I/O on ([`NSID`] unless started with
+    /// [`Guest::start_ns`]).
+    pub nsid: u32,
+    /// Its size in blocks (Identify Namespace NSZE).
+    pub nsze: u64,
+    /// Identify Namespace DLFEAT: bits 2:0 = 1 when deallocated blocks
+    /// read zeroes.
+    pub dlfeat: u8,
+    /// Whether a block outside `model` and `unknown` reads zeroes: the
+    /// namespace read zeroes when the model started (fresh, or cleared by
+    /// [`Guest::clear_namespace`]). Off by default: such blocks are
+    /// unchecked.
+    pub zero_default: bool,
+    /// Blocks whose contents the model does not know (deallocated where
+    /// DLFEAT does not promise zeroes).
+    pub unknown: BTreeSet<u64>,
     /// Commands in flight, by (qid, cid).
     pub pending: BTreeMap<(u16, u16), Pending>,
     /// The (qid, cid) of every completion reaped, in order (callers take
@@ -124,6 +144,18 @@ impl Guest {
         depth: u16,
         cq_depth: u16,
     ) -> io::Result<Self> {
+        Self::start_ns(dev, arena, nr_io, depth, cq_depth, NSID)
+    }
+
+    /// Like [`Guest::start_sized`], running I/O on namespace `nsid`.
+    pub fn start_ns(
+        dev: &Device,
+        arena: Rc<Arena>,
+        nr_io: u16,
+        depth: u16,
+        cq_depth: u16,
+        nsid: u32,
+    ) -> io::Result<Self> {
         let irqs = Self::destination(dev)?;
         if irqs.len() <= usize::from(nr_io) {
             return Err(other(format!(
@@ -143,12 +175,14 @@ impl Guest {
             ctrl.create_io_queues(&mut admin, &q)?;
             io.push(q);
         }
-        let ns = ctrl.identify(&mut admin, &arena, 0, NSID, 0)?;
+        let ns = ctrl.identify(&mut admin, &arena, 0, nsid, 0)?;
+        let nsze = u64::from_le_bytes(ns[0..8].try_into().map_err(other)?);
+        let dlfeat = ns[33];
         let flbas = usize::from(ns[26] & 0xf);
         let lbads = ns[128 + 4 * flbas + 2];
         if !(9..=12).contains(&lbads) {
             return Err(other(format!(
-                "namespace {NSID}: unexpected LBA data size 2^{lbads}"
+                "namespace {nsid}: unexpected LBA data size 2^{lbads}"
             )));
         }
         Ok(Self {
@@ -158,6 +192,11 @@ impl Guest {
             io,
             lba_size: 1 << lbads,
             model: BTreeMap::new(),
+            nsid,
+            nsze,
+            dlfeat,
+            zero_default: false,
+            unknown: BTreeSet::new(),
             pending: BTreeMap::new(),
             completions: Vec::new(),
             irqs,
@@ -196,7 +235,7 @@ impl Guest {
         let generation = self.model.get(&lba).map_or(1, |g| g + 1);
         let buf = self.arena.alloc(self.lba_size)?;
         buf.write(0, &pattern(lba, generation, self.lba_size));
-        let mut sqe = Sqe::rw(io_opcode::WRITE, NSID, lba, 1, buf.iova(), 0);
+        let mut sqe = Sqe::rw(io_opcode::WRITE, self.nsid, lba, 1, buf.iova(), 0);
         let db = self.db();
         let q = &mut self.io[qi];
         let cid = q.enqueue(&mut sqe)?;
@@ -206,6 +245,7 @@ impl Guest {
         // The model moves on at submission: no read of this block may be
         // in flight together with the write (tests keep them apart).
         self.model.insert(lba, generation);
+        self.unknown.remove(&lba);
         self.pending.insert(
             (q.qid, cid),
             Pending {
@@ -213,6 +253,7 @@ impl Guest {
                 lba,
                 generation,
                 buf,
+                expect_zero: false,
             },
         );
         Ok(cid)
@@ -222,9 +263,10 @@ impl Guest {
     /// against the generation the model holds now.
     pub fn submit_read(&mut self, qi: usize, lba: u64, ring: bool) -> io::Result<u16> {
         let generation = self.model.get(&lba).copied().unwrap_or(0);
+        let expect_zero = generation == 0 && self.reads_zero(lba);
         let buf = self.arena.alloc(self.lba_size)?;
         buf.fill(0xee);
-        let mut sqe = Sqe::rw(io_opcode::READ, NSID, lba, 1, buf.iova(), 0);
+        let mut sqe = Sqe::rw(io_opcode::READ, self.nsid, lba, 1, buf.iova(), 0);
         let db = self.db();
         let q = &mut self.io[qi];
         let cid = q.enqueue(&mut sqe)?;
@@ -238,6 +280,7 @@ impl Guest {
                 lba,
                 generation,
                 buf,
+                expect_zero,
             },
         );
         Ok(cid)
@@ -261,8 +304,9 @@ impl Guest {
                 &pattern(slba + i, g, self.lba_size),
             );
             self.model.insert(slba + i, g);
+            self.unknown.remove(&(slba + i));
         }
-        let sqe = Sqe::rw(io_opcode::WRITE, NSID, slba, nlb, buf.iova(), 0);
+        let sqe = Sqe::rw(io_opcode::WRITE, self.nsid, slba, nlb, buf.iova(), 0);
         self.io_sync(qi, sqe, "Write")
     }
 
@@ -270,18 +314,17 @@ impl Guest {
     pub fn flush(&mut self, qi: usize) -> io::Result<()> {
         let sqe = Sqe {
             opcode: io_opcode::FLUSH,
-            nsid: NSID,
+            nsid: self.nsid,
             ..Sqe::default()
         };
         self.io_sync(qi, sqe, "Flush")
     }
 
-    /// Write Zeroes of `nlb` blocks at `slba` (reads of them are unchecked).
+    /// Write Zeroes of `nlb` blocks at `slba` (reads of them are checked
+    /// for zeroes only under [`Guest::zero_default`]).
     pub fn write_zeroes(&mut self, qi: usize, slba: u64, nlb: u16) -> io::Result<()> {
-        for i in 0..u64::from(nlb) {
-            self.model.remove(&(slba + i));
-        }
-        let mut sqe = Sqe::rw(io_opcode::WRITE_ZEROES, NSID, slba, nlb, 0, 0);
+        self.model_zeroed(slba, u64::from(nlb));
+        let mut sqe = Sqe::rw(io_opcode::WRITE_ZEROES, self.nsid, slba, nlb, 0, 0);
         sqe.prp1 = 0;
         self.io_sync(qi, sqe, "Write Zeroes")
     }
@@ -294,14 +337,12 @@ impl Guest {
             r[4..8].copy_from_slice(&nlb.to_le_bytes());
             r[8..16].copy_from_slice(&slba.to_le_bytes());
             list.write(16 * i, &r);
-            for b in 0..u64::from(*nlb) {
-                self.model.remove(&(slba + b));
-            }
+            self.model_deallocated(*slba, u64::from(*nlb));
         }
         let n = u32::try_from(ranges.len() - 1).map_err(other)?;
         let sqe = Sqe {
             opcode: io_opcode::DSM,
-            nsid: NSID,
+            nsid: self.nsid,
             prp1: list.iova(),
             cdw: [n, 1 << 2, 0, 0, 0, 0],
             ..Sqe::default()
@@ -345,6 +386,16 @@ impl Guest {
                 "queue {qid} command {} (opcode {:#x}, LBA {}) failed: status {:#x}",
                 c.cid, p.opcode, p.lba, c.status
             )));
+        }
+        if p.opcode == io_opcode::READ && p.expect_zero {
+            let mut got = vec![0u8; self.lba_size];
+            p.buf.read(0, &mut got);
+            if let Some(at) = got.iter().position(|&b| b != 0) {
+                return Err(other(format!(
+                    "queue {qid}: read of LBA {} (zeroed, deallocated or never written) has byte {at} = {:#04x}, expected zeroes",
+                    p.lba, got[at]
+                )));
+            }
         }
         if p.opcode == io_opcode::READ && p.generation != 0 {
             let mut got = vec![0u8; self.lba_size];
@@ -477,6 +528,190 @@ impl Guest {
                 (q.qid, head, tail)
             })
             .collect()
+    }
+
+    /// Whether the model says block `lba` reads zeroes (it holds no
+    /// written generation).
+    pub fn reads_zero(&self, lba: u64) -> bool {
+        self.zero_default && !self.model.contains_key(&lba) && !self.unknown.contains(&lba)
+    }
+
+    /// Whether deallocated blocks read zeroes (DLFEAT bits 2:0 = 001b).
+    pub fn deallocate_reads_zero(&self) -> bool {
+        self.dlfeat & 7 == 1
+    }
+
+    /// The model after `nlb` blocks from `slba` were zeroed.
+    fn model_zeroed(&mut self, slba: u64, nlb: u64) {
+        for b in slba..slba + nlb {
+            self.model.remove(&b);
+            self.unknown.remove(&b);
+        }
+    }
+
+    /// The model after `nlb` blocks from `slba` were deallocated: zeroes if
+    /// DLFEAT promises them, unknown otherwise.
+    fn model_deallocated(&mut self, slba: u64, nlb: u64) {
+        let zero = self.deallocate_reads_zero();
+        for b in slba..slba + nlb {
+            self.model.remove(&b);
+            if !zero {
+                self.unknown.insert(b);
+            }
+        }
+    }
+
+    /// Queues `sqe` (an I/O command of no data to check at completion,
+    /// buffer `buf`) on queue `qi`, recorded at `lba`; rings only if `ring`.
+    fn submit_other(
+        &mut self,
+        qi: usize,
+        mut sqe: Sqe,
+        lba: u64,
+        buf: Chunk,
+        ring: bool,
+    ) -> io::Result<u16> {
+        let opcode = sqe.opcode;
+        let db = self.db();
+        let q = &mut self.io[qi];
+        let cid = q.enqueue(&mut sqe)?;
+        if ring {
+            q.ring(&db)?;
+        }
+        self.pending.insert(
+            (q.qid, cid),
+            Pending {
+                opcode,
+                lba,
+                generation: 0,
+                buf,
+                expect_zero: false,
+            },
+        );
+        Ok(cid)
+    }
+
+    /// Queues a write of `nlb` blocks (at most one page of data) at `slba`
+    /// on queue `qi`, each block with its next generation; the model moves
+    /// on at submission, like [`Guest::submit_write`].
+    pub fn submit_write_blocks(
+        &mut self,
+        qi: usize,
+        slba: u64,
+        nlb: u16,
+        ring: bool,
+    ) -> io::Result<u16> {
+        let len = self.lba_size * usize::from(nlb);
+        if len > crate::dma::PAGE || nlb == 0 {
+            return Err(other(format!(
+                "write of {nlb} blocks ({len} bytes): not 1 block to 1 page"
+            )));
+        }
+        let buf = self.arena.alloc(len)?;
+        for i in 0..u64::from(nlb) {
+            let g = self
+                .model
+                .get(&(slba + i))
+                .map_or(1, |g| g.wrapping_add(1).max(1));
+            buf.write(
+                i as usize * self.lba_size,
+                &pattern(slba + i, g, self.lba_size),
+            );
+            self.model.insert(slba + i, g);
+            self.unknown.remove(&(slba + i));
+        }
+        let sqe = Sqe::rw(io_opcode::WRITE, self.nsid, slba, nlb, buf.iova(), 0);
+        self.submit_other(qi, sqe, slba, buf, ring)
+    }
+
+    /// Queues a Write Zeroes of `nlb` blocks at `slba` on queue `qi`.
+    pub fn submit_write_zeroes(
+        &mut self,
+        qi: usize,
+        slba: u64,
+        nlb: u16,
+        ring: bool,
+    ) -> io::Result<u16> {
+        self.model_zeroed(slba, u64::from(nlb));
+        let buf = self.arena.alloc(1)?;
+        let sqe = Sqe::rw(io_opcode::WRITE_ZEROES, self.nsid, slba, nlb, 0, 0);
+        self.submit_other(qi, sqe, slba, buf, ring)
+    }
+
+    /// Queues a Dataset Management deallocate of `ranges` (slba, nlb) on
+    /// queue `qi`.
+    pub fn submit_deallocate(
+        &mut self,
+        qi: usize,
+        ranges: &[(u64, u32)],
+        ring: bool,
+    ) -> io::Result<u16> {
+        if ranges.is_empty() || ranges.len() > 256 {
+            return Err(other(format!("deallocate of {} ranges", ranges.len())));
+        }
+        let list = self.arena.alloc(16 * ranges.len())?;
+        for (i, (slba, nlb)) in ranges.iter().enumerate() {
+            let mut r = [0u8; 16];
+            r[4..8].copy_from_slice(&nlb.to_le_bytes());
+            r[8..16].copy_from_slice(&slba.to_le_bytes());
+            list.write(16 * i, &r);
+            self.model_deallocated(*slba, u64::from(*nlb));
+        }
+        let n = u32::try_from(ranges.len() - 1).map_err(other)?;
+        let sqe = Sqe {
+            opcode: io_opcode::DSM,
+            nsid: self.nsid,
+            prp1: list.iova(),
+            cdw: [n, 1 << 2, 0, 0, 0, 0],
+            ..Sqe::default()
+        };
+        self.submit_other(qi, sqe, ranges[0].0, list, ring)
+    }
+
+    /// Write Zeroes over the whole namespace (1 MiB commands, 64 in
+    /// flight), then starts the model over: every block reads zeroes.
+    pub fn clear_namespace(&mut self) -> io::Result<()> {
+        let per = u64::try_from((1usize << 20) / self.lba_size).map_err(other)?;
+        let mark = self.arena.used();
+        let mut slba = 0;
+        while slba < self.nsze {
+            let nlb = per.min(self.nsze - slba);
+            let qi = (slba / per) as usize % self.io.len();
+            self.submit_write_zeroes(qi, slba, u16::try_from(nlb).map_err(other)?, true)?;
+            slba += nlb;
+            if self.pending.len() >= 64 {
+                self.drain(20_000)?;
+            }
+        }
+        self.drain(20_000)?;
+        self.arena.rewind(mark)?;
+        self.model.clear();
+        self.unknown.clear();
+        self.zero_default = true;
+        Ok(())
+    }
+
+    /// Reads back `lbas` (64 in flight over the queues) and checks each
+    /// against the model: its generation's pattern, zeroes, or unchecked
+    /// (unknown). Returns the reads checked against data or zeroes.
+    pub fn verify_lbas(&mut self, lbas: &[u64]) -> io::Result<usize> {
+        let mark = self.arena.used();
+        let mut checked = 0;
+        for chunk in lbas.chunks(64) {
+            if !self.pending.is_empty() {
+                return Err(other("verify: commands still in flight"));
+            }
+            for (i, lba) in chunk.iter().enumerate() {
+                if self.model.contains_key(lba) || self.reads_zero(*lba) {
+                    checked += 1;
+                }
+                self.submit_read(i % self.io.len(), *lba, false)?;
+            }
+            self.ring_all()?;
+            self.drain(20_000)?;
+            self.arena.rewind(mark)?;
+        }
+        Ok(checked)
     }
 
     /// Reads back every block the model knows (batches over the queues)

@@ -1,0 +1,299 @@
+#!/bin/bash
+# Media migration (KTAP suite media_migration): a VF whose storage is a
+# local, private namespace moves to a VF on the other host (another NVM
+# subsystem) with the namespace's data in the VFIO migration stream, when
+# the operator opted both VFs in (/sys/bus/pci/devices/<VF>/media_migration,
+# before the VFIO device is opened).
+#
+# The test bed (tests/vm/run-vm.py): hosts a and b, each an SR-IOV PF of its
+# own subsystem; VF n (VFN, 1-based) of either host has the private NSID
+# n + 1 (256 MiB). For the suite, VF0 and VF1 of both hosts have ONLY their
+# private namespace attached (NSID 1 detached from their controllers, put
+# back at the end), the PFs have it too: the tests compare the two hosts'
+# copies through the PFs' block devices. Host a VF0 -> host b VF0 moves
+# NSID 2, host a VF1 -> host b VF1 NSID 3.
+#
+# nvme-lm media-migrate runs the client (random writes, Write Zeroes,
+# deallocates) through the PRE_COPY rounds and verifies its model of the
+# namespace on the destination; nvme-lm media-resume feeds captured or
+# mutated streams to a destination.
+. "$(dirname "$0")/lib/ktap.sh"
+. "$(dirname "$0")/lib/sriov.sh"
+. "$(dirname "$0")/lib/kernel-log.sh"
+NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
+CDQ_PARAM=/sys/module/nvme_vfio_pci/parameters/media_cdq_entries
+D=$(mktemp -d)
+
+setup() {
+	PF_A=$(pf_bdf a) && PF_B=$(pf_bdf b) || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF_A/sriov_numvfs")" -ge 2 ] || sriov_setup 4 a || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF_B/sriov_numvfs")" -ge 2 ] || sriov_setup 4 b || return 1
+	DEV_A=$(pci_nvme_dev "$PF_A") && DEV_B=$(pci_nvme_dev "$PF_B") || return 1
+	PCID_A=$(pf_cntlid "$DEV_A") && PCID_B=$(pf_cntlid "$DEV_B") || return 1
+	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
+	PF=$PF_B bind_vfs_vfio nvme-vfio-pci 2 || return 1
+	B0=$VF0 CDEV_B0=$CDEV0 B1=$VF1 CDEV_B1=$CDEV1
+	PF=$PF_A bind_vfs_vfio nvme-vfio-pci 2 || return 1
+	A0=$VF0 CDEV_A0=$CDEV0 A1=$VF1 CDEV_A1=$CDEV1
+	only_private || return 1
+	CDQ_SAVED=$(cat "$CDQ_PARAM" 2>/dev/null)
+	kernel_log_mark
+}
+
+# ctrl HOST: "DEV PCID" of host a or b.
+ctrl() { if [ "$1" = a ]; then echo "$DEV_A $PCID_A"; else echo "$DEV_B $PCID_B"; fi; }
+
+# only_private: VFN 1 and 2 of both hosts get their private namespace
+# (attached to the VF's controller and the PF) and lose NSID 1; checks what
+# the PF reports attached to each VF's controller. shared_again undoes it.
+only_private() {
+	local host dev pcid i scid got
+	for host in a b; do
+		read -r dev pcid <<<"$(ctrl $host)"
+		for i in 1 2; do
+			scid=$(vf_scid "$dev" "$i") || return 1
+			got=$(ns_of_ctrl "$dev" "$scid")
+			case " $got" in *" 1 "*) detach_ns "$dev" 1 "$scid" || return 1 ;; esac
+			case " $got" in *" $((i + 1)) "*) ;; *) attach_ns "$dev" $((i + 1)) "$pcid,$scid" || return 1 ;; esac
+			got=$(ns_of_ctrl "$dev" "$scid")
+			[ "$got" = "$((i + 1)) " ] ||
+				fail "host $host, secondary controller $scid: NSIDs '$got', expected only $((i + 1))" || return
+		done
+	done
+}
+
+shared_again() {
+	local host dev pcid i scid
+	for host in a b; do
+		read -r dev pcid <<<"$(ctrl $host)"
+		for i in 1 2; do
+			scid=$(vf_scid "$dev" "$i") || return 1
+			detach_ns "$dev" $((i + 1)) "$pcid,$scid" || return 1
+			attach_ns "$dev" 1 "$scid" || return 1
+		done
+	done
+}
+
+# media VF 0|1: opts VF in or out (no attribute: a kernel without media
+# migration, where off is all there is).
+media() {
+	local f=/sys/bus/pci/devices/$1/media_migration
+	if [ ! -e "$f" ]; then
+		[ "$2" = 0 ] && return 0
+		fail "$1: no media_migration attribute: the kernel has no media migration" || return
+	fi
+	echo "$2" >"$f" || fail "$1: writing $2 to media_migration failed" || return
+	[ "$(cat "$f")" = "$2" ] || fail "$1: media_migration reads '$(cat "$f")' after writing $2"
+}
+
+# The block device of NSID $2 on PF controller $1 (its own path's head).
+pf_ns_blockdev() {
+	local c=${1#/dev/} b n i re='^nvme([0-9]+)c[0-9]+n([0-9]+)$'
+	for i in $(seq 50); do
+		for b in /sys/class/nvme/"$c"/nvme*n*; do
+			[ "$(cat "$b/nsid" 2>/dev/null)" = "$2" ] || continue
+			n=${b##*/}
+			[[ $n =~ $re ]] && n=nvme${BASH_REMATCH[1]}n${BASH_REMATCH[2]}
+			[ -b "/dev/$n" ] && { echo "/dev/$n"; return 0; }
+		done
+		nvme ns-rescan "$1" >/dev/null 2>&1
+		sleep 0.2
+	done
+	fail "$1: no block device for NSID $2 after 10 s"
+}
+
+# Reads block device $1 past the page cache.
+direct() { dd if="$1" bs=1M iflag=direct status=none; }
+
+# ns_cmp NSID: the namespace on host a and on host b, byte for byte,
+# through the PFs.
+ns_cmp() {
+	local a b sa sb lbs out at
+	a=$(pf_ns_blockdev "$DEV_A" "$1") && b=$(pf_ns_blockdev "$DEV_B" "$1") || return
+	sa=$(blockdev --getsize64 "$a") && sb=$(blockdev --getsize64 "$b") || return
+	lbs=$(blockdev --getss "$a")
+	[ "$sa" = "$sb" ] || fail "NSID $1: $sa bytes on host a ($a), $sb on host b ($b)" || return
+	if out=$(cmp <(direct "$a") <(direct "$b") 2>&1); then
+		echo "NSID $1: $sa bytes identical on host a ($a) and host b ($b), read through the PFs"
+	else
+		at=$(grep -o 'byte [0-9]*' <<<"$out" | awk '{ print $2 }')
+		fail "NSID $1: host a ($a) and host b ($b) differ${at:+ first at byte $at (LBA $(((at - 1) / lbs)))}: $out"
+	fi
+}
+
+# ns_sum HOST NSID: SHA-256 of the namespace, read through the PF.
+ns_sum() {
+	local dev b
+	read -r dev _ <<<"$(ctrl "$1")"
+	b=$(pf_ns_blockdev "$dev" "$2") || return
+	direct "$b" | sha256sum | cut -c1-16
+}
+
+# media_migrate ARGS...: nvme-lm media-migrate, its output in $D/out.
+media_migrate() { "$NVME_LM" media-migrate "$@" >"$D/out" 2>&1; }
+
+# The report's lines worth keeping in the KTAP diagnostics.
+report() {
+	grep -E "^(media-migrate|cleared|prefill|PRE_COPY entered|round |pre-copy|stop-copy|downtime|stream|  records|  namespace|DATA|verify|load|written-bytes|data-bytes|kernel log|result|migration failed|source after)" "$D/out"
+}
+
+# ok_or_fail: the migration in $D/out succeeded, or fail with its error.
+ok_or_fail() {
+	[ "$1" -eq 0 ] && return 0
+	report
+	fail "media-migrate failed: $(grep -m1 '^nvme-lm: error' "$D/out" || tail -n1 "$D/out")"
+}
+
+check_local_storage_migrates() {
+	media "$A0" 1 && media "$B0" 1 || return
+	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 3 --rate 8 \
+		--prefill-mib 8 --save "$D/local.stream"
+	ok_or_fail $? || return
+	report
+	grep -q "^result: OK" "$D/out" || fail "no result line: $(tail -n1 "$D/out")" || return
+	grep -qE "^DATA: [1-9]" "$D/out" || fail "the stream carried no DATA record" || return
+	# Both VFs were reset when media-migrate closed them: the namespaces
+	# hold what the migration left.
+	ns_cmp 2
+}
+
+check_sparse_payload() {
+	local w d
+	media "$A1" 1 && media "$B1" 1 || return
+	# NSID 3 was never written: 4 MiB in 256 KiB extents, no load.
+	media_migrate --vf-a "$CDEV_A1" --vf-b "$CDEV_B1" --nsid 3 --fresh --rounds 1 --rate 0 \
+		--prefill-mib 4 --save "$D/sparse.stream"
+	ok_or_fail $? || return
+	report
+	w=$(sed -n 's/^written-bytes: //p' "$D/out") && d=$(sed -n 's/^data-bytes: //p' "$D/out")
+	[ -n "$w" ] && [ -n "$d" ] || fail "no written-bytes / data-bytes in the report" || return
+	echo "256 MiB namespace, $w bytes written: $d bytes of DATA payload ($(awk -v d="$d" -v w="$w" 'BEGIN { printf "%.3f", d / w }') x), stream $(stat -c %s "$D/sparse.stream") bytes"
+	awk -v d="$d" -v w="$w" 'BEGIN { exit !(d <= 1.1 * w) }' ||
+		fail "DATA payload $d bytes > 1.1 x the $w bytes written: zero ranges not compacted" || return
+	ns_cmp 3
+}
+
+check_cdq_full() {
+	local rc cur log line reason
+	[ -w "$CDQ_PARAM" ] || fail "no writable $CDQ_PARAM" || return
+	echo 64 >"$CDQ_PARAM" || fail "writing 64 to $CDQ_PARAM failed" || return
+	media "$A0" 1 && media "$B0" 1 || return
+	cur=$(kernel_log_cursor)
+	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 4 --rate 64
+	rc=$?
+	echo "${CDQ_SAVED:-4096}" >"$CDQ_PARAM"
+	report
+	log=$(kernel_log_since "$cur")
+	line=$(grep -m1 "the dirty-LBA queue filled up" <<<"$log")
+	[ -n "$line" ] || fail "media_cdq_entries=64: no \"the dirty-LBA queue filled up\" in the kernel log" || return
+	echo "kernel log: $line"
+	if [ "$rc" -eq 0 ]; then
+		echo "outcome: migrated with the queue full (everything copied marked dirty and resent)"
+		ns_cmp 2
+	else
+		# A refusal must say why: the tool's error, and the driver's. Wrong
+		# data on the destination is no refusal.
+		local why
+		why=$(grep -m1 '^migration failed' "$D/out" || grep -m1 '^nvme-lm: error' "$D/out")
+		! grep -qE "on the destination|the client's model|CRC|MIG_DATA_SIZE said" "$D/out" ||
+			fail "media_cdq_entries=64: the migration completed wrong: $why" || return
+		echo "outcome: refused: $why"
+		reason=$(grep -E "($A0|$B0)" <<<"$log" | grep -v "filled up" | grep -iE "dirty|media|rejected|refus")
+		[ -n "$reason" ] ||
+			fail "the migration failed ($why) and the driver logged no reason besides the overflow" || return
+		echo "driver: $(head -n1 <<<"$reason")"
+	fi
+}
+
+# Each bad stream: mutation, what the destination must do (media-resume
+# --expect), and what its dev_err must name (ERE, case-insensitive). One
+# place to adjust when codec::media's wording lands.
+BAD_STREAMS=(
+	"beyond_capacity write:ERANGE capacit|beyond|NSZE|out of range|past the end"
+	"unknown_nsid write:EINVAL NSID|namespace"
+	"huge_nlb write:ERANGE NLB|too large|length|MiB|size"
+	"truncated stop truncat|incomplete|short|mid-record|ends"
+	"after_end write:EINVAL after the end|after END|trailing|after end"
+)
+
+check_bad_streams() {
+	local s=$D/sparse.stream m expect re cur log line n1 n2 n1b n2b rc
+	[ -s "$s" ] || fail "no captured stream: sparse_namespace_payload did not save one" || return
+	media "$B1" 1 || return
+	# Canaries: host b's other namespaces, through the PF.
+	n1=$(ns_sum b 1) && n2=$(ns_sum b 2) || return
+	for c in "${BAD_STREAMS[@]}"; do
+		read -r m expect re <<<"$c"
+		cur=$(kernel_log_cursor) rc=0
+		"$NVME_LM" media-resume --vf "$CDEV_B1" --stream "$s" --mutate "$m" --expect "$expect" \
+			--then-good >"$D/out" 2>&1 || rc=$?
+		sed "s/^/$m: /" "$D/out"
+		[ "$rc" -eq 0 ] || fail "$m: $(grep -m1 '^nvme-lm: error' "$D/out")" || return
+		log=$(kernel_log_since "$cur")
+		line=$(grep -m1 "$B1: migration stream rejected" <<<"$log")
+		[ -n "$line" ] || fail "$m: no \"$B1: migration stream rejected\" in the kernel log" || return
+		echo "$m: kernel log: $line"
+		grep -qiE "$re" <<<"${line#*migration stream rejected}" ||
+			fail "$m: the dev_err does not name it (/$re/): $line" || return
+	done
+	# Mode mismatch: the destination not opted in refuses the media
+	# source's compatibility record.
+	media "$B1" 0 || return
+	cur=$(kernel_log_cursor) rc=0
+	"$NVME_LM" media-resume --vf "$CDEV_B1" --stream "$s" --expect write:ERANGE >"$D/out" 2>&1 || rc=$?
+	media "$B1" 1
+	sed "s/^/mode_mismatch: /" "$D/out"
+	[ "$rc" -eq 0 ] || fail "mode_mismatch: $(grep -m1 '^nvme-lm: error' "$D/out")" || return
+	grep -q "^refused: write of record 0 (COMPAT" "$D/out" ||
+		fail "mode_mismatch: not refused at the compatibility record: $(grep -m1 '^refused' "$D/out")" || return
+	line=$(kernel_log_since "$cur" | grep -m1 "$B1: migration stream rejected: incompatible source: ")
+	[ -n "$line" ] || fail "mode_mismatch: no \"$B1: migration stream rejected: incompatible source:\" dev_err" || return
+	echo "mode_mismatch: kernel log: $line"
+	# Usable after all that: the good stream loads (media on again).
+	"$NVME_LM" media-resume --vf "$CDEV_B1" --stream "$s" --expect ok >"$D/out" 2>&1 ||
+		fail "after the bad streams, the good stream: $(grep -m1 '^nvme-lm: error' "$D/out")" || return
+	echo "after the bad streams: $(grep -m1 '^accepted' "$D/out")"
+	n1b=$(ns_sum b 1) && n2b=$(ns_sum b 2) || return
+	[ "$n1" = "$n1b" ] || fail "host b NSID 1 changed ($n1 -> $n1b): a bad stream wrote outside its namespace" || return
+	[ "$n2" = "$n2b" ] || fail "host b NSID 2 changed ($n2 -> $n2b): a bad stream wrote outside its namespace" || return
+	echo "canaries: host b NSID 1 ($n1) and NSID 2 ($n2) unchanged"
+	# The good stream loaded last: NSID 3 holds the source's data again.
+	ns_cmp 3
+}
+
+check_media_off_refused() {
+	local rc
+	media "$A0" 0 && media "$B0" 0 || return
+	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 1 --rate 8 --prefill-mib 1
+	rc=$?
+	report
+	[ "$rc" -ne 0 ] || fail "media off: the migration to host b succeeded" || return
+	grep -q "^migration failed: PRE_COPY round 1: the destination refused the stream" "$D/out" ||
+		fail "not refused in PRE_COPY: $(grep -m1 '^migration failed\|^nvme-lm: error' "$D/out")" || return
+	grep -q "(ERANGE)" "$D/out" || fail "refused, not with ERANGE: $(grep -m1 '^migration failed' "$D/out")" || return
+	grep -q "^source after the failure: I/O written and verified$" "$D/out" ||
+		fail "the source did no verified I/O after the refusal" || return
+	suite_log | grep -m1 "$B0: migration stream rejected: incompatible source: different NVM subsystem" ||
+		fail "no dev_err on $B0 naming 'different NVM subsystem'" || return
+}
+
+CASES="local_storage_migrates_to_other_host:check_local_storage_migrates
+	sparse_namespace_payload:check_sparse_payload
+	cdq_full_still_exact:check_cdq_full
+	bad_streams_refused:check_bad_streams
+	media_off_refuses_other_subsystem:check_media_off_refused"
+ktap_begin media_migration "$(echo $CASES | wc -w)"
+errf=$(mktemp)
+if ! setup >/dev/null 2>"$errf"; then
+	for c in $CASES; do ktap_not_ok "${c%%:*}" "setup: $(tail -n1 "$errf")"; done
+	exit 1
+fi
+for c in $CASES; do
+	ktap_check "${c%%:*}" "${c#*:}"
+done
+[ -z "${CDQ_SAVED:-}" ] || echo "$CDQ_SAVED" >"$CDQ_PARAM"
+for vf in "$A0" "$A1" "$B0" "$B1"; do media "$vf" 0 >/dev/null 2>&1; done
+shared_again >/dev/null 2>"$errf" || echo "# restore: $(tail -n1 "$errf")"
+for vf in "$A0" "$A1" "$B0" "$B1"; do bind_driver "$vf" ""; done
+rm -rf "$D"
+ktap_end
