@@ -21,7 +21,6 @@
 . "$(dirname "$0")/lib/sriov.sh"
 . "$(dirname "$0")/lib/kernel-log.sh"
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
-CDQ_PARAM=/sys/module/nvme_vfio_pci/parameters/media_cdq_entries
 D=$(mktemp -d)
 
 setup() {
@@ -36,8 +35,20 @@ setup() {
 	PF=$PF_A bind_vfs_vfio nvme-vfio-pci 2 || return 1
 	A0=$VF0 CDEV_A0=$CDEV0 A1=$VF1 CDEV_A1=$CDEV1
 	only_private || return 1
-	CDQ_SAVED=$(cat "$CDQ_PARAM" 2>/dev/null)
 	kernel_log_mark
+}
+
+# reload_with ENTRIES: nvme_vfio_pci loaded again with
+# media_cdq_entries=ENTRIES (a load-time parameter; empty: the default), and
+# the four VFs bound to it again (their media_migration options off).
+reload_with() {
+	rmmod nvme_vfio_pci || fail "rmmod nvme_vfio_pci failed" || return
+	modprobe nvme_vfio_pci ${1:+media_cdq_entries=$1} ||
+		fail "modprobe nvme_vfio_pci ${1:+media_cdq_entries=$1} failed" || return
+	PF=$PF_B bind_vfs_vfio nvme-vfio-pci 2 || return 1
+	B0=$VF0 CDEV_B0=$CDEV0 B1=$VF1 CDEV_B1=$CDEV1
+	PF=$PF_A bind_vfs_vfio nvme-vfio-pci 2 || return 1
+	A0=$VF0 CDEV_A0=$CDEV0 A1=$VF1 CDEV_A1=$CDEV1
 }
 
 # ctrl HOST: "DEV PCID" of host a or b.
@@ -175,13 +186,12 @@ check_sparse_payload() {
 
 check_cdq_full() {
 	local rc cur log line reason
-	[ -w "$CDQ_PARAM" ] || fail "no writable $CDQ_PARAM" || return
-	echo 64 >"$CDQ_PARAM" || fail "writing 64 to $CDQ_PARAM failed" || return
+	reload_with 64 || return
 	media "$A0" 1 && media "$B0" 1 || return
 	cur=$(kernel_log_cursor)
 	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 4 --rate 64
 	rc=$?
-	echo "${CDQ_SAVED:-4096}" >"$CDQ_PARAM"
+	reload_with || return
 	report
 	log=$(kernel_log_since "$cur")
 	line=$(grep -m1 "the dirty-LBA queue filled up" <<<"$log")

@@ -22,9 +22,9 @@
 
 use crate::codec::{
     dirty::{self, Geometry},
-    media::{self, DataHeader, NsDesc, ZeroRange, MAX_DATA_LEN, NS_DESC_LEN, ZERO_LEN},
+    media::{self, crc_record, DataHeader, NsDesc, ZeroRange, MAX_DATA_LEN, NS_DESC_LEN, ZERO_LEN},
     namespaces::Namespaces,
-    stream::{crc32c, crc_record, RECORD_HEADER_LEN},
+    stream::{crc32c, RECORD_HEADER_LEN},
     udmq::{Change, Entry, Marker, ENTRY_LEN},
 };
 use crate::device_state::errno;
