@@ -301,7 +301,6 @@ fi
 for c in $CASES; do
 	ktap_check "${c%%:*}" "${c#*:}"
 done
-[ -z "${CDQ_SAVED:-}" ] || echo "$CDQ_SAVED" >"$CDQ_PARAM"
 for vf in "$A0" "$A1" "$B0" "$B1"; do media "$vf" 0 >/dev/null 2>&1; done
 shared_again >/dev/null 2>"$errf" || echo "# restore: $(tail -n1 "$errf")"
 for vf in "$A0" "$A1" "$B0" "$B1"; do bind_driver "$vf" ""; done
