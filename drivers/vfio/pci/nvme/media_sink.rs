@@ -15,12 +15,13 @@
 use crate::codec::{
     self,
     media::DATA_HEADER_LEN,
+    namespaces::{Namespace, Namespaces, MAX_NAMESPACES},
     stream::{parse_record, record_need, Checker, Compat, Record, HEADER_LEN, RECORD_HEADER_LEN},
 };
 use crate::device_state::reject;
 use kernel::{
     alloc::KVVec,
-    device,
+    dev_err_ratelimited, device,
     nvme_lm::{Handle, Media, MediaIo, MediaOp},
     prelude::*,
     ratelimit::RateLimit,
@@ -50,6 +51,8 @@ struct Pending {
 /// The destination side of a media migration.
 pub(crate) struct SinkIo {
     checker: Checker,
+    /// This VF's namespaces.
+    dest_namespaces: Namespaces,
     media: KVVec<(u32, Media)>,
     /// The stream header was taken.
     started: bool,
@@ -79,6 +82,7 @@ impl SinkIo {
         }
         Ok(Self {
             checker: Checker::new(dest),
+            dest_namespaces: dest.namespaces,
             media,
             started: false,
             rx: KVVec::new(),
@@ -93,6 +97,26 @@ impl SinkIo {
             .iter()
             .position(|(id, _)| *id == nsid)
             .ok_or(EINVAL)
+    }
+
+    /// Names both ends' namespaces (after an incompatible source).
+    fn log_namespaces(&self, dev: &device::Device, limit: &RateLimit, src: &Compat) {
+        let list = |c: &[Namespace]| {
+            let mut ids = [0u32; MAX_NAMESPACES];
+            for (id, n) in ids.iter_mut().zip(c) {
+                *id = n.nsid;
+            }
+            (ids, c.len().min(MAX_NAMESPACES))
+        };
+        let (theirs, nt) = list(src.namespaces.as_slice());
+        let (mine, nm) = list(self.dest_namespaces.as_slice());
+        dev_err_ratelimited!(
+            limit,
+            dev,
+            "media migration: source NSIDs {:?}, this VF's {:?}\n",
+            &theirs[..nt],
+            &mine[..nm]
+        );
     }
 
     /// Writes the pending data records, a batch per namespace.
@@ -135,9 +159,12 @@ impl SinkIo {
         let rx = core::mem::take(&mut self.rx);
         let raw = rx.get(LEAD..).ok_or(EINVAL)?;
         let (rec, _) = parse_record(raw).map_err(|e| reject(dev, limit, "stream", e))?;
-        self.checker
-            .check(&rec, raw)
-            .map_err(|e| reject(dev, limit, "stream", e))?;
+        if let Err(e) = self.checker.check(&rec, raw) {
+            if let Record::Compat(src) = &rec {
+                self.log_namespaces(dev, limit, src);
+            }
+            return Err(reject(dev, limit, "stream", e));
+        }
         match rec {
             Record::Data { header, data } => {
                 let ns = self.media_of(header.nsid)?;

@@ -158,13 +158,13 @@ impl Source {
                 GFP_KERNEL,
             )?;
         }
-        let cdq = if cdq_entries > 0 {
-            let cdq = Cdq::create(lm, cdq_entries, Some(harvest.clone()))?;
+        let (cdq, cdq_entries) = if cdq_entries > 0 {
+            let (cdq, entries) = create_cdq(dev, lm, cdq_entries, harvest)?;
             cdq.log(true)?;
-            cdq.arm(cdq_entries / 2)?;
-            Some(cdq)
+            cdq.arm(entries / 2)?;
+            (Some(cdq), entries)
         } else {
-            None
+            (None, 0)
         };
         Ok(Self {
             dev: dev.into(),
@@ -487,6 +487,37 @@ impl Source {
     pub(crate) fn rewind(&mut self) {
         for n in self.ns.iter_mut() {
             n.scan_bit = 0;
+        }
+    }
+}
+
+/// Smallest queue tried: one page of entries.
+const MIN_CDQ_ENTRIES: u32 = 128;
+
+/// Creates the queue with `entries` entries, or the most the PF takes
+/// (halving down to one page: its limit of pages is not known here).
+fn create_cdq(
+    dev: &device::Device,
+    lm: &Arc<Handle>,
+    entries: u32,
+    harvest: &Arc<Harvest>,
+) -> Result<(Cdq, u32)> {
+    let mut n = entries.max(2);
+    loop {
+        match Cdq::create(lm, n, Some(harvest.clone())) {
+            Ok(cdq) => {
+                if n != entries {
+                    dev_info!(
+                        dev,
+                        "media migration: dirty-LBA queue of {} entries (the PF takes no {})\n",
+                        n,
+                        entries
+                    );
+                }
+                return Ok((cdq, n));
+            }
+            Err(e) if e == EINVAL && n / 2 >= MIN_CDQ_ENTRIES => n /= 2,
+            Err(e) => return Err(e),
         }
     }
 }

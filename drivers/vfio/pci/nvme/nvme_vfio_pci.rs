@@ -44,8 +44,8 @@ module! {
     license: "GPL",
     params: {
         media_cdq_entries: u32 {
-            default: 4096,
-            description: "Entries of the dirty-LBA queue of a media migration (read at load)",
+            default: 2048,
+            description: "Entries of the dirty-LBA queue of a media migration (fewer if the PF takes fewer)",
         },
     },
 }
