@@ -1232,16 +1232,20 @@ pub fn media_checker_rejects() -> CaseResult {
     )?;
     let twice = inv("namespace described twice");
     expect_err(r(true, &[DESCS[0], s, e]), twice, "NS_DESC repeated")?;
-    expect_err(
-        r(false, &[Rec::Desc(1, 12, 0x2_0000), s, e]),
-        inv("namespace descriptor LBA size differs from the compatibility record"),
-        "NS_DESC lbads",
-    )?;
-    expect_err(
-        r(false, &[Rec::Desc(1, 9, 0x1_0000), s, e]),
-        inv("namespace descriptor capacity differs from the compatibility record"),
-        "NS_DESC nsze",
-    )?;
+    for lbads in [8, 12] {
+        expect_err(
+            r(false, &[Rec::Desc(1, lbads, 0x2_0000), s, e]),
+            inv("namespace descriptor LBA size differs from the compatibility record"),
+            "NS_DESC lbads",
+        )?;
+    }
+    for nsze in [0x1_ffff, 0x2_0001] {
+        expect_err(
+            r(false, &[Rec::Desc(1, 9, nsze), s, e]),
+            inv("namespace descriptor capacity differs from the compatibility record"),
+            "NS_DESC nsze",
+        )?;
+    }
     let order = inv("record out of order or repeated");
     expect_err(r(true, &[s, DESCS[0], e]), order, "NS_DESC after the state")?;
     expect_err(
@@ -1335,7 +1339,10 @@ fn header_checks() -> CaseResult {
         DataHeader,
         MAX_DATA_LEN, //
     };
-    use super::codec::stream::MAX_STATE_LEN;
+    use super::codec::stream::{
+        crc32c,
+        MAX_STATE_LEN, //
+    };
     let hdr = |size: u64, flags: u32, tag: u32| {
         let mut h = [0u8; 16];
         h[..8].copy_from_slice(&size.to_le_bytes());
@@ -1343,6 +1350,7 @@ fn header_checks() -> CaseResult {
         h[12..].copy_from_slice(&tag.to_le_bytes());
         record_need(&h)
     };
+    // CAST: a small constant.
     let data_max = (24 + MAX_DATA_LEN) as u64;
     ensure(
         hdr(data_max, 0, 4) == Ok(Some(16 + 24 + MAX_DATA_LEN)),
@@ -1382,6 +1390,12 @@ fn header_checks() -> CaseResult {
         crc: 0,
     };
     let n = write_data(&mut b, 0, &h, &[1, 2, 3]).map_err(|e| e.reason())?;
+    // The version-3 CRC covers the record and data headers and the
+    // padding, not the data.
+    ensure(
+        super::codec::media::crc_record(7, &b[..n]) == Ok(crc32c(crc32c(7, &b[..40]), &b[43..n])),
+        "crc_record coverage of a DATA record",
+    )?;
     expect_err(
         parse_record(&b[..n - 1]),
         Error::Truncated {
