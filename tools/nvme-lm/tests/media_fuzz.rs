@@ -448,3 +448,77 @@ fn crc32c_matches_a_bytewise_reference_on_random_data() {
         assert_eq!(crc32c(crc32c(0, &data[..from]), &data[from..]), whole);
     }
 }
+
+/// The dirty set, word at a time, against one `bool` a granule: random
+/// geometries, marks, `mark_below`, `mark_all` and runs taken.
+#[test]
+fn dirty_set_matches_a_bit_by_bit_model() {
+    use nvme_lm::codec::dirty::{
+        count,
+        mark,
+        mark_all,
+        mark_below,
+        take_run,
+        Geometry, //
+    };
+    let mut r = Rng(0xd127_5e75_0000_0001);
+    for _ in 0..3000 {
+        let nsze = 1 + r.next() % 5000;
+        let g = Geometry::new(nsze, 9, 512 << r.below(4), 1 + r.next() % 400).unwrap();
+        let gl = g.granule_lbas();
+        let bits = g.bits() as usize;
+        assert!(bits as u64 * gl >= nsze && (bits as u64 - 1) * gl < nsze);
+        let mut w = vec![0u64; g.words()];
+        let mut m = vec![false; bits];
+        for _ in 0..40 {
+            match r.below(10) {
+                0..=4 => {
+                    let slba = r.next() % (nsze + 2);
+                    let nlb = r.next() % 300;
+                    let ok = nlb > 0 && slba + nlb <= nsze;
+                    assert_eq!(mark(&mut w, &g, slba, nlb).is_ok(), ok);
+                    if ok {
+                        for b in (slba / gl)..=((slba + nlb - 1) / gl) {
+                            m[b as usize] = true;
+                        }
+                    }
+                }
+                5 => {
+                    let limit = r.next() % (nsze + 10);
+                    mark_below(&mut w, &g, limit);
+                    for (b, v) in m.iter_mut().enumerate() {
+                        *v |= (b as u64) * gl < limit;
+                    }
+                }
+                6 if r.below(4) == 0 => {
+                    mark_all(&mut w, &g);
+                    m.fill(true);
+                }
+                _ => {
+                    let from = r.below(bits + 2) as u64;
+                    let max = r.next() % 150;
+                    let got = take_run(&mut w, &g, from, max);
+                    let first = (from as usize..bits).find(|&b| m[b]);
+                    match (got, first) {
+                        (None, None) => {}
+                        (None, Some(_)) if max == 0 => {}
+                        (Some((slba, nlb)), Some(b)) => {
+                            let mut n = 0;
+                            while b + n < bits && m[b + n] && (n as u64) < max {
+                                m[b + n] = false;
+                                n += 1;
+                            }
+                            let end = (((b + n) as u64) * gl).min(nsze);
+                            assert_eq!((slba, nlb), (b as u64 * gl, end - b as u64 * gl));
+                        }
+                        other => panic!("take_run {other:?}"),
+                    }
+                }
+            }
+            assert_eq!(count(&w), m.iter().filter(|&&v| v).count() as u64);
+            for (b, &v) in m.iter().enumerate() {
+                assert_eq!(w[b / 64] >> (b % 64) & 1 == 1, v, "bit {b}");
+            }
+        }
+    }
+}

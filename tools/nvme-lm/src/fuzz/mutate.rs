@@ -632,12 +632,18 @@ fn boundary(r: &mut Rng, l: &Layout) -> usize {
     }
 }
 
+/// The end-record CRC of `b` by the rule of its version (version 3 skips
+/// DATA's data bytes), or of every byte if `b` is too broken to walk.
+fn end_crc(b: &[u8]) -> u32 {
+    stream::stream_crc(b).unwrap_or_else(|_| crc32c(b))
+}
+
 /// Recomputes the checksum of the first end record, found the way the
 /// driver walks records; `false` if there is none to fix.
 pub fn fix_crc(b: &mut [u8]) -> bool {
     match find_end(b) {
         Some(off) => {
-            let crc = crc32c(&b[..off]);
+            let crc = end_crc(&b[..off]);
             b[off + RECORD_HEADER_LEN..off + RECORD_HEADER_LEN + 4]
                 .copy_from_slice(&crc.to_le_bytes());
             true
@@ -686,7 +692,7 @@ fn record(tag: u32, flags: u32, payload: &[u8]) -> Vec<u8> {
 fn with_state(base: &Base, state: &[u8]) -> Vec<u8> {
     let mut v = base.bytes[..PREFIX_LEN].to_vec();
     v.extend(record(tag::CTRL_STATE, 0, state));
-    let crc = crc32c(&v);
+    let crc = end_crc(&v);
     v.extend(record(tag::END, 0, &crc.to_le_bytes()));
     v
 }

@@ -81,13 +81,14 @@ fn mask(lo: u64, hi: u64) -> u64 {
 /// Sets bits `[from, to)`, a word at a time.
 fn set_bits(words: &mut [u64], from: u64, to: u64) -> Result<(), Error> {
     let mut bit = from;
+    let have = words.len();
     while bit < to {
         let i = usize::try_from(bit / 64).map_err(|_| Error::Overflow)?;
         let lo = bit % 64;
         let hi = (to - (bit - lo)).min(64);
         *words.get_mut(i).ok_or(Error::Truncated {
             need: i.saturating_add(1),
-            have: 0,
+            have,
         })? |= mask(lo, hi);
         bit = bit - lo + 64;
     }
