@@ -214,6 +214,7 @@ events() {
 	local ev
 	sleep 0.2
 	ev=$(cat "$DBG/$1/events")
+	# shellcheck disable=SC2254 # PATTERN is a glob
 	case "$ev" in $2) ;; *) fail "$3: events '$ev', expected '$2'" || return ;; esac
 }
 

@@ -14,8 +14,9 @@
  * Locking: nvme_lm.lock (a mutex) serializes the commands of one handle and
  * the consumption of its CDQ. nvme_lm_list_lock (a mutex) protects the list
  * of handles; nvme_lm_cdq_lock (a spinlock, taken from the completion
- * interrupt) protects the list of CDQs that events are matched against.
- * Order: nvme_lm.lock, then nvme_lm_cdq_lock.
+ * interrupt) protects the list of CDQs that events are matched against and
+ * the state events change (armed trigger, queue-full events). Order:
+ * nvme_lm.lock, then nvme_lm_cdq_lock.
  *
  * Timeouts: every command has the admin timeout of nvme-core
  * (nvme_core.admin_timeout, 60 s by default). A Suspend completes only when
