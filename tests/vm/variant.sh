@@ -107,7 +107,8 @@ expect_write() {
 expect_option() {
 	local got
 	got=$(cat "$(OPT_FILE)"; echo x) || fail "cannot read $(OPT_FILE)" || return
-	[ "$got" = "$1"$'\n'x ] || fail "media_migration reads '${got%x}', expected '$1\n'"
+	[ "$got" = "$1"$'\n'x ] ||
+		fail "media_migration reads $(printf %q "${got%x}"), expected $(printf %q "$1"$'\n')"
 }
 
 # vfio_hold CDEV: a VFIO user that holds the device open (bound to iommufd,
