@@ -279,10 +279,21 @@ impl Source {
             return Ok(());
         }
         self.harvest(limit)?;
-        match self.cdq.as_ref() {
-            Some(cdq) => cdq.arm(self.cdq_entries / 2),
+        match self.cdq.as_ref().map(|cdq| cdq.arm(self.cdq_entries / 2)) {
+            // Full again already: the queue-full event follows.
+            Some(Err(e)) if e == ENOSPC => Ok(()),
+            Some(r) => r,
             None => Ok(()),
         }
+    }
+
+    /// Consumes what the queue holds while logging runs (every read of
+    /// the data file: the ring must not fill between reads).
+    pub(crate) fn harvest_running(&mut self, limit: &RateLimit) -> Result {
+        if self.drained {
+            return Ok(());
+        }
+        self.harvest(limit).map(|_| ())
     }
 
     /// Whether the dirty set is final.
@@ -382,32 +393,29 @@ impl Source {
             let len = (p.nlb << n.lbads) as usize;
             let data = &self.scratch[at..at + len];
             at += len;
-            let off = out.len();
-            if compact && data.iter().all(|&b| b == 0) {
-                let z = ZeroRange {
-                    nsid: n.nsid,
-                    slba: p.slba,
-                    nlb: p.nlb,
-                };
-                out.resize(off + RECORD_HEADER_LEN + ZERO_LEN, 0, GFP_KERNEL)?;
-                let end = media::write_zero(out, off, &z).map_err(errno)?;
-                out.truncate(end);
-                *crc = crc_record(*crc, &out[off..]).map_err(errno)?;
+            if !compact {
+                append_data(out, crc, n.nsid, p.slba, n.lbads, data)?;
                 continue;
             }
-            let h = DataHeader {
-                nsid: n.nsid,
-                slba: p.slba,
-                // CAST: at most `CHUNK >> 9` LBAs.
-                nlb: p.nlb as u32,
-                crc: crc32c(0, data),
-            };
-            let total = media::data_record_len(len).map_err(errno)?;
-            out.resize(off + total, 0, GFP_KERNEL)?;
-            let data_at = media::begin_data(out, off, &h, len).map_err(errno)?;
-            out[data_at..data_at + len].copy_from_slice(data);
-            let end = media::end_data(out, data_at + len).map_err(errno)?;
-            *crc = crc_record(*crc, &out[off..end]).map_err(errno)?;
+            // Runs of all-zero and of other blocks (of at least
+            // ZERO_BLOCK bytes): zero ranges are sent as such.
+            let block = ZERO_BLOCK.max(1 << n.lbads);
+            let mut from = 0;
+            while from < len {
+                let zero = is_zero(&data[from..(from + block).min(len)]);
+                let mut to = (from + block).min(len);
+                while to < len && is_zero(&data[to..(to + block).min(len)]) == zero {
+                    to = (to + block).min(len);
+                }
+                // CAST: byte offsets within one piece of `CHUNK` bytes.
+                let slba = p.slba + (from >> n.lbads) as u64;
+                if zero {
+                    append_zero(out, crc, n.nsid, slba, ((to - from) >> n.lbads) as u64)?;
+                } else {
+                    append_data(out, crc, n.nsid, slba, n.lbads, &data[from..to])?;
+                }
+                from = to;
+            }
         }
         Ok(true)
     }
@@ -489,6 +497,49 @@ impl Source {
             n.scan_bit = 0;
         }
     }
+}
+
+/// Granule of zero compaction within a piece.
+const ZERO_BLOCK: usize = 4096;
+
+fn is_zero(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+/// Appends a zero-range record.
+fn append_zero(out: &mut KVVec<u8>, crc: &mut u32, nsid: u32, slba: u64, nlb: u64) -> Result {
+    let off = out.len();
+    out.resize(off + RECORD_HEADER_LEN + ZERO_LEN, 0, GFP_KERNEL)?;
+    let end = media::write_zero(out, off, &ZeroRange { nsid, slba, nlb }).map_err(errno)?;
+    out.truncate(end);
+    *crc = crc_record(*crc, &out[off..]).map_err(errno)?;
+    Ok(())
+}
+
+/// Appends a data record carrying `data` (whole LBAs).
+fn append_data(
+    out: &mut KVVec<u8>,
+    crc: &mut u32,
+    nsid: u32,
+    slba: u64,
+    lbads: u8,
+    data: &[u8],
+) -> Result {
+    let len = data.len();
+    let h = DataHeader {
+        nsid,
+        slba,
+        nlb: u32::try_from(len >> lbads).map_err(|_| EOVERFLOW)?,
+        crc: crc32c(0, data),
+    };
+    let off = out.len();
+    let total = media::data_record_len(len).map_err(errno)?;
+    out.resize(off + total, 0, GFP_KERNEL)?;
+    let data_at = media::begin_data(out, off, &h, len).map_err(errno)?;
+    out[data_at..data_at + len].copy_from_slice(data);
+    let end = media::end_data(out, data_at + len).map_err(errno)?;
+    *crc = crc_record(*crc, &out[off..end]).map_err(errno)?;
+    Ok(())
 }
 
 /// Smallest queue tried: one page of entries.

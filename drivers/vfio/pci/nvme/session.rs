@@ -448,6 +448,9 @@ impl DataFileOps for Session {
                     _ => return Err(EINVAL),
                 }
             };
+            if let (Io::Source(s), Phase::PreCopy) = (&mut *io, phase) {
+                s.src.harvest_running(&self.errors.request)?;
+            }
             let avail = data.len().saturating_sub(pos);
             if avail == 0 {
                 let next = match &mut *io {
