@@ -393,34 +393,36 @@ check_media_attachment() {
 		fail "no dev_err on $A naming why NSID $NS_B was refused" || return
 }
 
-# Byte-exact round trips, each way, with every kind of buffer: a batch of
-# eight concurrent 128 KiB I/Os per MiB through the claim.
+# Byte-exact round trips of 2 MiB, each way, with every kind of buffer:
+# kmalloc in a batch of eight concurrent 256 KiB I/Os; vmalloc, and
+# vmalloc 512 bytes into a page (two bios per I/O), in batches of two 1 MiB
+# I/Os.
 check_media_round_trip() {
-	local kind off info
+	local kind off info chunk len=$((2 * MB))
 	expect "$A" "media-open $NS_A" OK || return
 	info=$(cat "$DBG/$A/media-info")
 	echo "claim: NSID, NSZE, LBADS = $info"
 	[ "$info" = "$NS_A $((16 * MB / 512)) 9" ] || [ "$info" = "$NS_A $((16 * MB / 4096)) 12" ] ||
 		fail "claim info '$info', expected NSID $NS_A and 16 MiB" || return
-	expect "$A" "media-chunk $((128 << 10))" OK || return
 	for kind in 0 1 2; do
-		off=$(((1 + 2 * kind) * MB))
-		expect "$A" "media-buf $kind" OK || return
-		head -c $MB /dev/urandom >"$W/p$kind" || return 1
-		expect_io "$A" w $off $MB "$W/p$kind" OK || return
+		off=$(((1 + 4 * kind) * MB)) chunk=$MB
+		[ $kind != 0 ] || chunk=$((256 << 10))
+		expect "$A" "media-buf $kind" OK && expect "$A" "media-chunk $chunk" OK || return
+		head -c $len /dev/urandom >"$W/p$kind" || return 1
+		expect_io "$A" w $off $len "$W/p$kind" OK || return
 		expect "$A" media-flush OK || return
 		expect "$A" media-close OK || return
-		blk_io r "$BLK_A" $off $MB "$W/back$kind" || fail "dd from $BLK_A failed" || return
+		blk_io r "$BLK_A" $off $len "$W/back$kind" || fail "dd from $BLK_A failed" || return
 		cmp -s "$W/p$kind" "$W/back$kind" ||
 			fail "buffer kind $kind: written through the claim, $BLK_A reads back other bytes" || return
 		# The other way: through the block device, read through the claim.
-		head -c $MB /dev/urandom >"$W/q$kind" || return 1
-		blk_io w "$BLK_A" $((off + MB)) $MB "$W/q$kind" || fail "dd to $BLK_A failed" || return
+		head -c $len /dev/urandom >"$W/q$kind" || return 1
+		blk_io w "$BLK_A" $((off + len)) $len "$W/q$kind" || fail "dd to $BLK_A failed" || return
 		expect "$A" "media-open $NS_A" OK || return
-		expect_io "$A" r $((off + MB)) $MB "$W/qback$kind" OK || return
+		expect_io "$A" r $((off + len)) $len "$W/qback$kind" OK || return
 		cmp -s "$W/q$kind" "$W/qback$kind" ||
 			fail "buffer kind $kind: written to $BLK_A, the claim reads back other bytes" || return
-		echo "buffer kind $kind (kmalloc, vmalloc, vmalloc+512): 1 MiB each way, byte-exact"
+		echo "buffer kind $kind (kmalloc, vmalloc, vmalloc+512), I/Os of $chunk bytes: 2 MiB each way, byte-exact"
 	done
 	expect "$A" "media-buf 0" OK
 }
