@@ -359,7 +359,8 @@ blk_io() {
 # case before it left.
 claimed() {
 	lmcmd "$A" media-close >/dev/null || fail "media-close timed out" || return
-	expect "$A" "media-open $NS_A" OK
+	expect "$A" "media-buf 0" OK && expect "$A" "media-chunk $MB" OK &&
+		expect "$A" "media-open $NS_A" OK
 }
 
 expect_io() { # VF r|w OFFSET LEN FILE ERRNO
