@@ -474,6 +474,14 @@ blk_io() {
 	fi
 }
 
+# Each case starts from a fresh claim of VF A on its namespace, whatever the
+# case before it left.
+claimed() {
+	lmcmd "$A" media-close >/dev/null || fail "media-close timed out" || return
+	expect "$A" "media-buf 0" OK && expect "$A" "media-chunk $MB" OK &&
+		expect "$A" "media-open $NS_A" OK
+}
+
 expect_io() { # VF r|w OFFSET LEN FILE ERRNO
 	local got; got=$(media_io "$1" "$2" "$3" "$4" "$5")
 	[ "$got" = "$6" ] || fail "media $2 of $4 bytes at $3 on $1: $got, expected $6" || return
@@ -512,34 +520,36 @@ check_media_attachment() {
 		fail "no dev_err on $A naming why NSID $NS_B was refused" || return
 }
 
-# Byte-exact round trips, each way, with every kind of buffer: a batch of
-# eight concurrent 128 KiB I/Os per MiB through the claim.
+# Byte-exact round trips of 2 MiB, each way, with every kind of buffer:
+# kmalloc in a batch of eight concurrent 256 KiB I/Os; vmalloc, and
+# vmalloc 512 bytes into a page (two bios per I/O), in batches of two 1 MiB
+# I/Os.
 check_media_round_trip() {
-	local kind off info
-	expect "$A" "media-open $NS_A" OK || return
+	local kind off info chunk len=$((2 * MB))
+	claimed || return
 	info=$(cat "$DBG/$A/media-info")
 	echo "claim: NSID, NSZE, LBADS = $info"
 	[ "$info" = "$NS_A $((16 * MB / 512)) 9" ] || [ "$info" = "$NS_A $((16 * MB / 4096)) 12" ] ||
 		fail "claim info '$info', expected NSID $NS_A and 16 MiB" || return
-	expect "$A" "media-chunk $((128 << 10))" OK || return
 	for kind in 0 1 2; do
-		off=$(((1 + 2 * kind) * MB))
-		expect "$A" "media-buf $kind" OK || return
-		head -c $MB /dev/urandom >"$W/p$kind" || return 1
-		expect_io "$A" w $off $MB "$W/p$kind" OK || return
+		off=$(((1 + 4 * kind) * MB)) chunk=$MB
+		[ $kind != 0 ] || chunk=$((256 << 10))
+		expect "$A" "media-buf $kind" OK && expect "$A" "media-chunk $chunk" OK || return
+		head -c $len /dev/urandom >"$W/p$kind" || return 1
+		expect_io "$A" w $off $len "$W/p$kind" OK || return
 		expect "$A" media-flush OK || return
 		expect "$A" media-close OK || return
-		blk_io r "$BLK_A" $off $MB "$W/back$kind" || fail "dd from $BLK_A failed" || return
+		blk_io r "$BLK_A" $off $len "$W/back$kind" || fail "dd from $BLK_A failed" || return
 		cmp -s "$W/p$kind" "$W/back$kind" ||
 			fail "buffer kind $kind: written through the claim, $BLK_A reads back other bytes" || return
 		# The other way: through the block device, read through the claim.
-		head -c $MB /dev/urandom >"$W/q$kind" || return 1
-		blk_io w "$BLK_A" $((off + MB)) $MB "$W/q$kind" || fail "dd to $BLK_A failed" || return
+		head -c $len /dev/urandom >"$W/q$kind" || return 1
+		blk_io w "$BLK_A" $((off + len)) $len "$W/q$kind" || fail "dd to $BLK_A failed" || return
 		expect "$A" "media-open $NS_A" OK || return
-		expect_io "$A" r $((off + MB)) $MB "$W/qback$kind" OK || return
+		expect_io "$A" r $((off + len)) $len "$W/qback$kind" OK || return
 		cmp -s "$W/q$kind" "$W/qback$kind" ||
 			fail "buffer kind $kind: written to $BLK_A, the claim reads back other bytes" || return
-		echo "buffer kind $kind (kmalloc, vmalloc, vmalloc+512): 1 MiB each way, byte-exact"
+		echo "buffer kind $kind (kmalloc, vmalloc, vmalloc+512), I/Os of $chunk bytes: 2 MiB each way, byte-exact"
 	done
 	expect "$A" "media-buf 0" OK
 }
@@ -548,6 +558,7 @@ check_media_round_trip() {
 # (more than one I/O's limit), the blocks around each untouched.
 check_media_write_zeroes() {
 	local lbads bs first nlb range
+	claimed || return
 	lbads=$(cut -d' ' -f3 "$DBG/$A/media-info") || return 1
 	bs=$((1 << lbads))
 	expect "$A" "media-chunk $MB" OK || return
@@ -573,6 +584,7 @@ PY
 # Blocks beyond the namespace: ERANGE, and nothing of the batch written.
 check_media_out_of_range() {
 	local nsze lbads cap
+	claimed || return
 	read -r _ nsze lbads <"$DBG/$A/media-info" || return 1
 	cap=$((nsze << lbads))
 	expect "$A" "media-chunk $((256 << 10))" OK || return
@@ -597,6 +609,7 @@ check_media_out_of_range() {
 # a claim from being made.
 check_media_exclusive() {
 	local got
+	claimed || return
 	got=$(try_open "$BLK_A" O_WRONLY)
 	[ "$got" = EBUSY ] || fail "open($BLK_A, O_WRONLY) while claimed: $got, expected EBUSY" || return
 	got=$(try_open "$BLK_A" O_RDONLY)
@@ -629,6 +642,7 @@ mibps() {
 # 8 x 1 MiB (kmalloc), against dd of the block device (O_DIRECT, 1 MiB).
 check_media_throughput() {
 	local claim blk
+	claimed || return
 	expect "$A" "media-chunk $MB" OK && expect "$A" "media-buf 0" OK || return
 	claim=$(mibps dd if="$DBG/$A/media" of="$W/all-claim" bs=$((8 * MB)) status=none) ||
 		fail "reading through the claim failed" || return
@@ -641,12 +655,32 @@ check_media_throughput() {
 	expect "$A" "media-open $NS_A" OK
 }
 
+# The PF unbound under a claim: nvme_remove() first releases the VF's
+# driver, which closes the claim before its handle; nothing leaks or is
+# touched after it is freed (KASAN, kmemleak, kernel log). With the PF and
+# the test driver back, the namespace is claimed again.
+check_media_pf_unbound() {
+	claimed || return
+	echo "$PF" >/sys/bus/pci/drivers/nvme/unbind || fail "PF unbind failed" || return
+	[ -z "$(bound_driver "$A")" ] || fail "$A still bound after the PF unbind" || return
+	kernel_log_clean "use-after-free|keeps its migration handle" || return
+	echo "$PF" >/sys/bus/pci/drivers/nvme/bind || fail "PF rebind failed" || return
+	PF_DEV=$(pci_nvme_dev "$PF") && wait_ctrl_live "$PF_DEV" || return
+	# The PF's reset took its secondary controllers offline (QEMU).
+	online_vf "$PF_DEV" "$SCID_A" && online_vf "$PF_DEV" "$SCID_B" || return
+	bind_driver "$A" nvme_lm_selftest && bind_driver "$B" nvme_lm_selftest || return
+	BLK_A=$(pf_blk $NS_A) || return
+	expect "$A" "media-open $NS_A" OK || return
+	echo "PF unbound with NSID $NS_A claimed: claim released with the VF's driver; claimed again on $BLK_A"
+}
+
 # A PF controller reset under the claim: I/O works again once the PF is
 # live (the namespace and the claim are unchanged), the data intact. The
 # namespace detached from the PF under the claim: I/O fails with ENODEV,
 # the claim still closes, nothing else is touched (KASAN, kernel log).
 check_media_pf_changes() {
 	local pcid got
+	claimed || return
 	pcid=$(pf_cntlid "$PF_DEV") || return 1
 	head -c $MB /dev/urandom >"$W/s" || return 1
 	expect "$A" "media-chunk $MB" OK || return
@@ -687,7 +721,7 @@ teardown) cases="pf_reset_while_held:check_pf_reset pf_goes_away:check_pf_goes_a
 media) cases="media_attachment:check_media_attachment media_round_trip:check_media_round_trip
 	media_write_zeroes:check_media_write_zeroes media_out_of_range:check_media_out_of_range
 	media_exclusive:check_media_exclusive media_throughput:check_media_throughput
-	media_pf_changes:check_media_pf_changes" ;;
+	media_pf_unbound:check_media_pf_unbound media_pf_changes:check_media_pf_changes" ;;
 io) ;;
 *) echo "usage: pf-service.sh ops|io|teardown|media" >&2; exit 2 ;;
 esac

@@ -415,7 +415,9 @@ static void nvme_lm_media_submit_zeroes(struct nvme_lm_media *m,
  * @n: their number, at most NVME_LM_MEDIA_MAX_BATCH
  *
  * Checks every I/O first: a range beyond the namespace fails with -ERANGE,
- * a bad size, operation or buffer with -EINVAL; if any fails its check,
+ * a bad size or operation, or a buffer that is not kmalloc or vmalloc
+ * memory aligned for the device's DMA (a stack buffer, say), with -EINVAL;
+ * if any fails its check,
  * nothing is submitted and the others get -ECANCELED. Otherwise submits all
  * of them as bios at once (the queue depth is the batch) and waits for every
  * one. Reads and writes take kernel memory, linear (kmalloc) or vmalloc.

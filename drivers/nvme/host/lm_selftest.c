@@ -391,9 +391,11 @@ static ssize_t lm_selftest_media_io(struct lm_selftest *t, char __user *rbuf,
 			bufs[n] = vmalloc(len + LM_SELFTEST_MEDIA_SKEW);
 			p = bufs[n] ? (u8 *)bufs[n] + LM_SELFTEST_MEDIA_SKEW : NULL;
 		} else if (t->media_buf == 1) {
-			p = bufs[n] = vmalloc(len);
+			bufs[n] = vmalloc(len);
+			p = bufs[n];
 		} else {
-			p = bufs[n] = kmalloc(len, GFP_KERNEL);
+			bufs[n] = kmalloc(len, GFP_KERNEL);
+			p = bufs[n];
 		}
 		if (!p) {
 			ret = -ENOMEM;
