@@ -385,7 +385,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         g.lba_size,
         (g.nsze * g.lba_size as u64) >> 20,
         g.dlfeat,
-        if g.deallocate_reads_zero() { "read zeroes" } else { "unchecked" }
+        if g.deallocate_reads_zero() { "read zeroes, but deallocate is advisory: unchecked" } else { "unchecked" }
     );
     let t = Instant::now();
     if o.fresh {
@@ -591,8 +591,13 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     println!("data-bytes: {}", s.data_bytes);
     let mut bad = Vec::new();
     if stop_bytes as u64 != data_size {
+        let whole = if data_size == stream.len() as u64 {
+            " (the whole stream, the PRE_COPY bytes read before included)"
+        } else {
+            ""
+        };
         bad.push(format!(
-            "STOP_COPY read {stop_bytes} bytes, MIG_DATA_SIZE after the stop said {data_size}"
+            "STOP_COPY read {stop_bytes} bytes, MIG_DATA_SIZE after the stop said {data_size}{whole}"
         ));
     }
     if !s.media {
