@@ -568,7 +568,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         .verify_lbas(&lbas)
         .map_err(|x| format!("on the destination, the client's model: {x}"))?;
     println!(
-        "verify: {} blocks read back on the destination ({data_blocks} holding written data, the rest random or zeroed/deallocated), {checked} checked against the model, {} unchecked (deallocated, DLFEAT without zeroes), {:.0} ms",
+        "verify: {} blocks read back on the destination ({data_blocks} holding written data, the rest random or zeroed/deallocated), {checked} checked against the model, {} unchecked (deallocated: advisory, contents unknown), {:.0} ms",
         lbas.len(),
         lbas.len() - checked,
         t_verify.elapsed().as_secs_f64() * 1e3
