@@ -35,6 +35,8 @@ setup() {
 	PF=$PF_A bind_vfs_vfio nvme-vfio-pci 2 || return 1
 	A0=$VF0 CDEV_A0=$CDEV0 A1=$VF1 CDEV_A1=$CDEV1
 	only_private || return 1
+	SCID_A0=$(vf_scid "$DEV_A" 1) && SCID_A1=$(vf_scid "$DEV_A" 2) || return 1
+	SCID_B0=$(vf_scid "$DEV_B" 1) && SCID_B1=$(vf_scid "$DEV_B" 2) || return 1
 	kernel_log_mark
 }
 
@@ -74,15 +76,26 @@ only_private() {
 }
 
 shared_again() {
-	local host dev pcid i scid
+	local host dev pcid i scid got
 	for host in a b; do
 		read -r dev pcid <<<"$(ctrl $host)"
 		for i in 1 2; do
 			scid=$(vf_scid "$dev" "$i") || return 1
-			detach_ns "$dev" $((i + 1)) "$pcid,$scid" || return 1
-			attach_ns "$dev" 1 "$scid" || return 1
+			got=$(ns_of_ctrl "$dev" "$scid")
+			case " $got" in *" $((i + 1)) "*) detach_ns "$dev" $((i + 1)) "$pcid,$scid" || return 1 ;; esac
+			case " $got" in *" 1 "*) ;; *) attach_ns "$dev" 1 "$scid" || return 1 ;; esac
 		done
 	done
+}
+
+# QEMU attaches its shared namespaces (NSID 1) to a controller again each
+# time it is enabled: nvme-lm detaches NSID 1 again from the source after
+# the client enabled it, and from the destination before RESUMING.
+# keep_private K: those options for the VF pair K (0 or 1).
+keep_private() {
+	local a=$SCID_A0 b=$SCID_B0
+	[ "$1" = 0 ] || a=$SCID_A1 b=$SCID_B1
+	echo "--detach-nsid 1 --pf-a $DEV_A --scid-a $a --pf-b $DEV_B --scid-b $b"
 }
 
 # media VF 0|1: opts VF in or out (no attribute: a kernel without media
@@ -142,10 +155,15 @@ ns_sum() {
 
 # media_migrate ARGS...: nvme-lm media-migrate, its output in $D/out.
 media_migrate() { "$NVME_LM" media-migrate "$@" >"$D/out" 2>&1; }
+# media_resume ARGS...: nvme-lm media-resume to host b's VF1, NSID 1 kept
+# detached from it.
+media_resume() {
+	"$NVME_LM" media-resume --vf "$CDEV_B1" --detach-nsid 1 --pf "$DEV_B" --scid "$SCID_B1" "$@"
+}
 
 # The report's lines worth keeping in the KTAP diagnostics.
 report() {
-	grep -E "^(media-migrate|cleared|prefill|PRE_COPY entered|round |pre-copy|stop-copy|downtime|stream|  records|  namespace|DATA|verify|load|written-bytes|data-bytes|kernel log|result|migration failed|source after)" "$D/out"
+	grep -E "^(media-migrate|source:|destination:|cleared|prefill|PRE_COPY entered|round |pre-copy|stop-copy|downtime|stream|  records|  namespace|DATA|verify|load|written-bytes|data-bytes|kernel log|result|migration failed|source after)" "$D/out"
 }
 
 # ok_or_fail: the migration in $D/out succeeded, or fail with its error.
@@ -157,8 +175,9 @@ ok_or_fail() {
 
 check_local_storage_migrates() {
 	media "$A0" 1 && media "$B0" 1 || return
+	# shellcheck disable=SC2046
 	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 3 --rate 8 \
-		--prefill-mib 8 --save "$D/local.stream"
+		--prefill-mib 8 --save "$D/local.stream" $(keep_private 0)
 	ok_or_fail $? || return
 	report
 	grep -q "^result: OK" "$D/out" || fail "no result line: $(tail -n1 "$D/out")" || return
@@ -172,8 +191,9 @@ check_sparse_payload() {
 	local w d
 	media "$A1" 1 && media "$B1" 1 || return
 	# NSID 3 was never written: 4 MiB in 256 KiB extents, no load.
+	# shellcheck disable=SC2046
 	media_migrate --vf-a "$CDEV_A1" --vf-b "$CDEV_B1" --nsid 3 --fresh --rounds 1 --rate 0 \
-		--prefill-mib 4 --save "$D/sparse.stream"
+		--prefill-mib 4 --save "$D/sparse.stream" $(keep_private 1)
 	ok_or_fail $? || return
 	report
 	w=$(sed -n 's/^written-bytes: //p' "$D/out") && d=$(sed -n 's/^data-bytes: //p' "$D/out")
@@ -189,7 +209,8 @@ check_cdq_full() {
 	reload_with 64 || return
 	media "$A0" 1 && media "$B0" 1 || return
 	cur=$(kernel_log_cursor)
-	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 4 --rate 64
+	# shellcheck disable=SC2046
+	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 4 --rate 64 $(keep_private 0)
 	rc=$?
 	reload_with || return
 	report
@@ -235,8 +256,8 @@ check_bad_streams() {
 	for c in "${BAD_STREAMS[@]}"; do
 		read -r m expect re <<<"$c"
 		cur=$(kernel_log_cursor) rc=0
-		"$NVME_LM" media-resume --vf "$CDEV_B1" --stream "$s" --mutate "$m" --expect "$expect" \
-			--then-good >"$D/out" 2>&1 || rc=$?
+		media_resume --stream "$s" --mutate "$m" --expect "$expect" --then-good >"$D/out" 2>&1 ||
+			rc=$?
 		sed "s/^/$m: /" "$D/out"
 		[ "$rc" -eq 0 ] || fail "$m: $(grep -m1 '^nvme-lm: error' "$D/out")" || return
 		log=$(kernel_log_since "$cur")
@@ -250,7 +271,7 @@ check_bad_streams() {
 	# source's compatibility record.
 	media "$B1" 0 || return
 	cur=$(kernel_log_cursor) rc=0
-	"$NVME_LM" media-resume --vf "$CDEV_B1" --stream "$s" --expect write:ERANGE >"$D/out" 2>&1 || rc=$?
+	media_resume --stream "$s" --expect write:ERANGE >"$D/out" 2>&1 || rc=$?
 	media "$B1" 1
 	sed "s/^/mode_mismatch: /" "$D/out"
 	[ "$rc" -eq 0 ] || fail "mode_mismatch: $(grep -m1 '^nvme-lm: error' "$D/out")" || return
@@ -260,7 +281,7 @@ check_bad_streams() {
 	[ -n "$line" ] || fail "mode_mismatch: no \"$B1: migration stream rejected: incompatible source:\" dev_err" || return
 	echo "mode_mismatch: kernel log: $line"
 	# Usable after all that: the good stream loads (media on again).
-	"$NVME_LM" media-resume --vf "$CDEV_B1" --stream "$s" --expect ok >"$D/out" 2>&1 ||
+	media_resume --stream "$s" --expect ok >"$D/out" 2>&1 ||
 		fail "after the bad streams, the good stream: $(grep -m1 '^nvme-lm: error' "$D/out")" || return
 	echo "after the bad streams: $(grep -m1 '^accepted' "$D/out")"
 	n1b=$(ns_sum b 1) && n2b=$(ns_sum b 2) || return
@@ -274,7 +295,9 @@ check_bad_streams() {
 check_media_off_refused() {
 	local rc
 	media "$A0" 0 && media "$B0" 0 || return
-	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 1 --rate 8 --prefill-mib 1
+	# shellcheck disable=SC2046
+	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 1 --rate 8 --prefill-mib 1 \
+		$(keep_private 0)
 	rc=$?
 	report
 	[ "$rc" -ne 0 ] || fail "media off: the migration to host b succeeded" || return

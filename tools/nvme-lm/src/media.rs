@@ -43,8 +43,66 @@ use std::time::{
     Instant, //
 };
 
+/// Detaches a namespace from a VF's controller through its PF (Namespace
+/// Attachment). QEMU's emulation attaches every shared namespace (NSID 1 of
+/// the test bed) to a controller again each time it is enabled: a VF that
+/// must have only its private namespace loses NSID 1 again after the client
+/// enabled it (source) and before each RESUMING (destination).
+pub struct Detach {
+    /// The PF's controller (/dev/nvmeN).
+    pub pf: PathBuf,
+    /// The VF's secondary controller ID.
+    pub scid: u16,
+    /// The namespace to detach.
+    pub nsid: u32,
+}
+
+impl Detach {
+    /// Detaches; returns whether it was attached.
+    pub fn run(&self) -> Result<bool, String> {
+        let p = crate::passthru::Passthru::open(&self.pf)
+            .map_err(|x| format!("{}: {x}", self.pf.display()))?;
+        let mut list = vec![0u8; 4096];
+        list[0..2].copy_from_slice(&1u16.to_le_bytes());
+        list[2..4].copy_from_slice(&self.scid.to_le_bytes());
+        let cmd = crate::codec::cmd::AdminCmd {
+            opcode: 0x15,
+            nsid: self.nsid,
+            cdw: [1, 0, 0, 0, 0, 0],
+        };
+        let c = p.admin(&cmd, Some(&mut list)).map_err(e)?;
+        match c.code() {
+            0 => Ok(true),
+            // Namespace Not Attached.
+            0x11a => Ok(false),
+            st => Err(format!(
+                "detaching NSID {} from controller {} through {}: status {st:#x}",
+                self.nsid,
+                self.scid,
+                self.pf.display()
+            )),
+        }
+    }
+
+    fn apply(d: Option<&Detach>, what: &str) -> Result<(), String> {
+        if let Some(d) = d {
+            if d.run()? {
+                println!(
+                    "{what}: NSID {} detached from controller {} (the emulation attached it again)",
+                    d.nsid, d.scid
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What `nvme-lm media-migrate` does.
 pub struct Options {
+    /// Keep this namespace detached from the source's controller.
+    pub detach_a: Option<Detach>,
+    /// Keep this namespace detached from the destination's controller.
+    pub detach_b: Option<Detach>,
     /// Source VF cdev.
     pub a: PathBuf,
     /// Destination VF cdev.
@@ -317,6 +375,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     da.reset().map_err(e)?;
     let mut g = Guest::start_ns(&da, Rc::clone(&arena), FULL_QUEUES, 256, 256, o.nsid)
         .map_err(|x| format!("the client on the source, NSID {}: {x}", o.nsid))?;
+    Detach::apply(o.detach_a.as_ref(), "source")?;
     println!(
         "media-migrate: {} -> {}, NSID {}: {} blocks of {} bytes ({} MiB), DLFEAT {:#x} (deallocated blocks {})",
         o.a.display(),
@@ -326,7 +385,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         g.lba_size,
         (g.nsze * g.lba_size as u64) >> 20,
         g.dlfeat,
-        if g.deallocate_reads_zero() { "read zeroes" } else { "unchecked" }
+        if g.deallocate_reads_zero() { "read zeroes, but deallocate is advisory: unchecked" } else { "unchecked" }
     );
     let t = Instant::now();
     if o.fresh {
@@ -347,6 +406,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     );
 
     db.reset().map_err(e)?;
+    Detach::apply(o.detach_b.as_ref(), "destination")?;
     let irqs_b = Guest::destination(&db).map_err(e)?;
     let mut fd_b = db
         .set_mig_state(State::Resuming)
@@ -508,7 +568,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         .verify_lbas(&lbas)
         .map_err(|x| format!("on the destination, the client's model: {x}"))?;
     println!(
-        "verify: {} blocks read back on the destination ({data_blocks} holding written data, the rest random or zeroed/deallocated), {checked} checked against the model, {} unchecked (deallocated, DLFEAT without zeroes), {:.0} ms",
+        "verify: {} blocks read back on the destination ({data_blocks} holding written data, the rest random or zeroed/deallocated), {checked} checked against the model, {} unchecked (deallocated: advisory, contents unknown), {:.0} ms",
         lbas.len(),
         lbas.len() - checked,
         t_verify.elapsed().as_secs_f64() * 1e3
@@ -531,8 +591,13 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     println!("data-bytes: {}", s.data_bytes);
     let mut bad = Vec::new();
     if stop_bytes as u64 != data_size {
+        let whole = if data_size == stream.len() as u64 {
+            " (the whole stream, the PRE_COPY bytes read before included)"
+        } else {
+            ""
+        };
         bad.push(format!(
-            "STOP_COPY read {stop_bytes} bytes, MIG_DATA_SIZE after the stop said {data_size}"
+            "STOP_COPY read {stop_bytes} bytes, MIG_DATA_SIZE after the stop said {data_size}{whole}"
         ));
     }
     if !s.media {
@@ -642,8 +707,9 @@ struct Fed {
 
 /// Feeds `s` to `d` in RESUMING, one write per record (the header alone
 /// first); resets `d` afterwards (it never runs).
-fn feed(d: &Device, s: &[u8]) -> Result<Fed, String> {
+fn feed(d: &Device, s: &[u8], detach: Option<&Detach>) -> Result<Fed, String> {
     let recs = media_stream::walk(s, true)?;
+    Detach::apply(detach, "destination")?;
     let mut fd = d
         .set_mig_state(State::Resuming)
         .map_err(|x| format!("RUNNING -> RESUMING: {x}"))?
@@ -701,6 +767,7 @@ pub fn resume(
     mutation: Option<&str>,
     expect: &Expect,
     then_good: bool,
+    detach: Option<&Detach>,
 ) -> Result<(), String> {
     let good = std::fs::read(file).map_err(|x| format!("{}: {x}", file.display()))?;
     let (input, at) = match mutation {
@@ -734,7 +801,7 @@ pub fn resume(
     let iommufd = Iommufd::open().map_err(e)?;
     let d = Device::open(vf, &iommufd).map_err(e)?;
     d.reset().map_err(e)?;
-    let fed = feed(&d, &input)?;
+    let fed = feed(&d, &input, detach)?;
     let got = match (&fed.refused, &fed.load) {
         (Some((i, errno, again)), _) => {
             println!(
@@ -804,7 +871,7 @@ pub fn resume(
     }
     println!("after the reset: RUNNING");
     if then_good {
-        let fed = feed(&d, &good)?;
+        let fed = feed(&d, &good, detach)?;
         match (fed.refused, fed.load) {
             (None, Some(Ok(()))) => println!(
                 "after the reset: the good stream ({} bytes) loaded",

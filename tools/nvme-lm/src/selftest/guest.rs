@@ -86,8 +86,7 @@ pub struct Guest {
     /// [`Guest::clear_namespace`]). Off by default: such blocks are
     /// unchecked.
     pub zero_default: bool,
-    /// Blocks whose contents the model does not know (deallocated where
-    /// DLFEAT does not promise zeroes).
+    /// Blocks whose contents the model does not know (deallocated).
     pub unknown: BTreeSet<u64>,
     /// Commands in flight, by (qid, cid).
     pub pending: BTreeMap<(u16, u16), Pending>,
@@ -549,15 +548,14 @@ impl Guest {
         }
     }
 
-    /// The model after `nlb` blocks from `slba` were deallocated: zeroes if
-    /// DLFEAT promises them, unknown otherwise.
+    /// The model after `nlb` blocks from `slba` were deallocated: unknown.
+    /// Deallocate is advisory (the controller may keep the data: QEMU's
+    /// does over a drive without discard), so DLFEAT's "deallocated blocks
+    /// read zeroes" promises nothing about these blocks.
     fn model_deallocated(&mut self, slba: u64, nlb: u64) {
-        let zero = self.deallocate_reads_zero();
         for b in slba..slba + nlb {
             self.model.remove(&b);
-            if !zero {
-                self.unknown.insert(b);
-            }
+            self.unknown.insert(b);
         }
     }
 
