@@ -236,7 +236,12 @@ impl SinkIo {
         ret.map(|()| n)
     }
 
-    fn take(&mut self, inp: &mut UserSliceReader, dev: &device::Device, limit: &RateLimit) -> Result {
+    fn take(
+        &mut self,
+        inp: &mut UserSliceReader,
+        dev: &device::Device,
+        limit: &RateLimit,
+    ) -> Result {
         let need = |rx: &[u8]| -> Result<usize> {
             match record_need(rx).map_err(|e| reject(dev, limit, "stream", e))? {
                 Some(n) => Ok(n),
@@ -248,11 +253,7 @@ impl SinkIo {
                 self.rx.resize(LEAD, 0, GFP_KERNEL)?;
             }
             let got = self.rx.get(LEAD..).ok_or(EINVAL)?;
-            let want = if self.started {
-                need(got)?
-            } else {
-                HEADER_LEN
-            };
+            let want = if self.started { need(got)? } else { HEADER_LEN };
             let have = self.rx.len();
             let take = (LEAD + want).saturating_sub(have).min(inp.len());
             if take > 0 && have + take == LEAD + want && want > RECORD_HEADER_LEN {

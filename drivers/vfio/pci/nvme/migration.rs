@@ -20,9 +20,9 @@ use crate::codec::track::Limits;
 use crate::device_state::{self, errno, Format, Profile};
 use crate::dma_log::DmaLog;
 use crate::fsm::{action, controller_runs, Action};
+use crate::media_option::MediaMigration;
 use crate::media_sink::SinkIo;
 use crate::media_source::{Harvest, Source};
-use crate::media_option::MediaMigration;
 use crate::session::Session;
 use crate::user_errors::UserErrors;
 use crate::NvmeVfioPci;
@@ -380,7 +380,12 @@ impl LiveMigration {
     }
 
     /// Suspended: the final dirty set, then the controller state.
-    fn stop_copy_media(&self, dev: &device::Device, session: &Session, profile: &Profile) -> Result {
+    fn stop_copy_media(
+        &self,
+        dev: &device::Device,
+        session: &Session,
+        profile: &Profile,
+    ) -> Result {
         session.media_drain()?;
         let mut state = KVVec::new();
         device_state::read_state(dev, &self.lm, &profile.format, &mut state)?;

@@ -307,7 +307,11 @@ impl Session {
         };
         let unread = {
             let inner = self.inner.lock();
-            inner.out.as_ref().map_or(0, |d| d.len()).saturating_sub(inner.pos)
+            inner
+                .out
+                .as_ref()
+                .map_or(0, |d| d.len())
+                .saturating_sub(inner.pos)
         };
         if s.done {
             return Ok(Some(unread));
@@ -530,7 +534,11 @@ impl DataFileOps for Session {
                 _ => return Err(EINVAL),
             }
             // CAST: a buffer length fits a `u64`.
-            inner.out.as_ref().map_or(0, |d| d.len()).saturating_sub(inner.pos) as u64
+            inner
+                .out
+                .as_ref()
+                .map_or(0, |d| d.len())
+                .saturating_sub(inner.pos) as u64
         };
         let info = match &mut *io {
             Io::Source(s) => {
