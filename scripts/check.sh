@@ -31,8 +31,8 @@ add_counts() { # "passed failed skipped" from a counter, under a suite NAME
 vm_boot() {
 	local boot=$1 what=$2 rc
 	shift 2
-	echo "=== vm ($boot): $what (TCG, timeout ${VM_TIMEOUT:-2700} s)"
-	python3 tests/vm/run-vm.py --kernel-dir "$KOUT" --timeout "${VM_TIMEOUT:-2700}" \
+	echo "=== vm ($boot): $what (TCG, timeout ${VM_TIMEOUT:-3600} s)"
+	python3 tests/vm/run-vm.py --kernel-dir "$KOUT" --timeout "${VM_TIMEOUT:-3600}" \
 		-- "$@" | tee "$CACHE/vm-$boot.log"
 	rc=${PIPESTATUS[0]}
 	vm_counts "$boot" "$rc"
@@ -44,13 +44,13 @@ declare -A VM_PIDS=()
 vm_start() {
 	local boot=$1
 	shift
-	python3 tests/vm/run-vm.py --kernel-dir "$KOUT" --timeout "${VM_TIMEOUT:-2700}" \
+	python3 tests/vm/run-vm.py --kernel-dir "$KOUT" --timeout "${VM_TIMEOUT:-3600}" \
 		-- "$@" >"$CACHE/vm-$boot.log" 2>"$CACHE/vm-$boot.stderr" &
 	VM_PIDS[$boot]=$!
 }
 vm_finish() {
 	local boot=$1 what=$2 rc
-	echo "=== vm ($boot): $what (TCG, timeout ${VM_TIMEOUT:-2700} s, in parallel)"
+	echo "=== vm ($boot): $what (TCG, timeout ${VM_TIMEOUT:-3600} s, in parallel)"
 	wait "${VM_PIDS[$boot]}"
 	rc=$?
 	cat "$CACHE/vm-$boot.log" "$CACHE/vm-$boot.stderr"
