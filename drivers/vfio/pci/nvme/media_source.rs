@@ -32,7 +32,7 @@ use crate::session::Session;
 use kernel::{
     alloc::KVVec,
     dev_err_ratelimited, dev_warn, device, new_mutex,
-    nvme_lm::{Cdq, CdqEvent, CdqEvents, Handle, Media, MediaIo, MediaOp},
+    nvme_lm::{Cdq, CdqEvent, CdqEvents, Handle, Media, MediaIo, MediaOp, MAX_BATCH},
     prelude::*,
     ratelimit::RateLimit,
     sync::{aref::ARef, Arc, Mutex},
@@ -40,8 +40,11 @@ use kernel::{
 
 /// Data bytes per record at most (also one PF read).
 const CHUNK: usize = MAX_DATA_LEN;
-/// Reads in flight per batch: the queue depth of the copy.
-const BATCH: usize = 8;
+/// Bytes read per batch (the scratch buffer).
+const BATCH_BYTES: usize = 8 * CHUNK;
+/// Pieces per batch at most: dirty runs may be single granules, and a
+/// batch of few of them would resend no faster than writes dirty.
+const BATCH_PIECES: usize = 256;
 /// The smallest granule a dirty bit stands for.
 const MIN_GRANULE: u64 = 4096;
 /// Most bits of one namespace's bitmap (1 MiB of memory).
@@ -177,7 +180,7 @@ impl Source {
             overflows: 0,
             described: false,
             entries: KVVec::from_elem(0u8, HARVEST * ENTRY_LEN, GFP_KERNEL)?,
-            scratch: KVVec::from_elem(0u8, BATCH * CHUNK, GFP_KERNEL_ACCOUNT)?,
+            scratch: KVVec::from_elem(0u8, BATCH_BYTES, GFP_KERNEL_ACCOUNT)?,
         })
     }
 
@@ -328,12 +331,20 @@ impl Source {
         Ok(())
     }
 
-    /// The next pieces: bulk first, then dirty runs.
+    /// The next pieces: bulk first, then dirty runs, up to
+    /// [`BATCH_BYTES`] and [`BATCH_PIECES`].
     fn next_pieces(&mut self, pieces: &mut KVVec<Piece>) -> Result {
         pieces.clear();
+        let mut bytes = 0usize;
+        let room = |bytes: usize, pieces: usize, len: u64| {
+            pieces < BATCH_PIECES && (bytes as u64).saturating_add(len) <= BATCH_BYTES as u64
+        };
         for (i, n) in self.ns.iter_mut().enumerate() {
-            while pieces.len() < BATCH && n.copied_below < n.nsze {
+            while n.copied_below < n.nsze {
                 let nlb = n.chunk_lbas().min(n.bulk_left());
+                if !room(bytes, pieces.len(), nlb << n.lbads) {
+                    break;
+                }
                 pieces.push(
                     Piece {
                         ns: i,
@@ -343,11 +354,14 @@ impl Source {
                     GFP_KERNEL,
                 )?;
                 n.copied_below += nlb;
+                // CAST: at most `CHUNK` bytes.
+                bytes += (nlb << n.lbads) as usize;
             }
         }
         for (i, n) in self.ns.iter_mut().enumerate() {
             let run_bits = n.run_bits();
-            while pieces.len() < BATCH {
+            // A run is at most one chunk: stop while one surely fits.
+            while room(bytes, pieces.len(), n.chunk_lbas() << n.lbads) {
                 let run = match dirty::take_run(&mut n.dirty, &n.geo, n.scan_bit, run_bits) {
                     Some(r) => Some(r),
                     None => {
@@ -360,6 +374,8 @@ impl Source {
                 };
                 n.scan_bit = (slba + nlb).div_ceil(n.geo.granule_lbas());
                 pieces.push(Piece { ns: i, slba, nlb }, GFP_KERNEL)?;
+                // CAST: at most `CHUNK` bytes.
+                bytes += (nlb << n.lbads) as usize;
             }
         }
         Ok(())
@@ -420,37 +436,34 @@ impl Source {
         Ok(true)
     }
 
-    /// Reads every piece into `scratch`, one batch on the PF.
+    /// Reads every piece into `scratch`: batches of at most
+    /// [`MAX_BATCH`] concurrent reads, each of one namespace.
     fn read_pieces(&mut self, pieces: &[Piece]) -> Result {
-        let mut ios = KVVec::with_capacity(BATCH, GFP_KERNEL)?;
+        let mut ios = KVVec::with_capacity(MAX_BATCH, GFP_KERNEL)?;
         let mut rest: &mut [u8] = &mut self.scratch;
-        let mut by_ns = [0usize; BATCH];
-        for (k, p) in pieces.iter().enumerate() {
-            let n = &self.ns[p.ns];
-            // CAST: at most `CHUNK` bytes.
-            let len = (p.nlb << n.lbads) as usize;
-            let (buf, tail) = core::mem::take(&mut rest).split_at_mut(len);
-            rest = tail;
-            by_ns[k] = p.ns;
-            ios.push(
-                MediaIo {
-                    slba: p.slba,
-                    // CAST: at most `CHUNK >> 9` LBAs.
-                    nlb: p.nlb as u32,
-                    op: MediaOp::Read(buf),
-                },
-                GFP_KERNEL,
-            )?;
-        }
-        // One batch per namespace (a claim runs its own I/Os).
         let mut start = 0;
-        while start < ios.len() {
-            let ns = by_ns[start];
+        while start < pieces.len() {
+            let ns = pieces[start].ns;
+            ios.clear();
             let mut end = start;
-            while end < ios.len() && by_ns[end] == ns {
+            while end < pieces.len() && pieces[end].ns == ns && end - start < MAX_BATCH {
+                let p = &pieces[end];
+                // CAST: at most `CHUNK` bytes.
+                let len = (p.nlb << self.ns[ns].lbads) as usize;
+                let (buf, tail) = core::mem::take(&mut rest).split_at_mut(len);
+                rest = tail;
+                ios.push(
+                    MediaIo {
+                        slba: p.slba,
+                        // CAST: at most `CHUNK >> 9` LBAs.
+                        nlb: p.nlb as u32,
+                        op: MediaOp::Read(buf),
+                    },
+                    GFP_KERNEL,
+                )?;
                 end += 1;
             }
-            self.ns[ns].media.run(&mut ios[start..end])?;
+            self.ns[ns].media.run(&mut ios)?;
             start = end;
         }
         Ok(())
