@@ -24,13 +24,15 @@ SUITES=(
 	"resume_fuzz bash tests/vm/resume-fuzz.sh"
 	"dma_logging bash tests/vm/dma-logging.sh"
 	"storage bash tests/vm/storage.sh"
-	"media_migration bash tests/vm/media.sh"
 	"pf_service_ops bash tests/vm/pf-service.sh ops"
 	"pf_service_io bash tests/vm/pf-service.sh io"
 	"pf_service_media bash tests/vm/pf-service.sh media"
 	"pf_service_teardown bash tests/vm/pf-service.sh teardown"
 	"fault_matrix bash tests/vm/faults.sh"
 	"concurrency bash tests/vm/concurrency.sh"
+	# The longest (media copies of 256 MiB namespaces under load): late,
+	# so that a slow run costs only itself at the VM's timeout.
+	"media_migration bash tests/vm/media.sh"
 	# Last: it takes the PF away from the nvme driver.
 	"cdq bash tests/vm/cdq.sh"
 )
