@@ -101,6 +101,11 @@ enum Cmd {
         /// with Write Zeroes first.
         #[arg(long)]
         fresh: bool,
+        /// The namespace holds data written before (e.g. through the PF):
+        /// do not clear it; blocks the client does not write are not
+        /// checked on the destination.
+        #[arg(long, conflicts_with = "fresh")]
+        keep: bool,
         /// MiB the client writes before the migration (256 KiB extents at
         /// random places).
         #[arg(long, default_value_t = 4)]
@@ -620,6 +625,7 @@ fn main() -> ExitCode {
             expect_cdq_full,
             save,
             fresh,
+            keep,
             prefill_mib,
             samples,
             seed,
@@ -637,6 +643,7 @@ fn main() -> ExitCode {
                 expect_cdq_full: *expect_cdq_full,
                 save: save.clone(),
                 fresh: *fresh,
+                keep: *keep,
                 prefill_mib: *prefill_mib,
                 samples: *samples,
                 seed,

@@ -65,6 +65,10 @@ pub struct Options {
     pub save: Option<PathBuf>,
     /// The namespace reads zeroes now (never written): no clearing first.
     pub fresh: bool,
+    /// The namespace holds data written before (e.g. through the PF): no
+    /// clearing first, and blocks the client did not write are not checked
+    /// on the destination.
+    pub keep: bool,
     /// MiB written before the migration, in 256 KiB extents at random
     /// places.
     pub prefill_mib: u64,
@@ -144,9 +148,19 @@ struct Round {
     ops: usize,
     reads: usize,
     bytes: usize,
+    /// Time in the source's data_fd reads and in the destination's writes.
+    io: PumpTime,
     initial: u64,
     dirty: u64,
     took: Duration,
+}
+
+/// Time spent in `pump`'s read of the source and write of the
+/// destination.
+#[derive(Default, Clone, Copy)]
+struct PumpTime {
+    read: Duration,
+    write: Duration,
 }
 
 /// The client's load: random writes, Write Zeroes and deallocates, the
@@ -161,6 +175,9 @@ struct Load {
     writes: usize,
     zeroes: usize,
     deallocates: usize,
+    /// Blocks the bursts wrote, zeroed or deallocated (with repeats): what
+    /// the load dirtied.
+    touched: u64,
 }
 
 impl Load {
@@ -174,6 +191,7 @@ impl Load {
             writes: 0,
             zeroes: 0,
             deallocates: 0,
+            touched: 0,
         }
     }
 
@@ -209,6 +227,7 @@ impl Load {
                     .map_err(e)?;
                 self.written.extend(slba..slba + nlb);
                 self.writes += 1;
+                self.touched += nlb;
             } else if kind < 85 {
                 let len = 1 + self.rng.below(4) as u64;
                 let Some(s) = free(&mut self.rng, len) else {
@@ -217,6 +236,7 @@ impl Load {
                 g.submit_write_zeroes(qi, s * self.slot, (len * self.slot) as u16, false)
                     .map_err(e)?;
                 self.zeroes += 1;
+                self.touched += len * self.slot;
             } else {
                 let mut ranges = Vec::new();
                 for _ in 0..1 + self.rng.below(2) {
@@ -230,6 +250,7 @@ impl Load {
                 }
                 g.submit_deallocate(qi, &ranges, false).map_err(e)?;
                 self.deallocates += 1;
+                self.touched += ranges.iter().map(|r| u64::from(r.1)).sum::<u64>();
             }
             done += 1;
         }
@@ -284,21 +305,28 @@ fn pump(
     buf: &mut [u8],
     chunk: usize,
     stream: &mut Vec<u8>,
+    time: &mut PumpTime,
 ) -> Result<Option<usize>, String> {
-    let n = match a.0.read(buf) {
+    let t = Instant::now();
+    let r = a.0.read(buf);
+    time.read += t.elapsed();
+    let n = match r {
         Ok(n) => n,
         Err(x) if x.raw_os_error() == Some(libc::ENOMSG) => return Ok(None),
         Err(x) => return Err(format!("read of the source's data_fd: {x}")),
     };
     let at = stream.len();
     stream.extend_from_slice(&buf[..n]);
-    b.write_chunked(&buf[..n], chunk).map_err(|x| {
+    let t = Instant::now();
+    let w = b.write_chunked(&buf[..n], chunk).map_err(|x| {
         format!(
             "the destination refused the stream at bytes {at}..{} ({}): {x}",
             at + n,
             errno_of(&x).map_or_else(|| "?".into(), errno_name)
         )
-    })?;
+    });
+    time.write += t.elapsed();
+    w?;
     Ok(Some(n))
 }
 
@@ -331,6 +359,10 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     let t = Instant::now();
     if o.fresh {
         g.zero_default = true;
+    } else if o.keep {
+        println!(
+            "kept: the namespace's data as it was (blocks the client does not write unchecked)"
+        );
     } else {
         g.clear_namespace()
             .map_err(|x| format!("clearing the namespace: {x}"))?;
@@ -375,6 +407,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
             ops: 0,
             reads: 0,
             bytes: 0,
+            io: PumpTime::default(),
             initial: 0,
             dirty: 0,
             took: Duration::ZERO,
@@ -386,8 +419,15 @@ pub fn migrate(o: &Options) -> Result<(), String> {
             if loaded {
                 round.ops += load.burst(&mut g, o.rate, false)?;
             }
-            match pump(&mut fd_a, &mut fd_b, &mut buf, o.chunk, &mut stream)
-                .map_err(|x| format!("PRE_COPY round {r}: {x}"))?
+            match pump(
+                &mut fd_a,
+                &mut fd_b,
+                &mut buf,
+                o.chunk,
+                &mut stream,
+                &mut round.io,
+            )
+            .map_err(|x| format!("PRE_COPY round {r}: {x}"))?
             {
                 None => break,
                 Some(0) => {
@@ -424,6 +464,19 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     })();
     let pre_time = t_pre.elapsed();
     print_rounds(&rounds);
+    if let Some(r) = rounds.first() {
+        // Round 1 carries the namespace's initial copy: the bulk part.
+        let rate = |d: Duration| r.bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9);
+        println!(
+            "bulk: round 1, {} bytes; source reads {:.0} ms ({:.1} MB/s), destination writes {:.0} ms, end to end {:.0} ms ({:.1} MB/s)",
+            r.bytes,
+            r.io.read.as_secs_f64() * 1e3,
+            rate(r.io.read),
+            r.io.write.as_secs_f64() * 1e3,
+            r.took.as_secs_f64() * 1e3,
+            rate(r.took)
+        );
+    }
     if let Err(x) = pre {
         return failed_before_stop(&da, &mut g, &load, &x);
     }
@@ -451,9 +504,17 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         return Err("PRE_COPY_P2P -> STOP_COPY opened a second data_fd".into());
     }
     let mut stop_reads = 0;
+    let mut stop_io = PumpTime::default();
     loop {
-        match pump(&mut fd_a, &mut fd_b, &mut buf, o.chunk, &mut stream)
-            .map_err(|x| format!("STOP_COPY: {x}"))?
+        match pump(
+            &mut fd_a,
+            &mut fd_b,
+            &mut buf,
+            o.chunk,
+            &mut stream,
+            &mut stop_io,
+        )
+        .map_err(|x| format!("STOP_COPY: {x}"))?
         {
             None => {
                 return Err(format!(
@@ -477,7 +538,9 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     da.set_mig_state(State::Stop).map_err(e)?;
     drop(fd_a);
     println!(
-        "stop-copy: {stop_bytes} bytes in {stop_reads} reads; MIG_DATA_SIZE after the stop {data_size}; {in_flight} commands in flight at the stop"
+        "stop-copy: {stop_bytes} bytes in {stop_reads} reads (reads {:.1} ms, writes {:.1} ms); MIG_DATA_SIZE after the stop {data_size}; {in_flight} commands in flight at the stop",
+        stop_io.read.as_secs_f64() * 1e3,
+        stop_io.write.as_secs_f64() * 1e3
     );
     println!(
         "downtime: {:.2} ms (suspend {:.2} ms, destination load {:.2} ms)",
@@ -520,6 +583,15 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         load.deallocates,
         load.written.len(),
         load.written.len() * g.lba_size
+    );
+    let loaded_ms: f64 = rounds
+        .iter()
+        .filter(|r| r.loaded)
+        .map(|r| r.took.as_secs_f64() * 1e3)
+        .sum();
+    println!(
+        "load-touched: {} bytes written, zeroed or deallocated by the load in {loaded_ms:.0} ms of loaded rounds",
+        load.touched * g.lba_size as u64
     );
     da.reset().map_err(e)?;
     db.reset().map_err(e)?;
@@ -566,7 +638,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
 fn print_rounds(rounds: &[Round]) {
     for (i, r) in rounds.iter().enumerate() {
         println!(
-            "round {}: load {}, {} commands, {} bytes in {} reads, then initial_bytes {} dirty_bytes {}, {:.0} ms",
+            "round {}: load {}, {} commands, {} bytes in {} reads, then initial_bytes {} dirty_bytes {}, {:.0} ms (reads {:.0} ms, writes {:.0} ms)",
             i + 1,
             if r.loaded { "on" } else { "off" },
             r.ops,
@@ -574,7 +646,9 @@ fn print_rounds(rounds: &[Round]) {
             r.reads,
             r.initial,
             r.dirty,
-            r.took.as_secs_f64() * 1e3
+            r.took.as_secs_f64() * 1e3,
+            r.io.read.as_secs_f64() * 1e3,
+            r.io.write.as_secs_f64() * 1e3
         );
     }
 }
