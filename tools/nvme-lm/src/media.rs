@@ -56,6 +56,14 @@ pub struct Options {
     /// I/O commands the client issues before each read of the stream (a
     /// burst of 8 times as many opens each loaded round); 0: no load.
     pub rate: usize,
+    /// Instead of `rate`: a steady load of about this many bytes a second
+    /// written, zeroed or deallocated through the loaded rounds (commands
+    /// issued before each read of the stream as the time since PRE_COPY
+    /// began asks for), whatever the size of the reads.
+    pub load_bps: u64,
+    /// A PRE_COPY round longer than this fails (naming how far it got);
+    /// zero: no limit.
+    pub round_limit: Duration,
     /// Bytes of each read of the source's data_fd and of each write to the
     /// destination's.
     pub chunk: usize,
@@ -400,7 +408,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     let ns_bytes = g.nsze * g.lba_size as u64;
     let pre: Result<(), String> = (|| loop {
         let r = rounds.len() + 1;
-        let loaded = r <= o.rounds && o.rate > 0;
+        let loaded = r <= o.rounds && (o.rate > 0 || o.load_bps > 0);
         let t = Instant::now();
         let mut round = Round {
             loaded,
@@ -412,11 +420,20 @@ pub fn migrate(o: &Options) -> Result<(), String> {
             dirty: 0,
             took: Duration::ZERO,
         };
-        if loaded {
+        if loaded && o.load_bps == 0 {
             round.ops += load.burst(&mut g, o.rate * 8, false)?;
         }
         loop {
-            if loaded {
+            if loaded && o.load_bps > 0 {
+                // Behind the steady rate: about one command per 4 KiB owed
+                // (a command touches 4 to 10 KiB on average), at most 256.
+                let owed = (t_pre.elapsed().as_secs_f64() * o.load_bps as f64) as u64;
+                let done = load.touched * g.lba_size as u64;
+                if owed > done {
+                    let n = ((owed - done) / 4096).clamp(1, 256) as usize;
+                    round.ops += load.burst(&mut g, n, false)?;
+                }
+            } else if loaded {
                 round.ops += load.burst(&mut g, o.rate, false)?;
             }
             match pump(
@@ -440,10 +457,22 @@ pub fn migrate(o: &Options) -> Result<(), String> {
                     round.bytes += n;
                 }
             }
+            if !o.round_limit.is_zero() && t.elapsed() > o.round_limit {
+                let info = fd_a.precopy_info().map_err(e)?;
+                return Err(format!(
+                    "PRE_COPY round {r}: no ENOMSG after {:.0} s: {} bytes read in {} reads, {} load commands; initial_bytes {} dirty_bytes {} now",
+                    t.elapsed().as_secs_f64(),
+                    round.bytes,
+                    round.reads,
+                    round.ops,
+                    info.initial_bytes,
+                    info.dirty_bytes
+                ));
+            }
             if round.bytes as u64 > 4 * ns_bytes + (64 << 20) {
                 return Err(format!(
-                        "PRE_COPY round {r}: {} bytes read without an ENOMSG (the namespace has {ns_bytes})",
-                        round.bytes
+                        "PRE_COPY round {r}: {} bytes read in {} reads without an ENOMSG (the namespace has {ns_bytes}; {} load commands)",
+                        round.bytes, round.reads, round.ops
                     ));
             }
         }
