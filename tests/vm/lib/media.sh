@@ -22,7 +22,9 @@ media_setup() {
 	only_private
 }
 
-# media_bind: VF0 and VF1 of both hosts bound to nvme_vfio_pci.
+# media_bind: VF0 and VF1 of both hosts bound to nvme_vfio_pci (the
+# variables are for the scripts that source this file).
+# shellcheck disable=SC2034
 media_bind() {
 	PF=$PF_B bind_vfs_vfio nvme-vfio-pci 2 || return 1
 	B0=$VF0 CDEV_B0=$CDEV0 B1=$VF1 CDEV_B1=$CDEV1
