@@ -13,6 +13,11 @@ bash scripts/deps.sh
 kernel=$(bash scripts/build-kernel.sh)
 qemu=$(bash scripts/build-qemu.sh)
 cargo build --quiet --release --manifest-path tools/nvme-lm/Cargo.toml
+if [ "$job" = bench ]; then
+	echo "host (no device): the media dirty set and CRC32C, nvme-lm bench-dirty"
+	tools/nvme-lm/target/release/nvme-lm bench-dirty
+	echo
+fi
 NVME_VFIO_QEMU="$qemu" NVME_VFIO_NVME_PROPS=hmlm=on \
 	python3 tests/vm/run-vm.py --kernel-dir "$kernel" --timeout "${VM_TIMEOUT:-600}" \
 	-- bash "tests/vm/$job.sh"

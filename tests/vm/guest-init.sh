@@ -9,6 +9,8 @@ export HOME=/tmp TERM=${TERM:-linux} LANG=C.UTF-8
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+# devtmpfs has no /dev/fd: bash's process substitution (<(...)) needs it.
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm

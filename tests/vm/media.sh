@@ -20,25 +20,11 @@
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
 . "$(dirname "$0")/lib/kernel-log.sh"
+. "$(dirname "$0")/lib/media.sh"
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 D=$(mktemp -d)
 
-setup() {
-	PF_A=$(pf_bdf a) && PF_B=$(pf_bdf b) || return 1
-	[ "$(cat "/sys/bus/pci/devices/$PF_A/sriov_numvfs")" -ge 2 ] || sriov_setup 4 a || return 1
-	[ "$(cat "/sys/bus/pci/devices/$PF_B/sriov_numvfs")" -ge 2 ] || sriov_setup 4 b || return 1
-	DEV_A=$(pci_nvme_dev "$PF_A") && DEV_B=$(pci_nvme_dev "$PF_B") || return 1
-	PCID_A=$(pf_cntlid "$DEV_A") && PCID_B=$(pf_cntlid "$DEV_B") || return 1
-	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
-	PF=$PF_B bind_vfs_vfio nvme-vfio-pci 2 || return 1
-	B0=$VF0 CDEV_B0=$CDEV0 B1=$VF1 CDEV_B1=$CDEV1
-	PF=$PF_A bind_vfs_vfio nvme-vfio-pci 2 || return 1
-	A0=$VF0 CDEV_A0=$CDEV0 A1=$VF1 CDEV_A1=$CDEV1
-	only_private || return 1
-	SCID_A0=$(vf_scid "$DEV_A" 1) && SCID_A1=$(vf_scid "$DEV_A" 2) || return 1
-	SCID_B0=$(vf_scid "$DEV_B" 1) && SCID_B1=$(vf_scid "$DEV_B" 2) || return 1
-	kernel_log_mark
-}
+setup() { media_setup && kernel_log_mark; }
 
 # reload_with ENTRIES: nvme_vfio_pci loaded again with
 # media_cdq_entries=ENTRIES (a load-time parameter; empty: the default), and
@@ -47,116 +33,7 @@ reload_with() {
 	rmmod nvme_vfio_pci || fail "rmmod nvme_vfio_pci failed" || return
 	modprobe nvme_vfio_pci ${1:+media_cdq_entries=$1} ||
 		fail "modprobe nvme_vfio_pci ${1:+media_cdq_entries=$1} failed" || return
-	PF=$PF_B bind_vfs_vfio nvme-vfio-pci 2 || return 1
-	B0=$VF0 CDEV_B0=$CDEV0 B1=$VF1 CDEV_B1=$CDEV1
-	PF=$PF_A bind_vfs_vfio nvme-vfio-pci 2 || return 1
-	A0=$VF0 CDEV_A0=$CDEV0 A1=$VF1 CDEV_A1=$CDEV1
-}
-
-# ctrl HOST: "DEV PCID" of host a or b.
-ctrl() { if [ "$1" = a ]; then echo "$DEV_A $PCID_A"; else echo "$DEV_B $PCID_B"; fi; }
-
-# only_private: VFN 1 and 2 of both hosts get their private namespace
-# (attached to the VF's controller and the PF) and lose NSID 1; checks what
-# the PF reports attached to each VF's controller. shared_again undoes it.
-only_private() {
-	local host dev pcid i scid got
-	for host in a b; do
-		read -r dev pcid <<<"$(ctrl $host)"
-		for i in 1 2; do
-			scid=$(vf_scid "$dev" "$i") || return 1
-			got=$(ns_of_ctrl "$dev" "$scid")
-			case " $got" in *" 1 "*) detach_ns "$dev" 1 "$scid" || return 1 ;; esac
-			case " $got" in *" $((i + 1)) "*) ;; *) attach_ns "$dev" $((i + 1)) "$pcid,$scid" || return 1 ;; esac
-			got=$(ns_of_ctrl "$dev" "$scid")
-			[ "$got" = "$((i + 1)) " ] ||
-				fail "host $host, secondary controller $scid: NSIDs '$got', expected only $((i + 1))" || return
-		done
-	done
-}
-
-shared_again() {
-	local host dev pcid i scid got
-	for host in a b; do
-		read -r dev pcid <<<"$(ctrl $host)"
-		for i in 1 2; do
-			scid=$(vf_scid "$dev" "$i") || return 1
-			got=$(ns_of_ctrl "$dev" "$scid")
-			case " $got" in *" $((i + 1)) "*) detach_ns "$dev" $((i + 1)) "$pcid,$scid" || return 1 ;; esac
-			case " $got" in *" 1 "*) ;; *) attach_ns "$dev" 1 "$scid" || return 1 ;; esac
-		done
-	done
-}
-
-# QEMU attaches its shared namespaces (NSID 1) to a controller again each
-# time it is enabled: nvme-lm detaches NSID 1 again from the source after
-# the client enabled it, and from the destination before RESUMING.
-# keep_private K: those options for the VF pair K (0 or 1).
-keep_private() {
-	local a=$SCID_A0 b=$SCID_B0
-	[ "$1" = 0 ] || a=$SCID_A1 b=$SCID_B1
-	echo "--detach-nsid 1 --pf-a $DEV_A --scid-a $a --pf-b $DEV_B --scid-b $b"
-}
-
-# media VF 0|1: opts VF in or out (no attribute: a kernel without media
-# migration, where off is all there is).
-media() {
-	local f=/sys/bus/pci/devices/$1/media_migration
-	if [ ! -e "$f" ]; then
-		[ "$2" = 0 ] && return 0
-		fail "$1: no media_migration attribute: the kernel has no media migration" || return
-	fi
-	echo "$2" >"$f" || fail "$1: writing $2 to media_migration failed" || return
-	[ "$(cat "$f")" = "$2" ] || fail "$1: media_migration reads '$(cat "$f")' after writing $2"
-}
-
-# The block device of NSID $2 on PF controller $1 (its own path's head).
-pf_ns_blockdev() {
-	local c=${1#/dev/} b n i re='^nvme([0-9]+)c[0-9]+n([0-9]+)$'
-	for i in $(seq 50); do
-		for b in /sys/class/nvme/"$c"/nvme*n*; do
-			[ "$(cat "$b/nsid" 2>/dev/null)" = "$2" ] || continue
-			n=${b##*/}
-			[[ $n =~ $re ]] && n=nvme${BASH_REMATCH[1]}n${BASH_REMATCH[2]}
-			[ -b "/dev/$n" ] && { echo "/dev/$n"; return 0; }
-		done
-		nvme ns-rescan "$1" >/dev/null 2>&1
-		sleep 0.2
-	done
-	fail "$1: no block device for NSID $2 after 10 s"
-}
-
-# Reads block device $1 past the page cache.
-direct() { dd if="$1" bs=1M iflag=direct status=none; }
-
-# ns_cmp NSID: the namespace on host a and on host b, byte for byte,
-# through the PFs.
-ns_cmp() {
-	local a b sa sb lbs out at
-	a=$(pf_ns_blockdev "$DEV_A" "$1") && b=$(pf_ns_blockdev "$DEV_B" "$1") || return
-	sa=$(blockdev --getsize64 "$a") && sb=$(blockdev --getsize64 "$b") || return
-	lbs=$(blockdev --getss "$a")
-	[ "$sa" = "$sb" ] || fail "NSID $1: $sa bytes on host a ($a), $sb on host b ($b)" || return
-	# One side through a file (the VM has no /dev/fd for process
-	# substitution), the other streamed, both with O_DIRECT.
-	direct "$b" >"$D/ns-b" || fail "NSID $1: reading $b through the PF failed" || return
-	out=$(direct "$a" | cmp - "$D/ns-b" 2>&1)
-	local rc=$?
-	rm -f "$D/ns-b"
-	if [ "$rc" -eq 0 ]; then
-		echo "NSID $1: $sa bytes identical on host a ($a) and host b ($b), read through the PFs"
-	else
-		at=$(grep -o 'byte [0-9]*' <<<"$out" | awk '{ print $2 }')
-		fail "NSID $1: host a ($a) and host b ($b) differ${at:+ first at byte $at (LBA $(((at - 1) / lbs)))}: $out"
-	fi
-}
-
-# ns_sum HOST NSID: SHA-256 of the namespace, read through the PF.
-ns_sum() {
-	local dev b
-	read -r dev _ <<<"$(ctrl "$1")"
-	b=$(pf_ns_blockdev "$dev" "$2") || return
-	direct "$b" | sha256sum | cut -c1-16
+	media_bind
 }
 
 # media_migrate ARGS...: nvme-lm media-migrate, its output in $D/out.
@@ -330,8 +207,6 @@ fi
 for c in $CASES; do
 	ktap_check "${c%%:*}" "${c#*:}"
 done
-for vf in "$A0" "$A1" "$B0" "$B1"; do media "$vf" 0 >/dev/null 2>&1; done
-shared_again >/dev/null 2>"$errf" || echo "# restore: $(tail -n1 "$errf")"
-for vf in "$A0" "$A1" "$B0" "$B1"; do bind_driver "$vf" ""; done
+media_teardown
 rm -rf "$D"
 ktap_end

@@ -41,7 +41,7 @@ VI_PER_VF = 9
 # The only environment variables that reach the guest's tests: the knobs the
 # README documents. Nothing else of the host's environment leaks in.
 PASS_ENV = ("SMOKE_VFS", "KUNIT_SUITES", "KUNIT_MODULES", "KUNIT_DOCTESTS", "NVME_LM",
-            "HMLM_FILTER", "CDQ_FILTER", "MIG_FILTER", "DEMO_BLOCKS", "BENCH_ROUNDS",
+            "HMLM_FILTER", "CDQ_FILTER", "MIG_FILTER", "DEMO_BLOCKS", "BENCH_ROUNDS", "BENCH_ONLY",
             "BENCH_DMA_LOG_REPEATS", "RESUME_FUZZ_SEED", "RESUME_FUZZ_INPUTS", "FUZZ_SEED", "FUZZ_INPUTS")
 
 

@@ -88,6 +88,15 @@ enum Cmd {
         /// burst of 8 times as many opens each loaded round); 0: no load.
         #[arg(long, default_value_t = 8)]
         rate: usize,
+        /// Instead of --rate: a steady load of about this many MB (10^6
+        /// bytes) a second written, zeroed or deallocated through the
+        /// loaded rounds, whatever the size of the reads of the stream.
+        #[arg(long)]
+        load_mbps: Option<f64>,
+        /// A PRE_COPY round that takes longer than this many seconds fails,
+        /// naming how far it got (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        round_seconds: u64,
         /// Bytes of each data_fd read and destination write.
         #[arg(long, default_value_t = 1 << 20)]
         chunk: usize,
@@ -101,6 +110,11 @@ enum Cmd {
         /// with Write Zeroes first.
         #[arg(long)]
         fresh: bool,
+        /// The namespace holds data written before (e.g. through the PF):
+        /// do not clear it; blocks the client does not write are not
+        /// checked on the destination.
+        #[arg(long, conflicts_with = "fresh")]
+        keep: bool,
         /// MiB the client writes before the migration (256 KiB extents at
         /// random places).
         #[arg(long, default_value_t = 4)]
@@ -662,10 +676,13 @@ fn main() -> ExitCode {
             nsid,
             rounds,
             rate,
+            load_mbps,
+            round_seconds,
             chunk,
             expect_cdq_full,
             save,
             fresh,
+            keep,
             prefill_mib,
             samples,
             seed,
@@ -688,10 +705,13 @@ fn main() -> ExitCode {
                 nsid: *nsid,
                 rounds: *rounds,
                 rate: *rate,
+                load_bps: load_mbps.map_or(0, |m| (m * 1e6) as u64),
+                round_limit: std::time::Duration::from_secs(*round_seconds),
                 chunk: *chunk,
                 expect_cdq_full: *expect_cdq_full,
                 save: save.clone(),
                 fresh: *fresh,
+                keep: *keep,
                 prefill_mib: *prefill_mib,
                 samples: *samples,
                 seed,

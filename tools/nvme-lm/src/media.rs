@@ -114,6 +114,14 @@ pub struct Options {
     /// I/O commands the client issues before each read of the stream (a
     /// burst of 8 times as many opens each loaded round); 0: no load.
     pub rate: usize,
+    /// Instead of `rate`: a steady load of about this many bytes a second
+    /// written, zeroed or deallocated through the loaded rounds (commands
+    /// issued before each read of the stream as the time since PRE_COPY
+    /// began asks for), whatever the size of the reads.
+    pub load_bps: u64,
+    /// A PRE_COPY round longer than this fails (naming how far it got);
+    /// zero: no limit.
+    pub round_limit: Duration,
     /// Bytes of each read of the source's data_fd and of each write to the
     /// destination's.
     pub chunk: usize,
@@ -123,6 +131,10 @@ pub struct Options {
     pub save: Option<PathBuf>,
     /// The namespace reads zeroes now (never written): no clearing first.
     pub fresh: bool,
+    /// The namespace holds data written before (e.g. through the PF): no
+    /// clearing first, and blocks the client did not write are not checked
+    /// on the destination.
+    pub keep: bool,
     /// MiB written before the migration, in 256 KiB extents at random
     /// places.
     pub prefill_mib: u64,
@@ -202,9 +214,19 @@ struct Round {
     ops: usize,
     reads: usize,
     bytes: usize,
+    /// Time in the source's data_fd reads and in the destination's writes.
+    io: PumpTime,
     initial: u64,
     dirty: u64,
     took: Duration,
+}
+
+/// Time spent in `pump`'s read of the source and write of the
+/// destination.
+#[derive(Default, Clone, Copy)]
+struct PumpTime {
+    read: Duration,
+    write: Duration,
 }
 
 /// The client's load: random writes, Write Zeroes and deallocates, the
@@ -219,6 +241,9 @@ struct Load {
     writes: usize,
     zeroes: usize,
     deallocates: usize,
+    /// Blocks the bursts wrote, zeroed or deallocated (with repeats): what
+    /// the load dirtied.
+    touched: u64,
 }
 
 impl Load {
@@ -232,6 +257,7 @@ impl Load {
             writes: 0,
             zeroes: 0,
             deallocates: 0,
+            touched: 0,
         }
     }
 
@@ -267,6 +293,7 @@ impl Load {
                     .map_err(e)?;
                 self.written.extend(slba..slba + nlb);
                 self.writes += 1;
+                self.touched += nlb;
             } else if kind < 85 {
                 let len = 1 + self.rng.below(4) as u64;
                 let Some(s) = free(&mut self.rng, len) else {
@@ -275,6 +302,7 @@ impl Load {
                 g.submit_write_zeroes(qi, s * self.slot, (len * self.slot) as u16, false)
                     .map_err(e)?;
                 self.zeroes += 1;
+                self.touched += len * self.slot;
             } else {
                 let mut ranges = Vec::new();
                 for _ in 0..1 + self.rng.below(2) {
@@ -288,6 +316,7 @@ impl Load {
                 }
                 g.submit_deallocate(qi, &ranges, false).map_err(e)?;
                 self.deallocates += 1;
+                self.touched += ranges.iter().map(|r| u64::from(r.1)).sum::<u64>();
             }
             done += 1;
         }
@@ -342,21 +371,28 @@ fn pump(
     buf: &mut [u8],
     chunk: usize,
     stream: &mut Vec<u8>,
+    time: &mut PumpTime,
 ) -> Result<Option<usize>, String> {
-    let n = match a.0.read(buf) {
+    let t = Instant::now();
+    let r = a.0.read(buf);
+    time.read += t.elapsed();
+    let n = match r {
         Ok(n) => n,
         Err(x) if x.raw_os_error() == Some(libc::ENOMSG) => return Ok(None),
         Err(x) => return Err(format!("read of the source's data_fd: {x}")),
     };
     let at = stream.len();
     stream.extend_from_slice(&buf[..n]);
-    b.write_chunked(&buf[..n], chunk).map_err(|x| {
+    let t = Instant::now();
+    let w = b.write_chunked(&buf[..n], chunk).map_err(|x| {
         format!(
             "the destination refused the stream at bytes {at}..{} ({}): {x}",
             at + n,
             errno_of(&x).map_or_else(|| "?".into(), errno_name)
         )
-    })?;
+    });
+    time.write += t.elapsed();
+    w?;
     Ok(Some(n))
 }
 
@@ -390,6 +426,10 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     let t = Instant::now();
     if o.fresh {
         g.zero_default = true;
+    } else if o.keep {
+        println!(
+            "kept: the namespace's data as it was (blocks the client does not write unchecked)"
+        );
     } else {
         g.clear_namespace()
             .map_err(|x| format!("clearing the namespace: {x}"))?;
@@ -428,26 +468,43 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     let ns_bytes = g.nsze * g.lba_size as u64;
     let pre: Result<(), String> = (|| loop {
         let r = rounds.len() + 1;
-        let loaded = r <= o.rounds && o.rate > 0;
+        let loaded = r <= o.rounds && (o.rate > 0 || o.load_bps > 0);
         let t = Instant::now();
         let mut round = Round {
             loaded,
             ops: 0,
             reads: 0,
             bytes: 0,
+            io: PumpTime::default(),
             initial: 0,
             dirty: 0,
             took: Duration::ZERO,
         };
-        if loaded {
+        if loaded && o.load_bps == 0 {
             round.ops += load.burst(&mut g, o.rate * 8, false)?;
         }
         loop {
-            if loaded {
+            if loaded && o.load_bps > 0 {
+                // Behind the steady rate: about one command per 4 KiB owed
+                // (a command touches 4 to 10 KiB on average), at most 256.
+                let owed = (t_pre.elapsed().as_secs_f64() * o.load_bps as f64) as u64;
+                let done = load.touched * g.lba_size as u64;
+                if owed > done {
+                    let n = ((owed - done) / 4096).clamp(1, 256) as usize;
+                    round.ops += load.burst(&mut g, n, false)?;
+                }
+            } else if loaded {
                 round.ops += load.burst(&mut g, o.rate, false)?;
             }
-            match pump(&mut fd_a, &mut fd_b, &mut buf, o.chunk, &mut stream)
-                .map_err(|x| format!("PRE_COPY round {r}: {x}"))?
+            match pump(
+                &mut fd_a,
+                &mut fd_b,
+                &mut buf,
+                o.chunk,
+                &mut stream,
+                &mut round.io,
+            )
+            .map_err(|x| format!("PRE_COPY round {r}: {x}"))?
             {
                 None => break,
                 Some(0) => {
@@ -460,10 +517,22 @@ pub fn migrate(o: &Options) -> Result<(), String> {
                     round.bytes += n;
                 }
             }
+            if !o.round_limit.is_zero() && t.elapsed() > o.round_limit {
+                let info = fd_a.precopy_info().map_err(e)?;
+                return Err(format!(
+                    "PRE_COPY round {r}: no ENOMSG after {:.0} s: {} bytes read in {} reads, {} load commands; initial_bytes {} dirty_bytes {} now",
+                    t.elapsed().as_secs_f64(),
+                    round.bytes,
+                    round.reads,
+                    round.ops,
+                    info.initial_bytes,
+                    info.dirty_bytes
+                ));
+            }
             if round.bytes as u64 > 4 * ns_bytes + (64 << 20) {
                 return Err(format!(
-                        "PRE_COPY round {r}: {} bytes read without an ENOMSG (the namespace has {ns_bytes})",
-                        round.bytes
+                        "PRE_COPY round {r}: {} bytes read in {} reads without an ENOMSG (the namespace has {ns_bytes}; {} load commands)",
+                        round.bytes, round.reads, round.ops
                     ));
             }
         }
@@ -484,6 +553,19 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     })();
     let pre_time = t_pre.elapsed();
     print_rounds(&rounds);
+    if let Some(r) = rounds.first() {
+        // Round 1 carries the namespace's initial copy: the bulk part.
+        let rate = |d: Duration| r.bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9);
+        println!(
+            "bulk: round 1, {} bytes; source reads {:.0} ms ({:.1} MB/s), destination writes {:.0} ms, end to end {:.0} ms ({:.1} MB/s)",
+            r.bytes,
+            r.io.read.as_secs_f64() * 1e3,
+            rate(r.io.read),
+            r.io.write.as_secs_f64() * 1e3,
+            r.took.as_secs_f64() * 1e3,
+            rate(r.took)
+        );
+    }
     if let Err(x) = pre {
         return failed_before_stop(&da, &mut g, &load, &x);
     }
@@ -511,9 +593,17 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         return Err("PRE_COPY_P2P -> STOP_COPY opened a second data_fd".into());
     }
     let mut stop_reads = 0;
+    let mut stop_io = PumpTime::default();
     loop {
-        match pump(&mut fd_a, &mut fd_b, &mut buf, o.chunk, &mut stream)
-            .map_err(|x| format!("STOP_COPY: {x}"))?
+        match pump(
+            &mut fd_a,
+            &mut fd_b,
+            &mut buf,
+            o.chunk,
+            &mut stream,
+            &mut stop_io,
+        )
+        .map_err(|x| format!("STOP_COPY: {x}"))?
         {
             None => {
                 return Err(format!(
@@ -537,7 +627,9 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     da.set_mig_state(State::Stop).map_err(e)?;
     drop(fd_a);
     println!(
-        "stop-copy: {stop_bytes} bytes in {stop_reads} reads; MIG_DATA_SIZE after the stop {data_size}; {in_flight} commands in flight at the stop"
+        "stop-copy: {stop_bytes} bytes in {stop_reads} reads (reads {:.1} ms, writes {:.1} ms); MIG_DATA_SIZE after the stop {data_size}; {in_flight} commands in flight at the stop",
+        stop_io.read.as_secs_f64() * 1e3,
+        stop_io.write.as_secs_f64() * 1e3
     );
     println!(
         "downtime: {:.2} ms (suspend {:.2} ms, destination load {:.2} ms)",
@@ -580,6 +672,15 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         load.deallocates,
         load.written.len(),
         load.written.len() * g.lba_size
+    );
+    let loaded_ms: f64 = rounds
+        .iter()
+        .filter(|r| r.loaded)
+        .map(|r| r.took.as_secs_f64() * 1e3)
+        .sum();
+    println!(
+        "load-touched: {} bytes written, zeroed or deallocated by the load in {loaded_ms:.0} ms of loaded rounds",
+        load.touched * g.lba_size as u64
     );
     da.reset().map_err(e)?;
     db.reset().map_err(e)?;
@@ -631,7 +732,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
 fn print_rounds(rounds: &[Round]) {
     for (i, r) in rounds.iter().enumerate() {
         println!(
-            "round {}: load {}, {} commands, {} bytes in {} reads, then initial_bytes {} dirty_bytes {}, {:.0} ms",
+            "round {}: load {}, {} commands, {} bytes in {} reads, then initial_bytes {} dirty_bytes {}, {:.0} ms (reads {:.0} ms, writes {:.0} ms)",
             i + 1,
             if r.loaded { "on" } else { "off" },
             r.ops,
@@ -639,7 +740,9 @@ fn print_rounds(rounds: &[Round]) {
             r.reads,
             r.initial,
             r.dirty,
-            r.took.as_secs_f64() * 1e3
+            r.took.as_secs_f64() * 1e3,
+            r.io.read.as_secs_f64() * 1e3,
+            r.io.write.as_secs_f64() * 1e3
         );
     }
 }

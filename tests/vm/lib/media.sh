@@ -1,0 +1,134 @@
+# Media migration test bed, sourced by tests/vm/media.sh (the KTAP suite)
+# and tests/vm/bench.sh (its benchmarks); needs lib/sriov.sh, and fail
+# (lib/ktap.sh's, or the one below).
+# shellcheck shell=bash
+#
+# Hosts a and b, each an SR-IOV PF of its own subsystem; VF n (VFN, 1-based)
+# of either host has the private NSID n + 1 (256 MiB). media_setup binds VF0
+# and VF1 of both hosts to nvme_vfio_pci (A0 A1 B0 B1, their cdevs CDEV_A0
+# ...) with ONLY their private namespace attached (the PFs have it too);
+# media_teardown puts NSID 1 back and unbinds them.
+
+declare -F fail >/dev/null || fail() { echo "$*" >&2; return 1; }
+
+media_setup() {
+	PF_A=$(pf_bdf a) && PF_B=$(pf_bdf b) || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF_A/sriov_numvfs")" -ge 2 ] || sriov_setup 4 a || return 1
+	[ "$(cat "/sys/bus/pci/devices/$PF_B/sriov_numvfs")" -ge 2 ] || sriov_setup 4 b || return 1
+	DEV_A=$(pci_nvme_dev "$PF_A") && DEV_B=$(pci_nvme_dev "$PF_B") || return 1
+	PCID_A=$(pf_cntlid "$DEV_A") && PCID_B=$(pf_cntlid "$DEV_B") || return 1
+	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
+	media_bind || return 1
+	only_private || return 1
+	SCID_A0=$(vf_scid "$DEV_A" 1) && SCID_A1=$(vf_scid "$DEV_A" 2) || return 1
+	SCID_B0=$(vf_scid "$DEV_B" 1) && SCID_B1=$(vf_scid "$DEV_B" 2)
+}
+
+# media_bind: VF0 and VF1 of both hosts bound to nvme_vfio_pci (the
+# variables are for the scripts that source this file).
+# shellcheck disable=SC2034
+media_bind() {
+	PF=$PF_B bind_vfs_vfio nvme-vfio-pci 2 || return 1
+	B0=$VF0 CDEV_B0=$CDEV0 B1=$VF1 CDEV_B1=$CDEV1
+	PF=$PF_A bind_vfs_vfio nvme-vfio-pci 2 || return 1
+	A0=$VF0 CDEV_A0=$CDEV0 A1=$VF1 CDEV_A1=$CDEV1
+}
+
+# ctrl HOST: "DEV PCID" of host a or b.
+ctrl() { if [ "$1" = a ]; then echo "$DEV_A $PCID_A"; else echo "$DEV_B $PCID_B"; fi; }
+
+# only_private: VFN 1 and 2 of both hosts get their private namespace
+# (attached to the VF's controller and the PF) and lose NSID 1; checks what
+# the PF reports attached to each VF's controller. shared_again undoes it.
+only_private() {
+	local host dev pcid i scid got
+	for host in a b; do
+		read -r dev pcid <<<"$(ctrl $host)"
+		for i in 1 2; do
+			scid=$(vf_scid "$dev" "$i") || return 1
+			got=$(ns_of_ctrl "$dev" "$scid")
+			case " $got" in *" 1 "*) detach_ns "$dev" 1 "$scid" || return 1 ;; esac
+			case " $got" in *" $((i + 1)) "*) ;; *) attach_ns "$dev" $((i + 1)) "$pcid,$scid" || return 1 ;; esac
+			got=$(ns_of_ctrl "$dev" "$scid")
+			[ "$got" = "$((i + 1)) " ] ||
+				fail "host $host, secondary controller $scid: NSIDs '$got', expected only $((i + 1))" || return
+		done
+	done
+}
+
+shared_again() {
+	local host dev pcid i scid
+	for host in a b; do
+		read -r dev pcid <<<"$(ctrl $host)"
+		for i in 1 2; do
+			scid=$(vf_scid "$dev" "$i") || return 1
+			detach_ns "$dev" $((i + 1)) "$pcid,$scid" || return 1
+			attach_ns "$dev" 1 "$scid" || return 1
+		done
+	done
+}
+
+# media VF 0|1: opts VF in or out (no attribute: a kernel without media
+# migration, where off is all there is).
+media() {
+	local f=/sys/bus/pci/devices/$1/media_migration
+	if [ ! -e "$f" ]; then
+		[ "$2" = 0 ] && return 0
+		fail "$1: no media_migration attribute: the kernel has no media migration" || return
+	fi
+	echo "$2" >"$f" || fail "$1: writing $2 to media_migration failed" || return
+	[ "$(cat "$f")" = "$2" ] || fail "$1: media_migration reads '$(cat "$f")' after writing $2"
+}
+
+# The block device of NSID $2 on PF controller $1 (its own path's head).
+pf_ns_blockdev() {
+	local c=${1#/dev/} b n i re='^nvme([0-9]+)c[0-9]+n([0-9]+)$'
+	for i in $(seq 50); do
+		for b in /sys/class/nvme/"$c"/nvme*n*; do
+			[ "$(cat "$b/nsid" 2>/dev/null)" = "$2" ] || continue
+			n=${b##*/}
+			[[ $n =~ $re ]] && n=nvme${BASH_REMATCH[1]}n${BASH_REMATCH[2]}
+			[ -b "/dev/$n" ] && { echo "/dev/$n"; return 0; }
+		done
+		nvme ns-rescan "$1" >/dev/null 2>&1
+		sleep 0.2
+	done
+	fail "$1: no block device for NSID $2 after 10 s"
+}
+
+# Reads block device $1 past the page cache.
+direct() { dd if="$1" bs=1M iflag=direct status=none; }
+
+# ns_cmp NSID: the namespace on host a and on host b, byte for byte,
+# through the PFs.
+ns_cmp() {
+	local a b sa sb lbs out at
+	a=$(pf_ns_blockdev "$DEV_A" "$1") && b=$(pf_ns_blockdev "$DEV_B" "$1") || return
+	sa=$(blockdev --getsize64 "$a") && sb=$(blockdev --getsize64 "$b") || return
+	lbs=$(blockdev --getss "$a")
+	[ "$sa" = "$sb" ] || fail "NSID $1: $sa bytes on host a ($a), $sb on host b ($b)" || return
+	if out=$(cmp <(direct "$a") <(direct "$b") 2>&1); then
+		echo "NSID $1: $sa bytes identical on host a ($a) and host b ($b), read through the PFs"
+	else
+		at=$(grep -o 'byte [0-9]*' <<<"$out" | awk '{ print $2 }')
+		fail "NSID $1: host a ($a) and host b ($b) differ${at:+ first at byte $at (LBA $(((at - 1) / lbs)))}: $out"
+	fi
+}
+
+# ns_sum HOST NSID: SHA-256 of the namespace, read through the PF.
+ns_sum() {
+	local dev b
+	read -r dev _ <<<"$(ctrl "$1")"
+	b=$(pf_ns_blockdev "$dev" "$2") || return
+	direct "$b" | sha256sum | cut -c1-16
+}
+
+# media_teardown: media_migration off, NSID 1 back, the four VFs unbound.
+media_teardown() {
+	local vf err
+	err=$(mktemp)
+	for vf in "$A0" "$A1" "$B0" "$B1"; do media "$vf" 0 >/dev/null 2>&1; done
+	shared_again >/dev/null 2>"$err" || echo "# restore: $(tail -n1 "$err")"
+	for vf in "$A0" "$A1" "$B0" "$B1"; do bind_driver "$vf" ""; done
+	rm -f "$err"
+}
