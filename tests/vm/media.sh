@@ -59,7 +59,7 @@ ok_or_fail() {
 check_local_storage_migrates() {
 	media "$A0" 1 && media "$B0" 1 || return
 	# shellcheck disable=SC2046
-	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 3 --rate 8 \
+	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 3 --load-mbps 1 --round-seconds 600 \
 		--prefill-mib 8 --save "$D/local.stream" $(keep_private 0)
 	ok_or_fail $? || return
 	report
@@ -179,7 +179,7 @@ check_media_off_refused() {
 	local rc
 	media "$A0" 0 && media "$B0" 0 || return
 	# shellcheck disable=SC2046
-	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 1 --rate 8 --prefill-mib 1 \
+	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 1 --load-mbps 0.5 --round-seconds 300 --prefill-mib 1 \
 		$(keep_private 0)
 	rc=$?
 	report

@@ -49,6 +49,9 @@ const BATCH_PIECES: usize = 256;
 const MIN_GRANULE: u64 = 4096;
 /// Most bits of one namespace's bitmap (1 MiB of memory).
 const MAX_BITS: u64 = 8 << 20;
+/// Queue overflows after which a copy is taken as not converging: each
+/// sends everything copied again.
+const MAX_OVERFLOWS: u32 = 8;
 /// Entries consumed per queue read.
 const HARVEST: usize = 256;
 
@@ -234,6 +237,15 @@ impl Source {
         self.suspend_seen |= suspended;
         if full {
             self.overflows = self.overflows.saturating_add(1);
+            if self.overflows > MAX_OVERFLOWS {
+                dev_err_ratelimited!(
+                    limit,
+                    self.dev,
+                    "media migration refused: the dirty-LBA queue overflowed {} times, the copy cannot converge (ENOSPC)\n",
+                    self.overflows
+                );
+                return Err(ENOSPC);
+            }
             self.logging = false;
             self.mark_copied();
             dev_warn!(
