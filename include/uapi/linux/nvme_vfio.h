@@ -127,7 +127,7 @@ struct nvme_vfio_compat {
 };
 
 /* Largest data of one NVME_VFIO_REC_DATA record. */
-#define NVME_VFIO_MAX_DATA		(1 << 20)
+#define NVME_VFIO_MAX_DATA		0x100000	/* 1 MiB */
 
 /* NVME_VFIO_REC_NS_DESC: the namespace whose ranges follow. */
 struct nvme_vfio_ns_desc {
