@@ -126,7 +126,7 @@ BAD_STREAMS=(
 	"beyond_capacity write:ERANGE capacit|beyond|NSZE|out of range|past the end"
 	"unknown_nsid write:EINVAL NSID|namespace"
 	"huge_nlb write:ERANGE NLB|too large|length|MiB|size"
-	"truncated stop truncat|incomplete|short|mid-record|ends"
+	"truncated stop truncat|incomplete|short|mid-record|ends|ended early"
 	"after_end write:EINVAL after the end|after END|trailing|after end"
 )
 

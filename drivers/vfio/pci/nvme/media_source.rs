@@ -260,6 +260,11 @@ impl Source {
             if let Some(cdq) = self.cdq.as_ref() {
                 self.logging = cdq.log(true).is_ok();
             }
+            if !self.logging {
+                // Writes go unlogged: nothing copied can be trusted until
+                // logging runs again.
+                self.mark_copied();
+            }
         }
         Ok(suspended)
     }
