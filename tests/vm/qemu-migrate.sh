@@ -30,6 +30,7 @@
 . "$(dirname "$0")/lib/ktap.sh"
 . "$(dirname "$0")/lib/sriov.sh"
 . "$(dirname "$0")/lib/kernel-log.sh"
+. "$(dirname "$0")/lib/media.sh"
 . "$(dirname "$0")/../l2/machine.sh"
 NVME_LM=${NVME_LM:-$NVME_VFIO_REPO/tools/nvme-lm/target/release/nvme-lm}
 STOCK_QEMU=${STOCK_QEMU:-/usr/bin/qemu-system-x86_64}
@@ -209,7 +210,9 @@ migrate() {
 	[ "$vf" = none ] || dev=(-device "$(vf_dev "$vf")")
 	rm -f "$D/mig.sock"
 	step "$to: destination with $vf"
-	launch "$to" "${dev[@]}" -incoming "unix:$D/mig.sock" || return
+	# MIGRATE_PAUSED=1: the destination stays paused after the migration
+	# (-S), its guest started by a later cont.
+	launch "$to" "${dev[@]}" ${MIGRATE_PAUSED:+-S} -incoming "unix:$D/mig.sock" || return
 	MARK=$(wc -l <"$D/$from.trace")
 	# Switchover-ack: the destination acknowledges the PRE_COPY data (our
 	# compatibility record) before the source may stop.
@@ -225,7 +228,8 @@ migrate() {
 	set -- $(echo "$out" | python3 -c 'import json,sys; m=json.load(sys.stdin)
 print(m.get("status"), m.get("downtime", "-"), m.get("total-time", "-"))
 print("status", m.get("status"), "total", m.get("total-time"), "ms, downtime", m.get("downtime"),
-      "ms, setup", m.get("setup-time"), "ms, vfio", m.get("vfio"), m.get("error-desc", ""),
+      "ms, setup", m.get("setup-time"), "ms, ram transferred", m.get("ram", {}).get("transferred"),
+      "bytes, vfio", m.get("vfio"), m.get("error-desc", ""),
       file=sys.stderr)' 2>"$D/mig.summary")
 	ST=$1 DOWNTIME=$2 TOTAL=$3
 	case $ST in
@@ -353,6 +357,71 @@ d1, t1, d0, t0 = map(float, sys.argv[1:5])
 print(f"with the VF / without: downtime {d1:.0f} / {d0:.0f} ms = {d1 / d0:.2f}x, total {t1:.0f} / {t0:.0f} ms = {t1 / t0:.2f}x")' $WITH_VF "$DOWNTIME" "$TOTAL"
 }
 
+# set_ns DEV CTRL "NSIDS": NSIDs 1 and 2 attached to controller CTRL of PF
+# device DEV exactly as listed (the others of the two detached).
+set_ns() {
+	local pfd=$1 ctrl=$2 want=" $3 " got nsid
+	got=" $(ns_of_ctrl "$pfd" "$ctrl")"
+	for nsid in 1 2; do
+		case "$want|$got" in
+		*" $nsid "*"|"*" $nsid "*) ;;
+		*" $nsid "*"|"*) attach_ns "$pfd" "$nsid" "$ctrl" || return ;;
+		*"|"*" $nsid "*) detach_ns "$pfd" "$nsid" "$ctrl" || return ;;
+		esac
+	done
+}
+
+# Local storage: VF0 of host a (VFN 1) has only its private namespace,
+# NSID 2 (the PF has it too, to read it), as has VF0 of host b; both opted
+# in to media migration. The running guest moves to host b with the
+# namespace's data in the VFIO stream. The destination stays paused on
+# arrival: the two hosts' copies of NSID 2 are compared through the PFs
+# byte for byte at the switchover (the guest writes on after it); then the
+# guest runs on, on host b.
+check_local_storage() {
+	local rc=0 a b pcid_a pcid_b scid_a scid_b orig
+	a=$PF_DEV
+	b=$(pci_nvme_dev "$PF_B") || return
+	pcid_a=$(pf_cntlid "$a") && pcid_b=$(pf_cntlid "$b") || return
+	scid_a=$(vf_scid "$a" 1) && scid_b=$(vf_scid "$b" 1) || return
+	quit_all || return
+	orig=("$(ns_of_ctrl "$a" "$scid_a")" "$(ns_of_ctrl "$a" "$pcid_a")"
+		"$(ns_of_ctrl "$b" "$scid_b")" "$(ns_of_ctrl "$b" "$pcid_b")")
+	echo "before: host a VF0 NSIDs ${orig[0]}, PF ${orig[1]}; host b VF0 ${orig[2]}, PF ${orig[3]}"
+	local_storage "$a" "$b" "$pcid_a" "$pcid_b" "$scid_a" "$scid_b" || rc=1
+	quit_all || rc=1
+	media "$VF0" 0 || rc=1
+	media "$VFB" 0 || rc=1
+	{ set_ns "$a" "$scid_a" "${orig[0]}" && set_ns "$a" "$pcid_a" "${orig[1]}" &&
+		set_ns "$b" "$scid_b" "${orig[2]}" && set_ns "$b" "$pcid_b" "${orig[3]}"; } ||
+		fail "could not restore the namespace attachments" || rc=1
+	return $rc
+}
+
+local_storage() { # DEV-A DEV-B PCID-A PCID-B SCID-A SCID-B
+	local a=$1 b=$2 got
+	set_ns "$a" "$5" "2" && set_ns "$a" "$3" "1 2" || return
+	set_ns "$b" "$6" "2" && set_ns "$b" "$4" "1 2" || return
+	got="$(ns_of_ctrl "$a" "$5")|$(ns_of_ctrl "$b" "$6")"
+	[ "$got" = "2 |2 " ] || fail "VF0 NSIDs host a|b: '$got', expected only 2 on both" || return
+	echo "host a VF0 ($VF0) and host b VF0 ($VFB): only NSID 2"
+	media "$VF0" 1 && media "$VFB" 1 || return
+	restore m1 "$VF0" || return
+	step "m1: waiting for the guest's I/O on its private namespace"
+	wait_more_rounds m1 1 240 || return
+	grep -a "l2: .*present" "$D/m1.serial"
+	MIGRATE_PAUSED=1 migrate m2 "$VFB" || return
+	[ "$ST" = completed ] ||
+		fail "migration $ST: $(cat "$D/m1.err" "$D/m2.err" | tail -n3)" || return
+	echo "QEMU: downtime $DOWNTIME ms, total $TOTAL ms (local storage, to host b)"
+	wait_until 60 "m2: migration loaded" loaded m2 || return
+	quit m1 || return
+	step "comparing NSID 2 of host a and host b"
+	same_ns "$a" "$b" 2 || return
+	$QMP "$D/m2.qmp" cont >/dev/null || fail "m2: cont failed" || return
+	check_migrated m1 m2 2
+}
+
 check_vfs_work() {
 	quit_all || return
 	"$NVME_LM" selftest io --vf "$CDEV0" >"$D/io0" || fail "VF0: $(grep '^not ok' "$D/io0")" || return
@@ -368,12 +437,12 @@ check_log() {
 DOC=qemu_migration
 TESTS=(guest_io_on_vf qemu_migrates_running_guest refuses_smaller_destination
 	refuses_other_subsystem migrates_again_after_refusal guest_without_vf
-	vfs_work_after log_clean)
+	migrates_local_storage_to_other_host vfs_work_after log_clean)
 declare -A CHECKS=([guest_io_on_vf]=check_guest_io [qemu_migrates_running_guest]=check_migrate
 	[refuses_smaller_destination]=check_refuses_smaller
 	[refuses_other_subsystem]=check_refuses_other_subsystem
 	[migrates_again_after_refusal]=check_migrates_again [guest_without_vf]=check_without_vf
-	[vfs_work_after]=check_vfs_work [log_clean]=check_log)
+	[migrates_local_storage_to_other_host]=check_local_storage [vfs_work_after]=check_vfs_work [log_clean]=check_log)
 ktap_begin "$DOC" ${#TESTS[@]}
 errf=$(mktemp)
 if ! setup >/dev/null 2>"$errf"; then

@@ -133,23 +133,6 @@ enum Cmd {
         /// Rounds without load allowed to converge.
         #[arg(long, default_value_t = 8)]
         quiet_rounds: usize,
-        /// Keep this namespace detached from both VFs' controllers (QEMU
-        /// attaches its shared namespaces again on every enable): needs
-        /// --pf-a/--scid-a and --pf-b/--scid-b.
-        #[arg(long)]
-        detach_nsid: Option<u32>,
-        /// The source's PF (/dev/nvmeN), for --detach-nsid.
-        #[arg(long)]
-        pf_a: Option<PathBuf>,
-        /// The source's secondary controller ID, for --detach-nsid.
-        #[arg(long)]
-        scid_a: Option<u16>,
-        /// The destination's PF (/dev/nvmeN), for --detach-nsid.
-        #[arg(long)]
-        pf_b: Option<PathBuf>,
-        /// The destination's secondary controller ID, for --detach-nsid.
-        #[arg(long)]
-        scid_b: Option<u16>,
     },
     /// Feeds a captured media-migration stream, or a bad stream made from
     /// it, to a destination VF in RESUMING (one write per record) and
@@ -172,16 +155,10 @@ enum Cmd {
         /// Then feed the unchanged stream, which must load.
         #[arg(long)]
         then_good: bool,
-        /// Keep this namespace detached from the VF's controller before
-        /// each RESUMING: needs --pf and --scid.
+        /// The destination is not opted in to media migration: a refused
+        /// write leaves its session as it was (later writes may pass).
         #[arg(long)]
-        detach_nsid: Option<u32>,
-        /// The VF's PF (/dev/nvmeN), for --detach-nsid.
-        #[arg(long)]
-        pf: Option<PathBuf>,
-        /// The VF's secondary controller ID, for --detach-nsid.
-        #[arg(long)]
-        scid: Option<u16>,
+        plain: bool,
     },
     /// Repeated live migrations between two VFs (ping-pong) with I/O in
     /// flight: the distribution of downtime and of each phase.
@@ -576,25 +553,6 @@ fn seed_of(s: Option<&str>) -> Result<u64, String> {
     }
 }
 
-/// The --detach-nsid of one VF: its PF and SCID (--pf{side}, --scid{side})
-/// must be given with it.
-fn detach_of(
-    nsid: Option<u32>,
-    pf: &Option<PathBuf>,
-    scid: Option<u16>,
-    side: &str,
-) -> Result<Option<nvme_lm::media::Detach>, String> {
-    match (nsid, pf, scid) {
-        (None, _, _) => Ok(None),
-        (Some(nsid), Some(pf), Some(scid)) => Ok(Some(nvme_lm::media::Detach {
-            pf: pf.clone(),
-            scid,
-            nsid,
-        })),
-        _ => Err(format!("--detach-nsid needs --pf{side} and --scid{side}")),
-    }
-}
-
 /// A suite's exit: failed cases make the command fail.
 fn suite_result(failed: usize) -> Result<(), String> {
     match failed {
@@ -688,18 +646,9 @@ fn main() -> ExitCode {
             seed,
             converge_bytes,
             quiet_rounds,
-            detach_nsid,
-            pf_a,
-            scid_a,
-            pf_b,
-            scid_b,
         } => seed_of(seed.as_deref()).and_then(|seed| {
             println!("media-migrate: seed {seed:#x}");
-            let detach_a = detach_of(*detach_nsid, pf_a, *scid_a, "-a")?;
-            let detach_b = detach_of(*detach_nsid, pf_b, *scid_b, "-b")?;
             nvme_lm::media::migrate(&nvme_lm::media::Options {
-                detach_a,
-                detach_b,
                 a: vf_a.clone(),
                 b: vf_b.clone(),
                 nsid: *nsid,
@@ -725,12 +674,9 @@ fn main() -> ExitCode {
             mutate,
             expect,
             then_good,
-            detach_nsid,
-            pf,
-            scid,
+            plain,
         } => nvme_lm::media::parse_expect(expect).and_then(|x| {
-            let d = detach_of(*detach_nsid, pf, *scid, "")?;
-            nvme_lm::media::resume(vf, stream, mutate.as_deref(), &x, *then_good, d.as_ref())
+            nvme_lm::media::resume(vf, stream, mutate.as_deref(), &x, *then_good, *plain)
         }),
         Cmd::FuzzResume {
             vf_a,

@@ -104,6 +104,10 @@ pub(crate) struct Source {
     logging: bool,
     /// Times the queue filled up.
     overflows: u32,
+    /// The queue overflowed more than [`MAX_OVERFLOWS`] times: the copy
+    /// is refused, every later harvest fails with `ENOSPC` (whichever path
+    /// met the last overflow, a read or the queue's event).
+    refused: bool,
     /// The suspend marker was consumed: the dirty set is final.
     drained: bool,
     /// A harvest met the suspend marker (reads go on in PRE_COPY_P2P).
@@ -181,6 +185,7 @@ impl Source {
             cdq,
             cdq_entries,
             overflows: 0,
+            refused: false,
             described: false,
             entries: KVVec::from_elem(0u8, HARVEST * ENTRY_LEN, GFP_KERNEL)?,
             scratch: KVVec::from_elem(0u8, BATCH_BYTES, GFP_KERNEL_ACCOUNT)?,
@@ -208,6 +213,9 @@ impl Source {
     /// Consumes what the queue holds; restarts logging after it filled up.
     /// Returns whether the suspend marker was among the entries.
     pub(crate) fn harvest(&mut self, limit: &RateLimit) -> Result<bool> {
+        if self.refused {
+            return Err(ENOSPC);
+        }
         let mut suspended = false;
         let mut full = false;
         let Self {
@@ -238,6 +246,7 @@ impl Source {
         if full {
             self.overflows = self.overflows.saturating_add(1);
             if self.overflows > MAX_OVERFLOWS {
+                self.refused = true;
                 dev_err_ratelimited!(
                     limit,
                     self.dev,

@@ -378,13 +378,17 @@ impl Session {
             return;
         }
         if let Io::Source(s) = &mut *io {
-            if let Err(e) = s.src.harvest_and_arm(&self.errors.request) {
-                dev_err_ratelimited!(
+            match s.src.harvest_and_arm(&self.errors.request) {
+                // The refusal was logged with its reason; the next read
+                // or query fails with it.
+                Err(e) if e == ENOSPC => {}
+                Err(e) => dev_err_ratelimited!(
                     self.errors.request,
                     self.dev,
                     "media migration: harvesting the dirty-LBA queue failed: {:?}\n",
                     e
-                );
+                ),
+                Ok(()) => {}
             }
         }
     }
