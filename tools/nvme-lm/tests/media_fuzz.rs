@@ -458,6 +458,7 @@ fn dirty_set_matches_a_bit_by_bit_model() {
         mark,
         mark_all,
         mark_below,
+        peek_run,
         take_run,
         Geometry, //
     };
@@ -519,6 +520,23 @@ fn dirty_set_matches_a_bit_by_bit_model() {
             for (b, &v) in m.iter().enumerate() {
                 assert_eq!(w[b / 64] >> (b % 64) & 1 == 1, v, "bit {b}");
             }
+            // The read-only walk sees exactly the runs taking them would
+            // take, and leaves the set as it was.
+            let max = 1 + r.next() % 150;
+            let before = w.clone();
+            let (mut peeked, mut bit) = (Vec::new(), 0);
+            while let Some(run) = peek_run(&w, &g, bit, max) {
+                assert!(run.next_bit > bit);
+                peeked.push((run.slba, run.nlb));
+                bit = run.next_bit;
+            }
+            assert_eq!(w, before);
+            let (mut taken, mut copy) = (Vec::new(), w.clone());
+            while let Some(run) = take_run(&mut copy, &g, 0, max) {
+                taken.push(run);
+            }
+            assert_eq!(peeked, taken);
+            assert_eq!(count(&copy), 0);
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::codec::{
     dirty::{self, Geometry},
     media::{self, crc_record, DataHeader, NsDesc, ZeroRange, MAX_DATA_LEN, NS_DESC_LEN, ZERO_LEN},
     namespaces::Namespaces,
-    stream::{crc32c, RECORD_HEADER_LEN},
+    stream::RECORD_HEADER_LEN,
     udmq::{Change, Entry, Marker, ENTRY_LEN},
 };
 use crate::device_state::errno;
@@ -518,12 +518,12 @@ impl Source {
             if tail != 0 {
                 total = total.checked_add(rec(tail << n.lbads)?).ok_or(EOVERFLOW)?;
             }
-            let mut copy = KVVec::with_capacity(n.dirty.len(), GFP_KERNEL)?;
-            copy.extend_from_slice(&n.dirty, GFP_KERNEL)?;
             let mut bit = 0;
-            while let Some((slba, nlb)) = dirty::take_run(&mut copy, &n.geo, bit, n.run_bits()) {
-                total = total.checked_add(rec(nlb << n.lbads)?).ok_or(EOVERFLOW)?;
-                bit = (slba + nlb).div_ceil(n.geo.granule_lbas());
+            while let Some(run) = dirty::peek_run(&n.dirty, &n.geo, bit, n.run_bits()) {
+                total = total
+                    .checked_add(rec(run.nlb << n.lbads)?)
+                    .ok_or(EOVERFLOW)?;
+                bit = run.next_bit;
             }
         }
         Ok(total)
@@ -569,7 +569,9 @@ fn append_data(
         nsid,
         slba,
         nlb: u32::try_from(len >> lbads).map_err(|_| EOVERFLOW)?,
-        crc: crc32c(0, data),
+        // The kernel's CRC-32C (CPU instructions), not the codec's table:
+        // every byte of the bulk copy goes through it.
+        crc: kernel::crc::crc32c(0, data),
     };
     let off = out.len();
     let total = media::data_record_len(len).map_err(errno)?;

@@ -1616,8 +1616,10 @@ pub fn dirty_set() -> CaseResult {
         mark,
         mark_all,
         mark_below,
+        peek_run,
         take_run,
-        Geometry, //
+        Geometry,
+        Run, //
     };
     let g = |nsze, min, max| Geometry::new(nsze, 9, min, max).map_err(|e| e.reason());
     ensure(
@@ -1705,6 +1707,17 @@ pub fn dirty_set() -> CaseResult {
     let mut w = [0u64; 1];
     mark(&mut w, &g8, 96, 4).map_err(|e| e.reason())?;
     ensure(w[0] == 1 << 12, "granule of LBA 96")?;
+    ensure(
+        peek_run(&w, &g8, 0, 10)
+            == Some(Run {
+                slba: 96,
+                nlb: 4,
+                next_bit: 13,
+            })
+            && w[0] == 1 << 12,
+        "peek_run: clipped to nsze, nothing cleared",
+    )?;
+    ensure(peek_run(&w, &g8, 13, 10).is_none(), "peek_run past the run")?;
     ensure(
         take_run(&mut w, &g8, 0, 10) == Some((96, 4)),
         "clipped to nsze",

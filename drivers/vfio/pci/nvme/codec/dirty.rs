@@ -141,31 +141,77 @@ fn next_set(words: &[u64], from: u64, end: u64) -> Option<u64> {
     None
 }
 
-/// Clears the run of set bits that starts at `start`, at most `max` bits;
-/// returns its length.
-fn clear_run(words: &mut [u64], start: u64, max: u64) -> u64 {
+/// The length of the run of set bits that starts at `start`, at most
+/// `max` bits.
+fn run_len(words: &[u64], start: u64, max: u64) -> u64 {
     let mut bit = start;
     let end = start.saturating_add(max);
     while bit < end {
-        let Some(w) = usize::try_from(bit / 64)
-            .ok()
-            .and_then(|i| words.get_mut(i))
-        else {
+        let Some(w) = usize::try_from(bit / 64).ok().and_then(|i| words.get(i)) else {
             break;
         };
         let lo = bit % 64;
-        let ones = u64::from((!(*w >> lo)).trailing_zeros()).min(64 - lo);
-        let n = ones.min(end - bit);
-        if n == 0 {
-            break;
-        }
-        *w &= !mask(lo, lo + n);
+        let n = u64::from((!(*w >> lo)).trailing_zeros())
+            .min(64 - lo)
+            .min(end - bit);
         bit += n;
-        if lo + n < 64 {
+        if n == 0 || lo + n < 64 {
             break;
         }
     }
     bit - start
+}
+
+/// Clears bits `[from, to)`, a word at a time (bits the words do not hold
+/// are ignored).
+fn clear_bits(words: &mut [u64], from: u64, to: u64) {
+    let mut bit = from;
+    while bit < to {
+        let lo = bit % 64;
+        let hi = (to - (bit - lo)).min(64);
+        let Some(w) = usize::try_from(bit / 64)
+            .ok()
+            .and_then(|i| words.get_mut(i))
+        else {
+            return;
+        };
+        *w &= !mask(lo, hi);
+        bit = bit - lo + 64;
+    }
+}
+
+/// A run of dirty granules, as [`peek_run`] and [`take_run`] find it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// First LBA.
+    pub slba: u64,
+    /// LBAs (1-based), clipped to the namespace.
+    pub nlb: u64,
+    /// The bit after the run: where the next search starts.
+    pub next_bit: u64,
+}
+
+/// The first dirty bit at or after `from_bit` and the run of at most
+/// `max_bits` contiguous dirty bits that starts there, as LBAs clipped to
+/// the namespace; `None` if clean from there. Changes nothing: walking
+/// from bit 0 with each run's `next_bit` visits exactly the runs repeated
+/// [`take_run`] calls would take.
+pub fn peek_run(words: &[u64], g: &Geometry, from_bit: u64, max_bits: u64) -> Option<Run> {
+    if max_bits == 0 {
+        return None;
+    }
+    let start = next_set(words, from_bit, g.bits())?;
+    let n = run_len(words, start, max_bits.min(g.bits() - start));
+    let slba = start << g.shift;
+    let end = (start + n)
+        .checked_shl(u32::from(g.shift))
+        .filter(|&e| e >> g.shift == start + n)
+        .map_or(g.nsze, |e| e.min(g.nsze));
+    Some(Run {
+        slba,
+        nlb: end - slba,
+        next_bit: start + n,
+    })
 }
 
 /// Finds the first dirty bit at or after `from_bit`, clears the run of at
@@ -178,17 +224,9 @@ pub fn take_run(
     from_bit: u64,
     max_bits: u64,
 ) -> Option<(u64, u64)> {
-    if max_bits == 0 {
-        return None;
-    }
-    let start = next_set(words, from_bit, g.bits())?;
-    let n = clear_run(words, start, max_bits.min(g.bits() - start));
-    let slba = start << g.shift;
-    let end = (start + n)
-        .checked_shl(u32::from(g.shift))
-        .filter(|&e| e >> g.shift == start + n)
-        .map_or(g.nsze, |e| e.min(g.nsze));
-    Some((slba, end - slba))
+    let run = peek_run(words, g, from_bit, max_bits)?;
+    clear_bits(words, run.slba >> g.shift, run.next_bit);
+    Some((run.slba, run.nlb))
 }
 
 /// The dirty bits.
