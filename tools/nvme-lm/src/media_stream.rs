@@ -4,52 +4,56 @@
 //! walk a captured stream record by record, count what it carries, and
 //! build the bad streams of `tests/vm/media.sh` from a real one.
 //!
-//! Local stand-ins, in this one place, until the shared codec's
-//! `codec::media` lands: the layouts below follow the format as specified
-//! (16-byte header, magic "NVMEVFIO", le16 version 3; records {le64 size,
-//! le32 flags, le32 tag} + payload padded to 8; NS_DESC {le32 nsid, u8
-//! lbads, u8 0, le16 0, le64 nsze}; DATA {le32 nsid, le32 nlb (1-based),
-//! le64 slba, le32 crc32c(data), le32 0, data}; ZERO {le32 nsid, le32 0,
-//! le64 slba, le64 nlb}; END {le32 CRC32C of every byte before it except
-//! DATA records' data bytes}). Swap [`walk`], [`end_crc`] and the
-//! builders for the codec's reader and writer functions once they exist.
+//! The format itself is the shared codec's ([`crate::codec::stream`],
+//! [`crate::codec::media`]): tags, lengths, payload types and their
+//! parsers, the writers and the end record's CRC rule are used from there.
+//! What is the tool's own is leniency: [`walk`] frames records by their
+//! size fields alone, without the per-tag limits of
+//! [`record_need`](crate::codec::stream::record_need) or the order rules
+//! of [`Checker`](crate::codec::stream::Checker), and [`end_crc`] applies
+//! the codec's [`crc_record`] to what it framed, so that the bad streams
+//! [`mutate`] builds (a DATA record of more than 1 MiB, a range beyond the
+//! capacity, a record after the end record, a truncated last record) can
+//! still be split into records, given a right end CRC, and the record the
+//! destination refused named.
 
+use crate::codec::media::{
+    begin_data,
+    end_data,
+    DataHeader,
+    NsDesc,
+    ZeroRange,
+    DATA_HEADER_LEN,
+    MAX_DATA_LEN, //
+};
 use crate::codec::stream::{
     crc32c,
+    crc_record,
+    pad8,
+    parse_header,
+    parse_record,
+    record_header,
+    tag,
+    write_end_crc,
+    write_record,
+    Compat,
+    Record,
     HEADER_LEN,
-    MAGIC,
-    RECORD_HEADER_LEN, //
+    RECORD_HEADER_LEN,
+    VERSION, //
 };
+use crate::codec::Error;
 use std::fmt::Write as _;
 
-/// Stream format version with media records.
-pub const VERSION: u16 = 3;
-
-/// Record tags of format v3.
-pub mod tag {
-    /// Compatibility record.
-    pub const COMPAT: u32 = 1;
-    /// Controller state.
-    pub const CTRL_STATE: u32 = 2;
-    /// A namespace the stream carries.
-    pub const NS_DESC: u32 = 3;
-    /// Blocks of data.
-    pub const DATA: u32 = 4;
-    /// A range of zeroes.
-    pub const ZERO: u32 = 5;
-    /// End (CRC32C).
-    pub const END: u32 = 0xffff_fff0;
+/// What the codec refused, for a message.
+fn why(x: Error) -> String {
+    match x {
+        Error::Truncated { need, have } => format!("truncated ({need} bytes needed, {have} there)"),
+        x => x.reason().into(),
+    }
 }
 
-/// Offset of the flags byte in the compatibility record's payload whose
-/// bit 0 says the media travels in the stream.
-pub const COMPAT_MEDIA_BYTE: usize = 13;
-/// Length of a DATA record's fields before its data.
-pub const DATA_HEADER_LEN: usize = 24;
-/// Largest DATA record data the destination must accept.
-pub const MAX_DATA_LEN: u64 = 1 << 20;
-
-/// One record of a stream.
+/// One record of a stream, framed by [`walk`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rec {
     /// Offset of its header in the stream.
@@ -67,10 +71,28 @@ impl Rec {
     pub fn payload(&self) -> usize {
         self.off + RECORD_HEADER_LEN
     }
-    /// Offset after it (padding included).
+    /// Offset after it (padding included); `usize::MAX` if its size field
+    /// puts it beyond any buffer.
     pub fn end(&self) -> usize {
-        self.payload() + self.size.div_ceil(8) * 8
+        pad8(self.size)
+            .ok()
+            .and_then(|p| self.payload().checked_add(p))
+            .unwrap_or(usize::MAX)
     }
+}
+
+/// The payload of `r` (whole: `r` from a [`walk`] that is not partial).
+fn payload<'a>(buf: &'a [u8], r: &Rec) -> Result<&'a [u8], String> {
+    r.payload()
+        .checked_add(r.size)
+        .and_then(|to| buf.get(r.payload()..to))
+        .ok_or_else(|| {
+            format!(
+                "stream: {} at {}: payload truncated",
+                tag_name(r.tag),
+                r.off
+            )
+        })
 }
 
 /// The name of a record tag.
@@ -86,26 +108,12 @@ pub fn tag_name(t: u32) -> String {
     }
 }
 
-fn le32(b: &[u8], o: usize) -> Result<u32, String> {
-    b.get(o..o + 4)
-        .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
-        .ok_or_else(|| format!("stream: 4 bytes at {o} beyond its {} bytes", b.len()))
-}
-
-fn le64(b: &[u8], o: usize) -> Result<u64, String> {
-    let lo = le32(b, o)?;
-    let hi = le32(b, o + 4)?;
-    Ok(u64::from(lo) | u64::from(hi) << 32)
-}
-
 /// The records of `buf` up to and including the end record (or up to
-/// where `buf` ends, if `partial`): checks the header (magic, version 3)
-/// and that each record fits.
+/// where `buf` ends, if `partial`): checks the stream header (version 3)
+/// and that each record fits; frames records by their size fields only
+/// (a bad stream's records too).
 pub fn walk(buf: &[u8], partial: bool) -> Result<Vec<Rec>, String> {
-    if buf.get(..8) != Some(&MAGIC[..]) {
-        return Err("stream: no NVMEVFIO magic".into());
-    }
-    let v = u16::from_le_bytes([buf[8], buf[9]]);
+    let v = parse_header(buf).map_err(|x| format!("stream header: {}", why(x)))?;
     if v != VERSION {
         return Err(format!("stream: version {v}, expected {VERSION}"));
     }
@@ -115,12 +123,14 @@ pub fn walk(buf: &[u8], partial: bool) -> Result<Vec<Rec>, String> {
         if partial && off + RECORD_HEADER_LEN > buf.len() {
             break;
         }
-        let size = usize::try_from(le64(buf, off)?).map_err(|x| x.to_string())?;
+        let (size, flags, t) = record_header(buf, off)
+            .map_err(|x| format!("stream: record {} at {off}: {}", recs.len(), why(x)))?;
+        let size = usize::try_from(size).map_err(|x| x.to_string())?;
         let r = Rec {
             off,
             size,
-            flags: le32(buf, off + 8)?,
-            tag: le32(buf, off + 12)?,
+            flags,
+            tag: t,
         };
         if r.end() > buf.len() && !partial {
             return Err(format!(
@@ -139,76 +149,19 @@ pub fn walk(buf: &[u8], partial: bool) -> Result<Vec<Rec>, String> {
     Ok(recs)
 }
 
-/// A namespace a stream describes (NS_DESC).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NsDesc {
-    /// NSID.
-    pub nsid: u32,
-    /// log2 of the block size.
-    pub lbads: u8,
-    /// Size in blocks.
-    pub nsze: u64,
-}
-
-/// The fields of a DATA record (data not included).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Data {
-    /// NSID.
-    pub nsid: u32,
-    /// Blocks (1-based).
-    pub nlb: u32,
-    /// First block.
-    pub slba: u64,
-    /// CRC32C of the data.
-    pub crc: u32,
-}
-
-/// The NS_DESC at `r`.
-pub fn ns_desc(buf: &[u8], r: &Rec) -> Result<NsDesc, String> {
-    let p = r.payload();
-    Ok(NsDesc {
-        nsid: le32(buf, p)?,
-        lbads: *buf.get(p + 4).ok_or("stream: NS_DESC truncated")?,
-        nsze: le64(buf, p + 8)?,
-    })
-}
-
-/// The DATA fields at `r`.
-pub fn data(buf: &[u8], r: &Rec) -> Result<Data, String> {
-    let p = r.payload();
-    Ok(Data {
-        nsid: le32(buf, p)?,
-        nlb: le32(buf, p + 4)?,
-        slba: le64(buf, p + 8)?,
-        crc: le32(buf, p + 16)?,
-    })
-}
-
-/// The (nsid, slba, nlb) of the ZERO at `r`.
-pub fn zero(buf: &[u8], r: &Rec) -> Result<(u32, u64, u64), String> {
-    let p = r.payload();
-    Ok((le32(buf, p)?, le64(buf, p + 8)?, le64(buf, p + 16)?))
-}
-
-/// CRC32C of every byte before the end record at `end_off` except DATA
-/// records' data bytes: what the end record must carry.
-pub fn end_crc(buf: &[u8], recs: &[Rec], end_off: usize) -> u32 {
-    let mut crc = 0;
-    let mut from = 0;
-    for r in recs
-        .iter()
-        .filter(|r| r.tag == tag::DATA && r.off < end_off)
-    {
-        let data_at = r.payload() + DATA_HEADER_LEN;
-        crc = crc32c(crc, &buf[from..data_at.min(end_off)]);
-        from = (r.payload() + r.size).min(end_off);
+/// The CRC the end record at `end_off` must carry: the codec's version-3
+/// rule ([`crc_record`]: every byte before it except DATA records' data
+/// bytes) over the whole records of `recs` before it, as [`walk`] framed
+/// them (so also over records the codec's reader refuses to frame).
+pub fn end_crc(buf: &[u8], recs: &[Rec], end_off: usize) -> Result<u32, String> {
+    let mut crc = crc32c(0, buf.get(..HEADER_LEN).ok_or("stream: no header")?);
+    for r in recs.iter().filter(|r| r.off < end_off) {
+        let raw = buf
+            .get(r.off..r.end())
+            .ok_or_else(|| format!("stream: {} at {}: truncated", tag_name(r.tag), r.off))?;
+        crc = crc_record(crc, raw).map_err(|x| format!("stream: CRC: {}", why(x)))?;
     }
-    crc32c(crc, &buf[from..end_off])
-}
-
-/// CRC32C of a DATA record's data (table driven: streams carry MiBs).
-pub fn data_crc(data: &[u8]) -> u32 {
-    crate::fuzz::mutate::crc32c(data)
+    Ok(crc)
 }
 
 /// What a stream carries.
@@ -238,8 +191,10 @@ pub struct Summary {
     pub end_crc_ok: bool,
 }
 
-/// Walks a complete stream and counts what it carries; checks each DATA
-/// record's data CRC and the end CRC.
+/// Walks a complete stream and counts what it carries; decodes each
+/// record's payload with the codec (which checks each DATA record's data
+/// CRC) and checks the end CRC. Neither the order rules nor the records'
+/// size limits are checked: a mutated stream is summarized too.
 pub fn summarize(buf: &[u8]) -> Result<Summary, String> {
     let recs = walk(buf, false)?;
     let mut s = Summary {
@@ -254,15 +209,13 @@ pub fn summarize(buf: &[u8]) -> Result<Summary, String> {
             }
             None => s.by_tag.push((r.tag, 1, r.end() - r.off)),
         }
+        let bad = |x: Error| format!("stream: {} record {i}: {}", tag_name(r.tag), why(x));
+        let p = payload(buf, r)?;
         match r.tag {
-            tag::COMPAT => {
-                s.media = buf
-                    .get(r.payload() + COMPAT_MEDIA_BYTE)
-                    .is_some_and(|b| b & 1 != 0)
-            }
-            tag::NS_DESC => s.namespaces.push(ns_desc(buf, r)?),
+            tag::COMPAT => s.media = Compat::parse(p).map_err(bad)?.media,
+            tag::NS_DESC => s.namespaces.push(NsDesc::parse(p).map_err(bad)?),
             tag::DATA => {
-                let d = data(buf, r)?;
+                let (d, bytes) = DataHeader::parse(p).map_err(bad)?;
                 let lbads = s
                     .namespaces
                     .iter()
@@ -275,17 +228,13 @@ pub fn summarize(buf: &[u8]) -> Result<Summary, String> {
                         )
                     })?;
                 let len = u64::from(d.nlb) << lbads;
-                let at = r.payload() + DATA_HEADER_LEN;
-                let bytes = usize::try_from(len)
-                    .ok()
-                    .and_then(|l| buf.get(at..at + l))
-                    .ok_or_else(|| {
-                        format!("stream: DATA record {i}: {len} data bytes do not fit")
-                    })?;
-                if data_crc(bytes) != d.crc {
+                if u64::try_from(bytes.len()).ok() != Some(len) {
                     return Err(format!(
-                        "stream: DATA record {i} (NSID {} LBA {} +{}): data CRC mismatch",
-                        d.nsid, d.slba, d.nlb
+                        "stream: DATA record {i} (NSID {} LBA {} +{}): {} data bytes, not the {len} of its blocks",
+                        d.nsid,
+                        d.slba,
+                        d.nlb,
+                        bytes.len()
                     ));
                 }
                 s.data_records += 1;
@@ -293,18 +242,23 @@ pub fn summarize(buf: &[u8]) -> Result<Summary, String> {
                 s.data_bytes += len;
             }
             tag::ZERO => {
-                let (nsid, _, nlb) = zero(buf, r)?;
+                let z = ZeroRange::parse(p).map_err(bad)?;
                 let lbads = s
                     .namespaces
                     .iter()
-                    .find(|n| n.nsid == nsid)
+                    .find(|n| n.nsid == z.nsid)
                     .map_or(9, |n| n.lbads);
                 s.zero_records += 1;
-                s.zero_blocks += nlb;
-                s.zero_bytes += nlb << lbads;
+                s.zero_blocks += z.nlb;
+                s.zero_bytes += z.nlb << lbads;
             }
             tag::END => {
-                s.end_crc_ok = le32(buf, r.payload())? == end_crc(buf, &recs, r.off);
+                let raw = buf.get(r.off..r.end()).unwrap_or_default();
+                let crc = match parse_record(raw).map_err(bad)? {
+                    (Record::End(crc), _) => crc,
+                    _ => return Err(format!("stream: record {i} is not an end record")),
+                };
+                s.end_crc_ok = crc == end_crc(buf, &recs, r.off)?;
             }
             _ => {}
         }
@@ -362,6 +316,14 @@ pub const MUTATIONS: &[&str] = &[
     "after_end",
 ];
 
+/// Rewrites the headers of the DATA record `r` with `h` (its `data_len`
+/// data bytes stay), with the codec's writer.
+fn rewrite_data(out: &mut [u8], r: &Rec, h: &DataHeader, data_len: usize) -> Result<(), String> {
+    let at = begin_data(out, r.off, h, data_len).map_err(why)?;
+    end_data(out, at + data_len).map_err(why)?;
+    Ok(())
+}
+
 /// A bad stream made from `good` by `how` (one of [`MUTATIONS`]), and the
 /// index of the record the destination must refuse (the one changed or
 /// added; for `truncated`, the record the stream ends in).
@@ -372,50 +334,51 @@ pub fn mutate(good: &[u8], how: &str) -> Result<(Vec<u8>, usize), String> {
         .enumerate()
         .find(|(_, r)| r.tag == tag::DATA)
         .ok_or("the stream has no DATA record to change")?;
-    let d = data(good, dr)?;
+    let (d, data) = DataHeader::parse(payload(good, dr)?)
+        .map_err(|x| format!("the first DATA record (record {di}): {}", why(x)))?;
     let ns = recs
         .iter()
         .filter(|r| r.tag == tag::NS_DESC)
-        .map(|r| ns_desc(good, r))
+        .map(|r| NsDesc::parse(payload(good, r)?).map_err(why))
         .collect::<Result<Vec<_>, _>>()?;
     let desc = *ns
         .iter()
         .find(|n| n.nsid == d.nsid)
         .ok_or("the first DATA record's NSID has no NS_DESC")?;
     let mut out = good.to_vec();
-    let p = dr.payload();
     match how {
         "beyond_capacity" => {
             // Straddles the end: starts inside, its last block is the one
             // past it (a one-block record starts past it).
             let slba = (desc.nsze + 1).saturating_sub(u64::from(d.nlb)).max(1);
-            out[p + 8..p + 16].copy_from_slice(&slba.to_le_bytes());
+            rewrite_data(&mut out, dr, &DataHeader { slba, ..d }, data.len())?;
         }
         "unknown_nsid" => {
             let nsid = ns.iter().map(|n| n.nsid).max().unwrap_or(0) + 100;
-            out[p..p + 4].copy_from_slice(&nsid.to_le_bytes());
+            rewrite_data(&mut out, dr, &DataHeader { nsid, ..d }, data.len())?;
         }
         "huge_nlb" => {
             // A well-formed DATA record (size, data CRC) of more than 1 MiB
-            // of data, in place of the first.
+            // of data, in place of the first: the codec's record writer,
+            // as its DATA writers refuse that size.
             let nlb = u32::try_from((MAX_DATA_LEN >> desc.lbads) + 1).map_err(|x| x.to_string())?;
-            let len = (u64::from(nlb) << desc.lbads) as usize;
-            let old = &good[p + DATA_HEADER_LEN..p + dr.size];
-            let bytes: Vec<u8> = old.iter().copied().cycle().take(len).collect();
-            let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + DATA_HEADER_LEN + len);
-            rec.extend_from_slice(&((DATA_HEADER_LEN + len) as u64).to_le_bytes());
-            rec.extend_from_slice(&0u32.to_le_bytes());
-            rec.extend_from_slice(&tag::DATA.to_le_bytes());
-            rec.extend_from_slice(&d.nsid.to_le_bytes());
-            rec.extend_from_slice(&nlb.to_le_bytes());
-            rec.extend_from_slice(&0u64.to_le_bytes());
-            rec.extend_from_slice(&data_crc(&bytes).to_le_bytes());
-            rec.extend_from_slice(&0u32.to_le_bytes());
-            rec.extend_from_slice(&bytes);
+            let len = usize::try_from(u64::from(nlb) << desc.lbads).map_err(|x| x.to_string())?;
+            let bytes: Vec<u8> = data.iter().copied().cycle().take(len).collect();
+            let h = DataHeader {
+                nsid: d.nsid,
+                slba: 0,
+                nlb,
+                crc: crc32c(0, &bytes),
+            };
+            let mut p = Vec::with_capacity(DATA_HEADER_LEN + len);
+            p.extend_from_slice(&h.encode());
+            p.extend_from_slice(&bytes);
+            let mut rec = vec![0; RECORD_HEADER_LEN + pad8(p.len()).map_err(why)?];
+            write_record(&mut rec, 0, tag::DATA, 0, &p).map_err(why)?;
             out.splice(dr.off..dr.end(), rec);
         }
         "truncated" => {
-            out.truncate(p + DATA_HEADER_LEN + (dr.size - DATA_HEADER_LEN) / 2);
+            out.truncate(dr.payload() + DATA_HEADER_LEN + data.len() / 2);
             return Ok((out, di));
         }
         "after_end" => {
@@ -433,88 +396,157 @@ pub fn mutate(good: &[u8], how: &str) -> Result<(Vec<u8>, usize), String> {
     Ok((out, di))
 }
 
-/// Recomputes the end record's CRC of `buf` (after a change before it).
+/// Rewrites the end record of `buf` with [`end_crc`] (after a change
+/// before it).
 pub fn fix_end(buf: &mut [u8]) -> Result<(), String> {
     let recs = walk(buf, false)?;
     let end = *recs
         .last()
         .filter(|r| r.tag == tag::END)
         .ok_or("stream: no end record")?;
-    let crc = end_crc(buf, &recs, end.off);
-    buf[end.payload()..end.payload() + 4].copy_from_slice(&crc.to_le_bytes());
+    let crc = end_crc(buf, &recs, end.off)?;
+    write_end_crc(buf, end.off, crc).map_err(|x| format!("stream: end record: {}", why(x)))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::media::{
+        record_need,
+        write_data,
+        write_ns_desc,
+        write_zero,
+        Checker, //
+    };
+    use crate::codec::namespaces::{
+        Namespace,
+        Namespaces, //
+    };
+    use crate::codec::stream::{
+        stream_crc,
+        write_end,
+        write_prefix,
+        Stream, //
+    };
 
-    fn rec(out: &mut Vec<u8>, t: u32, payload: &[u8]) {
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&t.to_le_bytes());
-        out.extend_from_slice(payload);
-        while out.len() % 8 != 0 {
-            out.push(0);
+    /// The source (and destination) of [`sample`]: the fuzzer's, with
+    /// media migration and one namespace, NSID 2, 64 blocks of 512 bytes.
+    fn compat() -> Compat {
+        let c = crate::fuzz::tests::compat();
+        let ns = Namespace {
+            nsid: 2,
+            lbads: 9,
+            nsze: 64,
+            ..c.namespaces.as_slice()[0]
+        };
+        Compat {
+            media: true,
+            namespaces: Namespaces::new(&[ns]).unwrap(),
+            ..c
         }
     }
 
-    /// A small v3 stream: one namespace of 64 blocks of 512 bytes, a DATA
-    /// record of 2 blocks at 4, a ZERO of the rest.
-    fn sample() -> Vec<u8> {
-        let mut s = Vec::new();
-        s.extend_from_slice(&MAGIC);
-        s.extend_from_slice(&VERSION.to_le_bytes());
-        s.extend_from_slice(&[0, 0]);
-        s.extend_from_slice(&16u32.to_le_bytes());
-        let mut compat = vec![0u8; 32];
-        compat[COMPAT_MEDIA_BYTE] = 1;
-        rec(&mut s, tag::COMPAT, &compat);
-        let mut nd = vec![0u8; 16];
-        nd[0..4].copy_from_slice(&2u32.to_le_bytes());
-        nd[4] = 9;
-        nd[8..16].copy_from_slice(&64u64.to_le_bytes());
-        rec(&mut s, tag::NS_DESC, &nd);
-        let bytes = vec![0xabu8; 1024];
-        let mut d = Vec::new();
-        d.extend_from_slice(&2u32.to_le_bytes());
-        d.extend_from_slice(&2u32.to_le_bytes());
-        d.extend_from_slice(&4u64.to_le_bytes());
-        d.extend_from_slice(&data_crc(&bytes).to_le_bytes());
-        d.extend_from_slice(&0u32.to_le_bytes());
-        d.extend_from_slice(&bytes);
-        rec(&mut s, tag::DATA, &d);
-        let mut z = Vec::new();
-        z.extend_from_slice(&2u32.to_le_bytes());
-        z.extend_from_slice(&0u32.to_le_bytes());
-        z.extend_from_slice(&6u64.to_le_bytes());
-        z.extend_from_slice(&58u64.to_le_bytes());
-        rec(&mut s, tag::ZERO, &z);
-        rec(&mut s, tag::CTRL_STATE, &[1, 2, 3]);
-        rec(&mut s, tag::END, &[0, 0, 0, 0]);
-        fix_end(&mut s).unwrap();
-        s
+    /// A small v3 stream written by the codec: the namespace of
+    /// [`compat`], a DATA record of 2 blocks at 4, a ZERO of the rest, a
+    /// controller state; and the offsets the writers returned (each
+    /// record's, then the stream's end).
+    fn sample() -> (Vec<u8>, Vec<usize>) {
+        let mut s = vec![0u8; 4096];
+        let mut offs = vec![HEADER_LEN];
+        let mut at = |r: Result<usize, Error>| {
+            let o = r.unwrap();
+            offs.push(o);
+            o
+        };
+        let o = at(write_prefix(&mut s, &compat()));
+        let d = NsDesc {
+            nsid: 2,
+            lbads: 9,
+            nsze: 64,
+        };
+        let o = at(write_ns_desc(&mut s, o, &d));
+        let h = DataHeader {
+            nsid: 2,
+            slba: 4,
+            nlb: 2,
+            crc: 0,
+        };
+        let o = at(write_data(&mut s, o, &h, &[0xab; 1024]));
+        let z = ZeroRange {
+            nsid: 2,
+            slba: 6,
+            nlb: 58,
+        };
+        let o = at(write_zero(&mut s, o, &z));
+        let o = at(write_record(&mut s, o, tag::CTRL_STATE, 0, &[1, 2, 3]));
+        let o = at(write_end(&mut s, o));
+        s.truncate(o);
+        (s, offs)
+    }
+
+    /// The index of the record a destination refuses, fed `s` one
+    /// [`walk`]ed record a write (the bytes after the end record as one
+    /// more), checked by the codec's reader and [`Checker`]; `None` if it
+    /// loads.
+    fn refused_at(s: &[u8]) -> Option<usize> {
+        let mut c = Checker::new(&compat());
+        c.header(&s[..HEADER_LEN]).unwrap();
+        let recs = walk(s, true).unwrap();
+        let done = recs.last().map_or(HEADER_LEN, |r| r.end().min(s.len()));
+        let pieces = recs
+            .iter()
+            .map(|r| (r.off, r.end().min(s.len())))
+            .chain((done < s.len()).then_some((done, s.len())));
+        for (i, (from, to)) in pieces.enumerate() {
+            let raw = &s[from..to];
+            let ok = match record_need(raw) {
+                Ok(Some(n)) if n == raw.len() => parse_record(raw)
+                    .and_then(|(rec, _)| c.check(&rec, raw))
+                    .is_ok(),
+                _ => false,
+            };
+            if !ok {
+                return Some(i);
+            }
+        }
+        assert!(c.ended());
+        None
     }
 
     #[test]
     fn summary_counts_and_crc() {
-        let s = summarize(&sample()).unwrap();
+        let (good, _) = sample();
+        let s = summarize(&good).unwrap();
         assert!(s.media && s.end_crc_ok);
         assert_eq!((s.data_records, s.data_bytes), (1, 1024));
         assert_eq!((s.zero_records, s.zero_blocks), (1, 58));
-        // The END CRC skips data bytes: changing them keeps it valid.
-        let mut b = sample();
+        assert_eq!(
+            s.namespaces,
+            [NsDesc {
+                nsid: 2,
+                lbads: 9,
+                nsze: 64
+            }]
+        );
+        // The END CRC skips data bytes: changing them keeps it valid (and
+        // the DATA CRC catches them).
+        let mut b = good.clone();
         let recs = walk(&b, false).unwrap();
         let d = recs.iter().find(|r| r.tag == tag::DATA).unwrap();
         b[d.payload() + DATA_HEADER_LEN] ^= 1;
         let r = walk(&b, false).unwrap();
         let end = r.last().unwrap();
-        assert_eq!(le32(&b, end.payload()).unwrap(), end_crc(&b, &r, end.off));
+        assert_eq!(end_crc(&b, &r, end.off), end_crc(&good, &recs, end.off));
+        assert!(summarize(&b).unwrap_err().contains("checksum mismatch"));
+        // Any other byte changes it.
+        b[d.payload()] ^= 1;
+        assert_ne!(end_crc(&b, &r, end.off), end_crc(&good, &recs, end.off));
     }
 
     #[test]
     fn mutations() {
-        let good = sample();
+        let (good, _) = sample();
         let n = walk(&good, false).unwrap().len();
         for how in MUTATIONS {
             let (bad, at) = mutate(&good, how).unwrap();
@@ -534,10 +566,102 @@ mod tests {
         }
         let (bad, _) = mutate(&good, "beyond_capacity").unwrap();
         let r = walk(&bad, false).unwrap();
-        let d = data(&bad, r.iter().find(|r| r.tag == tag::DATA).unwrap()).unwrap();
+        let d = r.iter().find(|r| r.tag == tag::DATA).unwrap();
+        let (d, _) = DataHeader::parse(payload(&bad, d).unwrap()).unwrap();
         assert!(d.slba < 64 && d.slba + u64::from(d.nlb) > 64);
         let (bad, _) = mutate(&good, "huge_nlb").unwrap();
         let s = summarize(&bad).unwrap();
-        assert!(s.data_bytes > MAX_DATA_LEN);
+        assert!(s.data_bytes > MAX_DATA_LEN as u64);
+        assert!(mutate(&good, "nonsense").is_err());
+    }
+
+    #[test]
+    fn codec_stream_round_trips_through_walk_and_mutations() {
+        let (good, offs) = sample();
+        assert!(Stream::parse(&good).is_ok());
+        assert_eq!(refused_at(&good), None);
+        // The framing is the writers'.
+        let recs = walk(&good, false).unwrap();
+        assert_eq!(walk(&good, true).unwrap(), recs);
+        let tags = [
+            tag::COMPAT,
+            tag::NS_DESC,
+            tag::DATA,
+            tag::ZERO,
+            tag::CTRL_STATE,
+            tag::END,
+        ];
+        assert_eq!(recs.iter().map(|r| r.tag).collect::<Vec<_>>(), tags);
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!((r.off, r.end(), r.flags), (offs[i], offs[i + 1], 0));
+        }
+        let end = recs[5];
+        let crc = end_crc(&good, &recs, end.off).unwrap();
+        assert_eq!(Ok(crc), stream_crc(&good[..end.off]));
+        assert_eq!(parse_record(&good[end.off..]), Ok((Record::End(crc), 24)));
+        let mut again = good.clone();
+        fix_end(&mut again).unwrap();
+        assert_eq!(again, good);
+
+        for how in MUTATIONS {
+            let (bad, at) = mutate(&good, how).unwrap();
+            assert_ne!(bad, good, "{how}");
+            // The destination refuses the record named.
+            assert_eq!(refused_at(&bad), Some(at), "{how}");
+            let r = walk(&bad, true).unwrap();
+            // Records follow one another from the header on.
+            let mut o = HEADER_LEN;
+            for x in &r {
+                assert_eq!(x.off, o, "{how}");
+                o = x.end();
+            }
+            // Those before the changed one are unchanged.
+            for x in &r[..at.min(r.len())] {
+                assert_eq!(bad[x.off..x.end()], good[x.off..x.end()], "{how}");
+            }
+            match *how {
+                "truncated" => {
+                    assert_eq!((r.len(), at), (3, 2));
+                    assert!(r[2].end() > bad.len() && bad.len() > r[2].payload());
+                    assert!(walk(&bad, false).is_err());
+                }
+                "after_end" => {
+                    assert_eq!((r.len(), at), (6, 6));
+                    assert_eq!(bad[..good.len()], good[..]);
+                    assert_eq!(bad[good.len()..], good[offs[2]..offs[3]]);
+                }
+                _ => {
+                    assert_eq!((r.len(), at), (6, 2), "{how}");
+                    assert_eq!(o, bad.len(), "{how}");
+                    let e = r[5];
+                    let crc = end_crc(&bad, &r, e.off).unwrap();
+                    assert_eq!(parse_record(&bad[e.off..]), Ok((Record::End(crc), 24)));
+                    let (h, data) = DataHeader::parse(payload(&bad, &r[2]).unwrap()).unwrap();
+                    match *how {
+                        "beyond_capacity" => {
+                            assert_eq!(stream_crc(&bad[..e.off]), Ok(crc));
+                            assert!(h.slba < 64 && h.slba + u64::from(h.nlb) > 64);
+                        }
+                        "unknown_nsid" => {
+                            assert_eq!(stream_crc(&bad[..e.off]), Ok(crc));
+                            assert_eq!(h.nsid, 102);
+                        }
+                        _ => {
+                            // Beyond the codec's framing, not its CRC rule.
+                            assert!(record_need(&bad[r[2].off..]).is_err());
+                            assert_eq!((h.nsid, h.slba), (2, 0));
+                            assert_eq!(data.len(), usize::try_from(h.nlb).unwrap() << 9);
+                            assert!(data.len() > MAX_DATA_LEN);
+                        }
+                    }
+                    // The records after the changed one are the good ones.
+                    let shift = r[3].off as isize - offs[3] as isize;
+                    for (x, y) in r[3..5].iter().zip(&recs[3..5]) {
+                        assert_eq!(x.off as isize - shift, y.off as isize, "{how}");
+                        assert_eq!(bad[x.off..x.end()], good[y.off..y.end()], "{how}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -1050,4 +1050,4 @@ fn report(o: &Options, t: &Tally, bases: &[Base], elapsed: Duration, kmsg: Optio
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -30,7 +30,8 @@ use crate::codec::stream::{
     Stream, //
 };
 
-fn compat() -> Compat {
+/// A source like the test bed's (also the fixture of `media_stream`'s tests).
+pub(crate) fn compat() -> Compat {
     Compat {
         vendor: 0x1b36,
         device: 0x10,
