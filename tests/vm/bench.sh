@@ -75,11 +75,12 @@ bench_media() {
 	bulk_e2e=$(mbps "$bulk_b" "$e2e_ms")
 	# No ns_cmp: the 16 commands in flight at the stop that the destination
 	# completes write only there; media-migrate verified its model there.
-	# What the source does to each MiB besides reading it: CRC32C
-	# (slicing-by-8, the driver's codec::stream::crc32c) measured here, in
-	# the same TCG guest, by the tool's copy of it.
+	# What the destination does to each MiB besides writing it: CRC32C
+	# check (slicing-by-8, codec::stream::crc32c; the source uses the
+	# kernel's crc32c), measured here, in the same TCG guest, from
+	# userspace by the tool's build of the codec.
 	crc=$("$NVME_LM" bench-dirty --entries 4096 | sed -n 's/^CRC32C.*: *\([0-9.]*\) MiB\/s/\1/p')
-	echo "  CRC32C (slicing-by-8) in this guest: $crc MiB/s; raw read then CRC of each MiB would give $(awk -v r="$raw" -v c="$crc" 'BEGIN { c *= 1.048576; printf "%.1f", 1 / (1 / r + 1 / c) }') MB/s"
+	echo "  CRC32C (codec, slicing-by-8, userspace) in this guest: $crc MiB/s; raw read then CRC of each MiB would give $(awk -v r="$raw" -v c="$crc" 'BEGIN { c *= 1.048576; printf "%.1f", 1 / (1 / r + 1 / c) }') MB/s"
 	echo
 	echo "  | $((size >> 20)) MiB, full             | bytes      | ms     | MB/s   | / raw |"
 	echo "  |---------------------------|------------|--------|--------|-------|"

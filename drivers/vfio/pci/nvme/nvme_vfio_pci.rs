@@ -326,14 +326,7 @@ mod codec_kunit {
         assert_eq!(kcrc(0, &[]), 0);
         assert_eq!(kcrc(kcrc(0, b"1234"), b"56789"), 0xe306_9283);
         let mut r = [0u8; 300];
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for b in r.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            // CAST: the low byte.
-            *b = x as u8;
-        }
+        cases::fill_pseudo_random(&mut r);
         for from in 0..9 {
             for to in from..r.len() {
                 let s = &r[from..to];

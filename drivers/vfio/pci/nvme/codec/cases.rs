@@ -865,6 +865,18 @@ fn crc32c_bitwise(crc: u32, data: &[u8]) -> u32 {
     !c
 }
 
+/// Fills `buf` with the same pseudo-random bytes every time (xorshift64).
+pub fn fill_pseudo_random(buf: &mut [u8]) {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in buf.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // CAST: the low byte.
+        *b = x as u8;
+    }
+}
+
 /// CRC32C: the check value, the RFC 3720 vectors, continuation, and the
 /// bitwise reference on pseudo-random data of every length and alignment.
 pub fn crc32c_vectors() -> CaseResult {
@@ -880,14 +892,7 @@ pub fn crc32c_vectors() -> CaseResult {
     }
     ensure(crc32c(0, &up) == 0x46dd_794e, "32 ascending bytes")?;
     let mut r = [0u8; 300];
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for b in r.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        // CAST: the low byte.
-        *b = x as u8;
-    }
+    fill_pseudo_random(&mut r);
     for from in 0..9 {
         for to in (from..r.len()).step_by(7) {
             let s = &r[from..to];
