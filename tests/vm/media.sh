@@ -56,6 +56,7 @@ ok_or_fail() {
 }
 
 check_local_storage_migrates() {
+	local r
 	media "$A0" 1 && media "$B0" 1 || return
 	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --rounds 3 --load-mbps 1 --round-seconds 600 \
 		--prefill-mib 8 --save "$D/local.stream"
@@ -63,6 +64,12 @@ check_local_storage_migrates() {
 	report
 	grep -q "^result: OK" "$D/out" || fail "no result line: $(tail -n1 "$D/out")" || return
 	grep -qE "^DATA: [1-9]" "$D/out" || fail "the stream carried no DATA record" || return
+	# Several dirty rounds: each loaded round after the bulk copy's resent
+	# what the load dirtied meanwhile.
+	for r in 2 3; do
+		grep -qE "^round $r: load on, [1-9][0-9]* commands, [1-9][0-9]* bytes" "$D/out" ||
+			fail "round $r resent nothing: $(grep -m1 "^round $r:" "$D/out")" || return
+	done
 	# Both VFs were reset when media-migrate closed them: the namespaces
 	# hold what the migration left.
 	ns_cmp 2

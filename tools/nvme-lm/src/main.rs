@@ -97,6 +97,12 @@ enum Cmd {
         /// naming how far it got (0: no limit).
         #[arg(long, default_value_t = 0)]
         round_seconds: u64,
+        /// With --load-mbps: each loaded round after the first begins with
+        /// this many milliseconds of the load alone (no read), as a guest
+        /// writes on between a VMM's iterations, so that every round has
+        /// dirty data to send.
+        #[arg(long, default_value_t = 1000)]
+        round_gap_ms: u64,
         /// Bytes of each data_fd read and destination write.
         #[arg(long, default_value_t = 1 << 20)]
         chunk: usize,
@@ -636,6 +642,7 @@ fn main() -> ExitCode {
             rate,
             load_mbps,
             round_seconds,
+            round_gap_ms,
             chunk,
             expect_cdq_full,
             save,
@@ -656,6 +663,7 @@ fn main() -> ExitCode {
                 rate: *rate,
                 load_bps: load_mbps.map_or(0, |m| (m * 1e6) as u64),
                 round_limit: std::time::Duration::from_secs(*round_seconds),
+                round_gap: std::time::Duration::from_millis(*round_gap_ms),
                 chunk: *chunk,
                 expect_cdq_full: *expect_cdq_full,
                 save: save.clone(),

@@ -64,6 +64,9 @@ pub struct Options {
     /// A PRE_COPY round longer than this fails (naming how far it got);
     /// zero: no limit.
     pub round_limit: Duration,
+    /// With `load_bps`: the load alone (no read) for this long at the start
+    /// of each loaded round after the first.
+    pub round_gap: Duration,
     /// Bytes of each read of the source's data_fd and of each write to the
     /// destination's.
     pub chunk: usize,
@@ -423,16 +426,25 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         if loaded && o.load_bps == 0 {
             round.ops += load.burst(&mut g, o.rate * 8, false)?;
         }
+        // Behind the steady rate: about one command per 4 KiB owed (a
+        // command touches 4 to 10 KiB on average), at most 256.
+        let steady = |g: &mut Guest, load: &mut Load| -> Result<usize, String> {
+            let owed = (t_pre.elapsed().as_secs_f64() * o.load_bps as f64) as u64;
+            let done = load.touched * g.lba_size as u64;
+            if owed <= done {
+                return Ok(0);
+            }
+            load.burst(g, ((owed - done) / 4096).clamp(1, 256) as usize, false)
+        };
+        if loaded && o.load_bps > 0 && r > 1 {
+            while t.elapsed() < o.round_gap {
+                round.ops += steady(&mut g, &mut load)?;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         loop {
             if loaded && o.load_bps > 0 {
-                // Behind the steady rate: about one command per 4 KiB owed
-                // (a command touches 4 to 10 KiB on average), at most 256.
-                let owed = (t_pre.elapsed().as_secs_f64() * o.load_bps as f64) as u64;
-                let done = load.touched * g.lba_size as u64;
-                if owed > done {
-                    let n = ((owed - done) / 4096).clamp(1, 256) as usize;
-                    round.ops += load.burst(&mut g, n, false)?;
-                }
+                round.ops += steady(&mut g, &mut load)?;
             } else if loaded {
                 round.ops += load.burst(&mut g, o.rate, false)?;
             }
