@@ -3,7 +3,10 @@
 # FLR, PF controller reset and PF unbind in RUNNING_P2P, PRE_COPY, PRE_COPY_P2P, STOP,
 # STOP_COPY mid-read and RESUMING mid-write; a Suspend whose admin command
 # times out (nvme-pci resets the PF); the migrating process SIGKILLed during
-# Suspend and during Set State; a destination left with half a stream.
+# Suspend and during Set State; a destination left with half a stream; a PF
+# controller reset during a media migration's bulk copy (VF0 opted in for
+# the case: its namespace, the shared NSID 1, is the PF's too; nothing on
+# the host may hold the PF's block device of it).
 # VF0 (A) and VF1 (B) of host a on nvme-vfio-pci; every PF reset brings
 # VFs 1-4 back online. Then the kernel log: the faults leave no warning.
 . "$(dirname "$0")/lib/ktap.sh"

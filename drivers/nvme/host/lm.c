@@ -15,8 +15,14 @@
  * the consumption of its CDQ. nvme_lm_list_lock (a mutex) protects the list
  * of handles; nvme_lm_cdq_lock (a spinlock, taken from the completion
  * interrupt) protects the list of CDQs that events are matched against and
- * the state events change (armed trigger, queue-full events). Order:
- * nvme_lm.lock, then nvme_lm_cdq_lock.
+ * the state events change (armed trigger, queue-full events), and
+ * which queues a disabled PF controller took away. Order: nvme_lm.lock,
+ * then nvme_lm_cdq_lock.
+ *
+ * A PF controller that is disabled (reset, timeout recovery, suspend)
+ * deletes its CDQs, and gives their IDs to the next ones created: nvme-pci
+ * tells the service (nvme_lm_pf_disable()), which marks them lost. A lost
+ * queue sends no command again; its owner's next read fails with -ENOENT.
  *
  * Timeouts: every command has the admin timeout of nvme-core
  * (nvme_core.admin_timeout, 60 s by default). A Suspend completes only when
@@ -92,6 +98,8 @@ struct nvme_lm {
  * @full_entries: queue-full (ESA 7) entries consumed (under @lm->lock)
  * @full_reported: queue-full conditions reported as overflow (under
  *	@lm->lock)
+ * @lost: the PF controller was disabled since the queue was created: the
+ *	controller has deleted it (under nvme_lm_cdq_lock)
  * @notify: owner's event callback, may be NULL
  * @data: its argument
  * @events: events to deliver, a bit per enum nvme_lm_cdq_event (under
@@ -115,6 +123,7 @@ struct nvme_lm_cdq {
 	u64 full_events;
 	u64 full_entries;
 	u64 full_reported;
+	bool lost;
 	nvme_lm_cdq_notify_t notify;
 	void *data;
 	unsigned long events;
@@ -130,6 +139,8 @@ static LIST_HEAD(nvme_lm_handles);
 static DEFINE_MUTEX(nvme_lm_list_lock);
 static LIST_HEAD(nvme_lm_cdqs);
 static DEFINE_SPINLOCK(nvme_lm_cdq_lock);
+/* PF controllers disabled so far, any PF (under nvme_lm_cdq_lock). */
+static u64 nvme_lm_pf_disables;
 
 /**
  * nvme_lm_errno() - the errno for an NVMe status of an HMLM command
@@ -992,6 +1003,17 @@ static u8 *nvme_lm_cdq_entry(struct nvme_lm_cdq *q, u32 idx)
 		off % NVME_CTRL_PAGE_SIZE;
 }
 
+/* Whether @q was deleted by a disable of its PF controller. */
+static bool nvme_lm_cdq_lost(struct nvme_lm_cdq *q)
+{
+	bool lost;
+
+	spin_lock_irq(&nvme_lm_cdq_lock);
+	lost = q->lost;
+	spin_unlock_irq(&nvme_lm_cdq_lock);
+	return lost;
+}
+
 /*
  * Whether the slot @dist (below the ring size) slots past the head holds an
  * entry the controller posted since the host last consumed that slot: its
@@ -1125,7 +1147,8 @@ static void nvme_lm_cdq_post_event(struct nvme_lm_cdq *q,
  *
  * Return: the queue, or an ERR_PTR: -EINVAL for a size the controller
  * cannot take, -EBUSY if the VF has one already, -EOPNOTSUPP if the PF
- * posts entries of another format, -ENOMEM, or a command's error.
+ * posts entries of another format, -EAGAIN if the PF controller was
+ * disabled while the queue was created, -ENOMEM, or a command's error.
  */
 struct nvme_lm_cdq *nvme_lm_cdq_create(struct nvme_lm *lm, u32 nr_entries,
 				       nvme_lm_cdq_notify_t notify, void *data)
@@ -1136,6 +1159,7 @@ struct nvme_lm_cdq *nvme_lm_cdq_create(struct nvme_lm *lm, u32 nr_entries,
 	struct nvme_command c = { };
 	struct nvme_lm_cdq *q;
 	u32 i, dw0 = 0;
+	u64 disables;
 	int ret;
 
 	if (nr_entries < 2 ||
@@ -1190,15 +1214,34 @@ struct nvme_lm_cdq *nvme_lm_cdq_create(struct nvme_lm *lm, u32 nr_entries,
 		ret = -EBUSY;
 		goto unlock;
 	}
+	spin_lock_irq(&nvme_lm_cdq_lock);
+	disables = nvme_lm_pf_disables;
+	spin_unlock_irq(&nvme_lm_cdq_lock);
 	ret = nvme_lm_submit(lm, &c, NULL, 0, &dw0,
 			     "Controller Data Queue: Create");
 	if (ret)
 		goto unlock;
 	q->cdqid = dw0 & 0xffff;
 	spin_lock_irq(&nvme_lm_cdq_lock);
-	list_add(&q->entry, &nvme_lm_cdqs);
+	if (nvme_lm_pf_disables != disables) {
+		/* Made before the disable (gone) or after: not known. */
+		ret = -EAGAIN;
+	} else {
+		list_add(&q->entry, &nvme_lm_cdqs);
+		lm->cdq = q;
+	}
 	spin_unlock_irq(&nvme_lm_cdq_lock);
-	lm->cdq = q;
+	if (ret) {
+		c.common.cdw10 = cpu_to_le32(1);
+		c.common.cdw11 = cpu_to_le32(q->cdqid);
+		c.common.cdw12 = 0;
+		c.common.dptr.prp1 = 0;
+		nvme_lm_submit(lm, &c, NULL, 0, NULL,
+			       "Controller Data Queue: Delete");
+		dev_err_ratelimited(&lm->vf->dev,
+				    "CDQ: PF %s was reset while the queue was created\n",
+				    dev_name(lm->ctrl->device));
+	}
 unlock:
 	mutex_unlock(&lm->lock);
 	if (ret) {
@@ -1217,8 +1260,9 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_create, NVME_LM_USERS);
  * nvme_lm_cdq_destroy() - delete a User Data Migration Queue
  * @cdq: the queue
  *
- * Deletes it on the controller (if the PF still answers) and frees the
- * ring. No event callback runs after this returns.
+ * Deletes it on the controller (if the PF still answers and has not
+ * deleted it in a reset) and frees the ring. No event callback runs after
+ * this returns.
  */
 void nvme_lm_cdq_destroy(struct nvme_lm_cdq *cdq)
 {
@@ -1230,7 +1274,9 @@ void nvme_lm_cdq_destroy(struct nvme_lm_cdq *cdq)
 	c.common.cdw11 = cpu_to_le32(cdq->cdqid);
 
 	mutex_lock(&lm->lock);
-	if (nvme_ctrl_state(lm->ctrl) == NVME_CTRL_LIVE)
+	/* A lost queue's ID may be another queue's now. */
+	if (nvme_ctrl_state(lm->ctrl) == NVME_CTRL_LIVE &&
+	    !nvme_lm_cdq_lost(cdq))
 		nvme_lm_submit(lm, &c, NULL, 0, NULL,
 			       "Controller Data Queue: Delete");
 	spin_lock_irq(&nvme_lm_cdq_lock);
@@ -1250,7 +1296,8 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_destroy, NVME_LM_USERS);
  * @start: start (true) or stop (false)
  *
  * Return: 0; -EALREADY if the controller is suspended; -ENOSPC if the queue
- * is still full; another negative errno.
+ * is still full; -ENOENT if the PF controller deleted it in a reset;
+ * another negative errno.
  */
 int nvme_lm_cdq_log(struct nvme_lm_cdq *cdq, bool start)
 {
@@ -1261,8 +1308,12 @@ int nvme_lm_cdq_log(struct nvme_lm_cdq *cdq, bool start)
 	c.common.cdw10 = cpu_to_le32((u32)start << 16);
 	c.common.cdw11 = cpu_to_le32(cdq->cdqid);
 	mutex_lock(&cdq->lm->lock);
-	ret = nvme_lm_submit(cdq->lm, &c, NULL, 0, NULL,
-			     start ? "Track Send: start" : "Track Send: stop");
+	if (nvme_lm_cdq_lost(cdq))
+		ret = -ENOENT;
+	else
+		ret = nvme_lm_submit(cdq->lm, &c, NULL, 0, NULL,
+				     start ? "Track Send: start" :
+				     "Track Send: stop");
 	mutex_unlock(&cdq->lm->lock);
 	return ret;
 }
@@ -1324,7 +1375,9 @@ static int nvme_lm_cdq_set_head(struct nvme_lm_cdq *q)
  * either one reports each full condition once, even if the other never
  * comes (an event lost, or the ring read before it arrives).
  *
- * Return: the number of entries copied, or a negative errno.
+ * Return: the number of entries copied, or a negative errno: -ENOENT once
+ * the PF controller has deleted the queue in a reset (from then on the
+ * log is incomplete: writes since are in no queue).
  */
 int nvme_lm_cdq_read(struct nvme_lm_cdq *cdq, void *buf, u32 max_entries,
 		     bool *overflow)
@@ -1333,6 +1386,10 @@ int nvme_lm_cdq_read(struct nvme_lm_cdq *cdq, void *buf, u32 max_entries,
 	int ret = 0;
 
 	mutex_lock(&cdq->lm->lock);
+	if (nvme_lm_cdq_lost(cdq)) {
+		mutex_unlock(&cdq->lm->lock);
+		return -ENOENT;
+	}
 	while (n < max_entries && nvme_lm_cdq_posted(cdq, 0)) {
 		u8 *e = (u8 *)buf + (size_t)n * NVME_LM_CDQ_ENTRY_SIZE;
 
@@ -1387,7 +1444,8 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_cdq_read, NVME_LM_USERS);
  * it. Reading entries keeps the trigger.
  *
  * Return: 0; -EINVAL for an @entries_ahead out of range; -ENOSPC if the
- * ring is full (read it first); or a command's error.
+ * ring is full (read it first); -ENOENT if the PF controller deleted it in
+ * a reset; or a command's error.
  */
 int nvme_lm_cdq_arm(struct nvme_lm_cdq *cdq, u32 entries_ahead)
 {
@@ -1403,6 +1461,10 @@ int nvme_lm_cdq_arm(struct nvme_lm_cdq *cdq, u32 entries_ahead)
 		return -EINVAL;
 	}
 	mutex_lock(&lm->lock);
+	if (nvme_lm_cdq_lost(cdq)) {
+		ret = -ENOENT;
+		goto unlock;
+	}
 	pending = nvme_lm_cdq_pending(cdq);
 	room = cdq->nr_entries - 1 - pending;
 	if (!room) {
@@ -1470,7 +1532,7 @@ void nvme_lm_handle_aen(struct nvme_ctrl *ctrl, __le16 status, u64 result)
 
 	spin_lock_irqsave(&nvme_lm_cdq_lock, flags);
 	list_for_each_entry(q, &nvme_lm_cdqs, entry) {
-		if (q->lm->ctrl != ctrl || q->cdqid != cdqid)
+		if (q->lm->ctrl != ctrl || q->cdqid != cdqid || q->lost)
 			continue;
 		if (info == NVME_LM_CDQ_FULL) {
 			if (nvme_lm_test_drop_full())
@@ -1492,6 +1554,34 @@ void nvme_lm_handle_aen(struct nvme_ctrl *ctrl, __le16 status, u64 result)
 		}
 		nvme_lm_cdq_post_event(q, info);
 		break;
+	}
+	spin_unlock_irqrestore(&nvme_lm_cdq_lock, flags);
+}
+
+/**
+ * nvme_lm_pf_disable() - a PF controller is being disabled
+ * @ctrl: the PF's controller
+ *
+ * Called by nvme-pci before it disables the controller (a reset, timeout
+ * recovery, suspend or removal), which deletes the controller's Controller
+ * Data Queues: every queue of @ctrl is lost, whatever the controller still
+ * posts to it. Their owners' next reads fail with -ENOENT; no command is
+ * sent for them again, since the controller gives their IDs to new queues.
+ * Takes only nvme_lm_cdq_lock: a handle's command may be waiting for the
+ * reset that calls this.
+ */
+void nvme_lm_pf_disable(struct nvme_ctrl *ctrl)
+{
+	struct nvme_lm_cdq *q;
+	unsigned long flags;
+
+	spin_lock_irqsave(&nvme_lm_cdq_lock, flags);
+	nvme_lm_pf_disables++;
+	list_for_each_entry(q, &nvme_lm_cdqs, entry) {
+		if (q->lm->ctrl != ctrl || q->lost)
+			continue;
+		q->lost = true;
+		q->armed = false;
 	}
 	spin_unlock_irqrestore(&nvme_lm_cdq_lock, flags);
 }

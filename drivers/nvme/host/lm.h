@@ -23,6 +23,7 @@ struct device *nvme_lm_vf_dev(const struct nvme_lm *lm);
 int nvme_lm_ns_attached(struct nvme_lm *lm, u32 nsid);
 void nvme_lm_handle_aen(struct nvme_ctrl *ctrl, __le16 status, u64 result);
 void nvme_lm_pf_remove(struct nvme_ctrl *ctrl);
+void nvme_lm_pf_disable(struct nvme_ctrl *ctrl);
 #else
 static inline void nvme_lm_handle_aen(struct nvme_ctrl *ctrl, __le16 status,
 				      u64 result)
@@ -30,6 +31,10 @@ static inline void nvme_lm_handle_aen(struct nvme_ctrl *ctrl, __le16 status,
 }
 
 static inline void nvme_lm_pf_remove(struct nvme_ctrl *ctrl)
+{
+}
+
+static inline void nvme_lm_pf_disable(struct nvme_ctrl *ctrl)
 {
 }
 #endif

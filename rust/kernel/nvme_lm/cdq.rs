@@ -135,7 +135,8 @@ impl Cdq {
 
     /// Starts (`true`) or stops logging. Starting again after the queue was
     /// full works once it has been read. `EALREADY` while the VF's
-    /// controller is suspended; `ENOSPC` while the queue is still full.
+    /// controller is suspended; `ENOSPC` while the queue is still full;
+    /// `ENOENT` once a reset of the PF controller has deleted the queue.
     #[inline]
     pub fn log(&self, start: bool) -> Result {
         // SAFETY: By the type invariant `ptr` is a live queue.
@@ -147,7 +148,8 @@ impl Cdq {
     /// fewer free slots, when the queue fills). Reading keeps the trigger.
     ///
     /// `EINVAL` unless `entries_ahead` is 1 to the ring size - 1; `ENOSPC`
-    /// if the queue is full (read it first).
+    /// if the queue is full (read it first); `ENOENT` once a reset of the
+    /// PF controller has deleted the queue.
     #[inline]
     pub fn arm(&self, entries_ahead: u32) -> Result {
         // SAFETY: By the type invariant `ptr` is a live queue.
@@ -158,7 +160,9 @@ impl Cdq {
     /// returns how many, and whether the queue was full since the last read
     /// (then every LBA of the namespace must be treated as changed, and
     /// logging restarted). A full queue is reported once, from its
-    /// queue-full entry or its event, whichever is seen first.
+    /// queue-full entry or its event, whichever is seen first. `ENOENT`
+    /// once a reset of the PF controller has deleted the queue: writes
+    /// from then on are logged nowhere.
     #[inline]
     pub fn read(&self, buf: &mut KVVec<u8>) -> Result<(usize, bool)> {
         let max = u32::try_from(buf.len() / CDQ_ENTRY_SIZE).map_err(|_| EOVERFLOW)?;

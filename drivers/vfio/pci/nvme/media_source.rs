@@ -13,7 +13,9 @@
 //! bit, the rest will be read later anyway. Dirty rounds resend the marked
 //! granules. A queue that filled up (ESA 7 entry, or the event) means
 //! anything already copied may be dirty: every granule below the bulk
-//! position is marked and logging restarts.
+//! position is marked and logging restarts. A queue the PF controller
+//! deleted (a reset of the PF) fails the copy: writes since then are in no
+//! log, and the VF's controller did not survive the reset either.
 //!
 //! Once the controller is suspended, [`Source::drain`] consumes the queue
 //! up to the suspend marker; from then on the set is final and
@@ -104,10 +106,12 @@ pub(crate) struct Source {
     logging: bool,
     /// Times the queue filled up.
     overflows: u32,
-    /// The queue overflowed more than [`MAX_OVERFLOWS`] times: the copy
-    /// is refused, every later harvest fails with `ENOSPC` (whichever path
-    /// met the last overflow, a read or the queue's event).
-    refused: bool,
+    /// The copy failed for good: the queue overflowed more than
+    /// [`MAX_OVERFLOWS`] times (`ENOSPC`), or the PF's reset deleted it
+    /// (`EIO`). Every later harvest fails with this errno, whichever path
+    /// met the failure (a read, a query or the queue's event), which
+    /// logged why.
+    failed: Option<Error>,
     /// The suspend marker was consumed: the dirty set is final.
     drained: bool,
     /// A harvest met the suspend marker (reads go on in PRE_COPY_P2P).
@@ -185,7 +189,7 @@ impl Source {
             cdq,
             cdq_entries,
             overflows: 0,
-            refused: false,
+            failed: None,
             described: false,
             entries: KVVec::from_elem(0u8, HARVEST * ENTRY_LEN, GFP_KERNEL)?,
             scratch: KVVec::from_elem(0u8, BATCH_BYTES, GFP_KERNEL_ACCOUNT)?,
@@ -213,11 +217,12 @@ impl Source {
     /// Consumes what the queue holds; restarts logging after it filled up.
     /// Returns whether the suspend marker was among the entries.
     pub(crate) fn harvest(&mut self, limit: &RateLimit) -> Result<bool> {
-        if self.refused {
-            return Err(ENOSPC);
+        if let Some(e) = self.failed {
+            return Err(e);
         }
         let mut suspended = false;
         let mut full = false;
+        let mut lost = false;
         let Self {
             cdq,
             entries,
@@ -229,7 +234,14 @@ impl Source {
             return Ok(false);
         };
         loop {
-            let (n, overflow) = cdq.read(entries)?;
+            let (n, overflow) = match cdq.read(entries) {
+                Ok(r) => r,
+                Err(e) if e == ENOENT => {
+                    lost = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             full |= overflow;
             for raw in entries.chunks_exact(ENTRY_LEN).take(n) {
                 match apply(ns, dev, raw, limit) {
@@ -242,11 +254,20 @@ impl Source {
                 break;
             }
         }
+        if lost {
+            // Once per session: every later harvest fails without a word.
+            self.failed = Some(EIO);
+            dev_err!(
+                self.dev,
+                "media migration failed: the PF controller was reset and deleted the dirty-LBA queue, writes since are not logged (EIO)\n"
+            );
+            return Err(EIO);
+        }
         self.suspend_seen |= suspended;
         if full {
             self.overflows = self.overflows.saturating_add(1);
             if self.overflows > MAX_OVERFLOWS {
-                self.refused = true;
+                self.failed = Some(ENOSPC);
                 dev_err_ratelimited!(
                     limit,
                     self.dev,
@@ -323,6 +344,11 @@ impl Source {
             return Ok(());
         }
         self.harvest(limit).map(|_| ())
+    }
+
+    /// Whether the copy failed for good (the reason is logged).
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.is_some()
     }
 
     /// Whether the dirty set is final.

@@ -379,9 +379,9 @@ impl Session {
         }
         if let Io::Source(s) = &mut *io {
             match s.src.harvest_and_arm(&self.errors.request) {
-                // The refusal was logged with its reason; the next read
-                // or query fails with it.
-                Err(e) if e == ENOSPC => {}
+                // The refusal or failure was logged with its reason; the
+                // next read or query fails with it.
+                Err(_) if s.src.has_failed() => {}
                 Err(e) => dev_err_ratelimited!(
                     self.errors.request,
                     self.dev,

@@ -3,7 +3,8 @@
 //! The fault matrix of `nvme_vfio_pci`: a VF reset (FLR) and a PF
 //! controller reset in every migration state a fault can meet, an admin
 //! command that times out, the migrating process killed during Suspend and
-//! during Set State, and a destination abandoned with half a stream. After
+//! during Set State, a destination abandoned with half a stream, and a PF
+//! controller reset during a media migration's bulk copy. After
 //! each, the device is either where the uAPI says or fails with an errno,
 //! nothing hangs, and at most one `VFIO_DEVICE_RESET` makes it RUNNING and
 //! working again. (Kernel warnings and leaks: the suite's shell wrapper and
@@ -20,6 +21,7 @@ use crate::migration::{DataFd, State};
 use crate::passthru::Passthru;
 use crate::vfio::{Device, Iommufd};
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -503,6 +505,284 @@ fn half_stream_then_reuse(s: &Setup) -> CaseResult {
     rig.recovered(&rig.b, 960)
 }
 
+/// The kernel log from the moment of [`Kmsg::open`] on.
+struct Kmsg(std::fs::File);
+
+impl Kmsg {
+    /// Opens `/dev/kmsg` at its end.
+    fn open() -> Result<Self, String> {
+        use std::io::Seek;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .map_err(|x| format!("/dev/kmsg: {x}"))?;
+        f.seek(std::io::SeekFrom::End(0)).map_err(e)?;
+        Ok(Self(f))
+    }
+
+    /// The messages logged since the last call (or the open).
+    fn lines(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match self.0.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    let msg = rec.split_once(';').map_or(&*rec, |x| x.1);
+                    out.push(msg.lines().next().unwrap_or("").to_string());
+                }
+                // Overwritten before read: go on with the oldest left.
+                Err(x) if x.raw_os_error() == Some(libc::EPIPE) => {}
+                _ => return out,
+            }
+        }
+    }
+}
+
+/// VF `bdf`'s `media_migration` option on while this lives (its VFIO
+/// device closed at either end: the option is fixed while it is open).
+struct MediaOn(String);
+
+impl MediaOn {
+    fn path(bdf: &str) -> String {
+        format!("{PCI}/devices/{bdf}/media_migration")
+    }
+
+    fn set(bdf: &str, on: bool) -> CaseResult {
+        let f = Self::path(bdf);
+        std::fs::write(&f, if on { "1" } else { "0" }).map_err(|x| format!("{f}: {x}"))?;
+        let now = std::fs::read_to_string(&f).map_err(|x| format!("{f}: {x}"))?;
+        ensure(now.trim() == if on { "1" } else { "0" }, || {
+            format!("{f} reads {:?} after writing {on}", now.trim())
+        })
+    }
+
+    fn on(bdf: &str) -> Result<Self, String> {
+        Self::set(bdf, true)?;
+        Ok(Self(bdf.to_string()))
+    }
+
+    /// Off again; an error if the option cannot be turned off.
+    fn off(self) -> CaseResult {
+        let r = Self::set(&self.0, false);
+        std::mem::forget(self);
+        r
+    }
+}
+
+impl Drop for MediaOn {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::path(&self.0), "0");
+    }
+}
+
+/// The PF's block device of namespace `nsid` (the multipath node if the
+/// per-path disk is hidden), as `/dev/nvmeXnY`.
+fn pf_blockdev(s: &Setup, nsid: u32) -> Result<String, String> {
+    let ctrl = only_entry(&format!("{PCI}/devices/{}/nvme", s.pf))?;
+    let dir = format!("/sys/class/nvme/{ctrl}");
+    for d in std::fs::read_dir(&dir).map_err(|x| format!("{dir}: {x}"))? {
+        let name = d.map_err(e)?.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("nvme") else {
+            continue;
+        };
+        let Ok(id) = std::fs::read_to_string(format!("{dir}/{name}/nsid")) else {
+            continue;
+        };
+        if id.trim() != nsid.to_string() {
+            continue;
+        }
+        // nvmeXcYnZ (a path of subsystem X) is seen as nvmeXnZ.
+        let dev = match rest
+            .split_once('c')
+            .and_then(|(x, r)| Some((x, r.split_once('n')?.1)))
+        {
+            Some((x, z)) => format!("/dev/nvme{x}n{z}"),
+            None => format!("/dev/{name}"),
+        };
+        return Ok(dev);
+    }
+    fail!("{dir}: no block device of NSID {nsid}")
+}
+
+/// Bytes of the namespace the bulk copy must have read before the PF
+/// reset (`initial_bytes` down by that much): a batch or two, well short
+/// of NSID 1's 64 MiB. The stream's bytes say little: zero runs are
+/// compacted, and dirty resends add to it.
+const MEDIA_READ_BEFORE: u64 = 3 << 20;
+/// Most bytes read after the reset before the case gives up: more than
+/// the whole copy (the copy must fail before it ends).
+const MEDIA_READ_AFTER_MAX: usize = 96 << 20;
+
+/// A PF controller reset during a media migration's bulk copy: A opted
+/// in (its namespace, NSID 1, is attached to the PF too), in PRE_COPY,
+/// part of the bulk copy read. The reset deletes the dirty-LBA queue, so
+/// writes from then on are logged nowhere: the copy cannot go on
+/// correctly, and the next reads of the data file must fail with an errno
+/// that the kernel log explains, without hanging. Then the usual recovery,
+/// a new media session on A (the namespaces and the queue were let go),
+/// the PF's block device free again, and the option off.
+fn pf_reset_in_media_bulk_copy(s: &Setup) -> CaseResult {
+    let media = MediaOn::on(&s.a)?;
+    let mut log = Kmsg::open()?;
+    {
+        let rig = Rig::open(s)?;
+        rig.a.reset().map_err(e)?;
+        rig.b.reset().map_err(e)?;
+        let mut g = Guest::start(&rig.a, Rc::clone(&rig.arena), 1, 16).map_err(e)?;
+        g.write_range(0, 900, 4).map_err(e)?;
+        let mut f = arc(&rig.a, State::PreCopy, true)?.ok_or("no fd")?;
+        let info = f.precopy_info().map_err(|x| format!("PRECOPY_INFO: {x}"))?;
+        println!(
+            "# media PRE_COPY: initial_bytes {}, dirty_bytes {}",
+            info.initial_bytes, info.dirty_bytes
+        );
+        ensure(info.initial_bytes > MEDIA_READ_BEFORE * 2, || {
+            format!(
+                "initial_bytes {}: no bulk copy to interrupt (is media migration on?)",
+                info.initial_bytes
+            )
+        })?;
+        let full = info.initial_bytes;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut before = 0usize;
+        let mut reads = 0u64;
+        let left = loop {
+            let left = f
+                .precopy_info()
+                .map_err(|x| format!("PRECOPY_INFO: {x}"))?
+                .initial_bytes;
+            if full.saturating_sub(left) >= MEDIA_READ_BEFORE {
+                break left;
+            }
+            match f.0.read(&mut buf) {
+                Ok(0) => fail!("the stream ended after {before} bytes in PRE_COPY"),
+                Ok(n) => before += n,
+                Err(x) => fail!("read {before} bytes into the bulk copy: {x}"),
+            }
+            // The guest goes on writing, behind and ahead of the copy.
+            reads += 1;
+            g.write_range(0, 100 + reads * 8, 2).map_err(e)?;
+        };
+        ensure(left > 0, || {
+            "the bulk copy ended before the PF reset".into()
+        })?;
+        println!(
+            "# {before} stream bytes read, {} of the bulk copy's {full} bytes left: PF reset",
+            left
+        );
+        pf(s)?.reset_controller().map_err(e)?;
+        pf_back(s)?;
+        let t = Instant::now();
+        let mut after = 0usize;
+        let first_err = loop {
+            match f.0.read(&mut buf) {
+                Ok(0) => fail!("the stream ended {after} bytes after the PF reset, in PRE_COPY"),
+                Ok(n) => after += n,
+                Err(x) if x.raw_os_error() == Some(libc::ENOMSG) => fail!(
+                    "the bulk copy went on after the PF reset to its end ({after} bytes): \
+                     the reset deleted the dirty-LBA queue, writes since are logged nowhere"
+                ),
+                Err(x) => break x,
+            }
+            if after > MEDIA_READ_AFTER_MAX {
+                fail!("{after} bytes read after the PF reset without an error");
+            }
+            ensure(t.elapsed() < Duration::from_secs(120), || {
+                format!("still reading {after} bytes and 120 s after the PF reset")
+            })?;
+        };
+        println!("# after the PF reset: {after} bytes, then: {first_err}");
+        let errno = first_err
+            .raw_os_error()
+            .ok_or("the read failed without an errno")?;
+        ensure(errno != libc::EINTR && errno != libc::EAGAIN, || {
+            format!("the read failed with {first_err}: not a failure of the copy")
+        })?;
+        // The failure stays: later reads and the queries fail too.
+        let again = f.0.read(&mut buf);
+        println!(
+            "# the next read: {}",
+            match &again {
+                Ok(n) => format!("{n} bytes"),
+                Err(x) => x.to_string(),
+            }
+        );
+        ensure(again.is_err(), || "a later read succeeded again".into())?;
+        let q = f.precopy_info();
+        let sz = rig.a.mig_data_size();
+        println!(
+            "# then PRECOPY_INFO: {}; MIG_DATA_SIZE: {}",
+            q.as_ref()
+                .map_or_else(|x| x.to_string(), |i| format!("{i:?}")),
+            sz.as_ref()
+                .map_or_else(|x| x.to_string(), |n| format!("{n} bytes"))
+        );
+        ensure(q.is_err() && sz.is_err(), || {
+            "PRECOPY_INFO or MIG_DATA_SIZE answers after the copy failed".into()
+        })?;
+        let why: Vec<String> = log
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains(s.a.as_str()) && l.contains("media migration"))
+            .collect();
+        for l in &why {
+            println!("# kernel log: {l}");
+        }
+        ensure(
+            why.iter()
+                .any(|l| l.contains("failed") && l.contains("reset")),
+            || format!("no line of {} naming the reset as the copy's failure", s.a),
+        )?;
+        let st = rig.a.mig_state().map_err(e)?;
+        println!("# device in {st:?} before recovery");
+        drop(f);
+        drop(g);
+        rig.recovered(&rig.a, 910)?;
+        rig.recovered(&rig.b, 920)?;
+        // A media session starts again: the claim and the queue were let go.
+        let mut f = arc(&rig.a, State::PreCopy, true)?.ok_or("no fd")?;
+        let full = f.precopy_info().map_err(e)?.initial_bytes;
+        let mut got = 0usize;
+        let left = loop {
+            let left = f.precopy_info().map_err(e)?.initial_bytes;
+            if full.saturating_sub(left) >= MEDIA_READ_BEFORE {
+                break left;
+            }
+            match f.0.read(&mut buf) {
+                Ok(n) if n > 0 => got += n,
+                r => fail!("a new media session after the recovery, at {got} bytes: {r:?}"),
+            }
+        };
+        drop(f);
+        rig.a.reset().map_err(e)?;
+        state_is(&rig.a, State::Running)?;
+        println!(
+            "# after the recovery a new media session: {got} stream bytes read, {left} of {full} left"
+        );
+    }
+    // Every device closed: the PF's block device is nobody's.
+    let dev = pf_blockdev(s, 1)?;
+    let excl = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL)
+        .open(&dev);
+    ensure(excl.is_ok(), || {
+        format!("{dev} still claimed after the devices closed: {excl:?}")
+    })?;
+    drop(excl);
+    media.off()?;
+    let bad: Vec<String> = log
+        .lines()
+        .into_iter()
+        .filter(|l| crate::fuzz::kmsg::is_bad(l))
+        .collect();
+    ensure(bad.is_empty(), || {
+        format!("kernel log: {}", bad.join(" / "))
+    })
+}
+
 /// Runs the suite; returns the number of failed cases.
 pub fn run(s: &Setup) -> usize {
     let faults = [
@@ -512,7 +792,7 @@ pub fn run(s: &Setup) -> usize {
     ];
     let mut k = Ktap::begin(
         "fault_matrix",
-        faults.len() * PLACES.len() + 4,
+        faults.len() * PLACES.len() + 5,
         s.filter.clone(),
     );
     for (fault, fname) in faults {
@@ -524,5 +804,8 @@ pub fn run(s: &Setup) -> usize {
     k.case("sigkill_in_suspend", || sigkill_in_suspend(s));
     k.case("sigkill_in_set_state", || sigkill_in_set_state(s));
     k.case("half_stream_then_reuse", || half_stream_then_reuse(s));
+    k.case("pf_reset_in_media_bulk_copy", || {
+        pf_reset_in_media_bulk_copy(s)
+    });
     k.failed()
 }
