@@ -25,6 +25,7 @@ pub mod dma_log_cmd;
 pub mod fuzz;
 pub mod inspect;
 pub mod irq;
+pub mod kmsg;
 pub mod media;
 pub mod media_stream;
 pub mod migrate;

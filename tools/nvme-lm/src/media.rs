@@ -11,6 +11,7 @@
 
 use crate::dma::Arena;
 use crate::fuzz::mutate::Rng;
+use crate::kmsg::KmsgTail;
 use crate::media_stream::{self, Summary};
 use crate::migration::{
     errno_of,
@@ -28,11 +29,8 @@ use crate::vfio::{
 use std::collections::BTreeSet;
 use std::io::{
     Read,
-    Seek,
-    SeekFrom,
     Write, //
 };
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{
     Path,
     PathBuf, //
@@ -119,38 +117,6 @@ pub fn errno_name(n: i32) -> String {
         .iter()
         .find(|(v, _)| *v == n)
         .map_or_else(|| format!("errno {n}"), |(_, s)| (*s).to_string())
-}
-
-/// `/dev/kmsg` from now on: the lines logged later.
-struct KmsgTail(std::fs::File);
-
-impl KmsgTail {
-    fn open() -> Result<Self, String> {
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open("/dev/kmsg")
-            .map_err(|x| format!("/dev/kmsg: {x}"))?;
-        f.seek(SeekFrom::End(0))
-            .map_err(|x| format!("/dev/kmsg: {x}"))?;
-        Ok(Self(f))
-    }
-
-    fn lines(&mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 16384];
-        loop {
-            match self.0.read(&mut buf) {
-                Ok(n) if n > 0 => {
-                    let rec = String::from_utf8_lossy(&buf[..n]);
-                    let msg = rec.split_once(';').map_or(&*rec, |x| x.1);
-                    out.push(msg.lines().next().unwrap_or("").to_string());
-                }
-                Err(x) if x.raw_os_error() == Some(libc::EPIPE) => continue,
-                _ => return out,
-            }
-        }
-    }
 }
 
 /// One PRE_COPY round: read until the source has nothing more for now.
@@ -349,7 +315,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     let da = Device::open(&o.a, &iommufd).map_err(e)?;
     let db = Device::open(&o.b, &iommufd).map_err(e)?;
     let mut kmsg = if o.expect_cdq_full {
-        Some(KmsgTail::open()?)
+        Some(KmsgTail::open().map_err(|x| format!("/dev/kmsg: {x}"))?)
     } else {
         None
     };

@@ -5,14 +5,11 @@
 //! never appear (the patterns of `tests/vm/lib/kernel-log.sh`), and the
 //! driver's lines about refused streams, counted.
 
-use std::fs::File;
-use std::io::{
-    self,
-    Read,
-    Seek,
-    SeekFrom, //
+use crate::kmsg::{
+    KmsgTail,
+    Record, //
 };
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 
 /// What the log must never say (KERNEL_LOG_BAD of tests/vm/lib/kernel-log.sh).
 const BAD: &[&str] = &[
@@ -68,7 +65,7 @@ pub struct Counts {
 
 /// A reader of `/dev/kmsg` from the end of what was there at open.
 pub struct Kmsg {
-    f: File,
+    tail: KmsgTail,
     /// What was read so far.
     pub counts: Counts,
 }
@@ -76,54 +73,38 @@ pub struct Kmsg {
 impl Kmsg {
     /// Opens `/dev/kmsg` at its end.
     pub fn open() -> io::Result<Self> {
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open("/dev/kmsg")?;
-        f.seek(SeekFrom::End(0))?;
         Ok(Self {
-            f,
+            tail: KmsgTail::open()?,
             counts: Counts::default(),
         })
     }
 
     /// Reads every record available now.
     pub fn poll(&mut self) -> io::Result<()> {
-        let mut buf = vec![0u8; 16384];
-        loop {
-            match self.f.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => self.take(&String::from_utf8_lossy(&buf[..n])),
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(()),
-                // Overwritten before read: the reader moves on to the oldest.
-                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => self.counts.lost += 1,
-                Err(e) => return Err(e),
-            }
-        }
+        let Self { tail, counts } = self;
+        tail.read_with(|r| match r {
+            Record::Message(m) => take(counts, &m),
+            // Overwritten before read: the reader moves on to the oldest.
+            Record::Lost => counts.lost += 1,
+        })
     }
+}
 
-    fn take(&mut self, rec: &str) {
-        let msg = rec
-            .split_once(';')
-            .map_or(rec, |x| x.1)
-            .lines()
-            .next()
-            .unwrap_or("");
-        let c = &mut self.counts;
-        c.lines += 1;
-        if msg.contains("migration stream rejected") {
-            c.rejected += 1;
-        } else if msg.contains("nvme-vfio-pci") {
-            c.driver_other += 1;
-        }
-        if msg.contains("callbacks suppressed") {
-            c.suppressed += 1;
-        }
-        if is_bad(msg) {
-            c.bad_count += 1;
-            if c.bad.len() < 10 {
-                c.bad.push(msg.to_string());
-            }
+/// Counts one message.
+fn take(c: &mut Counts, msg: &str) {
+    c.lines += 1;
+    if msg.contains("migration stream rejected") {
+        c.rejected += 1;
+    } else if msg.contains("nvme-vfio-pci") {
+        c.driver_other += 1;
+    }
+    if msg.contains("callbacks suppressed") {
+        c.suppressed += 1;
+    }
+    if is_bad(msg) {
+        c.bad_count += 1;
+        if c.bad.len() < 10 {
+            c.bad.push(msg.to_string());
         }
     }
 }

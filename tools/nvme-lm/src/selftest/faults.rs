@@ -17,6 +17,7 @@ use crate::codec::cmd::AdminCmd;
 use crate::codec::identify::{SecondaryList, CNS_SECONDARY_CONTROLLER_LIST};
 use crate::dma::Arena;
 use crate::fail;
+use crate::kmsg::KmsgTail;
 use crate::migration::{DataFd, State};
 use crate::passthru::Passthru;
 use crate::vfio::{Device, Iommufd};
@@ -505,41 +506,6 @@ fn half_stream_then_reuse(s: &Setup) -> CaseResult {
     rig.recovered(&rig.b, 960)
 }
 
-/// The kernel log from the moment of [`Kmsg::open`] on.
-struct Kmsg(std::fs::File);
-
-impl Kmsg {
-    /// Opens `/dev/kmsg` at its end.
-    fn open() -> Result<Self, String> {
-        use std::io::Seek;
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open("/dev/kmsg")
-            .map_err(|x| format!("/dev/kmsg: {x}"))?;
-        f.seek(std::io::SeekFrom::End(0)).map_err(e)?;
-        Ok(Self(f))
-    }
-
-    /// The messages logged since the last call (or the open).
-    fn lines(&mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 8192];
-        loop {
-            match self.0.read(&mut buf) {
-                Ok(n) if n > 0 => {
-                    let rec = String::from_utf8_lossy(&buf[..n]);
-                    let msg = rec.split_once(';').map_or(&*rec, |x| x.1);
-                    out.push(msg.lines().next().unwrap_or("").to_string());
-                }
-                // Overwritten before read: go on with the oldest left.
-                Err(x) if x.raw_os_error() == Some(libc::EPIPE) => {}
-                _ => return out,
-            }
-        }
-    }
-}
-
 /// VF `bdf`'s `media_migration` option on while this lives (its VFIO
 /// device closed at either end: the option is fixed while it is open).
 struct MediaOn(String);
@@ -625,7 +591,7 @@ const MEDIA_READ_AFTER_MAX: usize = 96 << 20;
 /// the PF's block device free again, and the option off.
 fn pf_reset_in_media_bulk_copy(s: &Setup) -> CaseResult {
     let media = MediaOn::on(&s.a)?;
-    let mut log = Kmsg::open()?;
+    let mut log = KmsgTail::open().map_err(|x| format!("/dev/kmsg: {x}"))?;
     {
         let rig = Rig::open(s)?;
         rig.a.reset().map_err(e)?;
