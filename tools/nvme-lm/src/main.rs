@@ -112,6 +112,12 @@ enum Cmd {
         /// Keep the stream in this file.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// Write here the LBA ranges ("SLBA NLB" lines) of the commands in
+        /// flight at the stop: those the source had not fetched run on the
+        /// destination only, so the two namespaces may differ there (the
+        /// client's model checks them on the destination).
+        #[arg(long)]
+        in_flight_ranges: Option<PathBuf>,
         /// The namespace was never written (reads zeroes): do not clear it
         /// with Write Zeroes first.
         #[arg(long)]
@@ -646,6 +652,7 @@ fn main() -> ExitCode {
             chunk,
             expect_cdq_full,
             save,
+            in_flight_ranges,
             fresh,
             keep,
             prefill_mib,
@@ -667,6 +674,7 @@ fn main() -> ExitCode {
                 chunk: *chunk,
                 expect_cdq_full: *expect_cdq_full,
                 save: save.clone(),
+                in_flight_ranges: in_flight_ranges.clone(),
                 fresh: *fresh,
                 keep: *keep,
                 prefill_mib: *prefill_mib,

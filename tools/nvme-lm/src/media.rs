@@ -72,6 +72,8 @@ pub struct Options {
     pub expect_cdq_full: bool,
     /// Keep the stream here.
     pub save: Option<PathBuf>,
+    /// Write the LBA ranges of the commands in flight at the stop here.
+    pub in_flight_ranges: Option<PathBuf>,
     /// The namespace reads zeroes now (never written): no clearing first.
     pub fresh: bool,
     /// The namespace holds data written before (e.g. through the PF): no
@@ -149,6 +151,9 @@ struct Load {
     slots: u64,
     /// Every block the client wrote data to.
     written: BTreeSet<u64>,
+    /// The (SLBA, NLB) ranges of the commands of the last burst left in
+    /// flight.
+    in_flight: Vec<(u64, u64)>,
     writes: usize,
     zeroes: usize,
     deallocates: usize,
@@ -165,6 +170,7 @@ impl Load {
             slot,
             slots: g.nsze / slot,
             written: BTreeSet::new(),
+            in_flight: Vec::new(),
             writes: 0,
             zeroes: 0,
             deallocates: 0,
@@ -191,6 +197,7 @@ impl Load {
         };
         let mark = g.arena.used();
         let mut done = 0;
+        let mut ranges_of_burst = Vec::new();
         for i in 0..n {
             let qi = i % nq;
             let kind = self.rng.below(100);
@@ -203,6 +210,7 @@ impl Load {
                 g.submit_write_blocks(qi, slba, nlb as u16, false)
                     .map_err(e)?;
                 self.written.extend(slba..slba + nlb);
+                ranges_of_burst.push((slba, nlb));
                 self.writes += 1;
                 self.touched += nlb;
             } else if kind < 85 {
@@ -212,6 +220,7 @@ impl Load {
                 };
                 g.submit_write_zeroes(qi, s * self.slot, (len * self.slot) as u16, false)
                     .map_err(e)?;
+                ranges_of_burst.push((s * self.slot, len * self.slot));
                 self.zeroes += 1;
                 self.touched += len * self.slot;
             } else {
@@ -226,13 +235,16 @@ impl Load {
                     continue;
                 }
                 g.submit_deallocate(qi, &ranges, false).map_err(e)?;
+                ranges_of_burst.extend(ranges.iter().map(|r| (r.0, u64::from(r.1))));
                 self.deallocates += 1;
                 self.touched += ranges.iter().map(|r| u64::from(r.1)).sum::<u64>();
             }
             done += 1;
         }
         g.ring_all().map_err(e)?;
-        if !in_flight {
+        if in_flight {
+            self.in_flight = ranges_of_burst;
+        } else {
             g.drain(20_000)
                 .map_err(|x| format!("the load on the source: {x}"))?;
             g.arena.rewind(mark).map_err(e)?;
@@ -500,6 +512,14 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     // completes those it fetched before the suspend returns, the
     // destination the others.
     let in_flight = load.burst(&mut g, 16, true)?;
+    if let Some(p) = &o.in_flight_ranges {
+        let text: String = load
+            .in_flight
+            .iter()
+            .map(|(slba, nlb)| format!("{slba} {nlb}\n"))
+            .collect();
+        std::fs::write(p, text).map_err(|x| format!("{}: {x}", p.display()))?;
+    }
     let down = Instant::now();
     da.set_mig_state(State::PreCopyP2p)
         .map_err(|x| format!("stop: PRE_COPY -> PRE_COPY_P2P: {x}"))?;
