@@ -107,7 +107,7 @@ direct() { dd if="$1" bs=1M iflag=direct status=none; }
 # migration's stop, which run on the destination only when the source had
 # not fetched them), bytes within those ranges may differ.
 same_ns() {
-	local a b sa sb ha hb i mib lbs res f
+	local a b sa sb ha hb i mib lbs res f kind x y
 	a=$(pf_ns_blockdev "$1" "$3") && b=$(pf_ns_blockdev "$2" "$3") || return
 	sa=$(blockdev --getsize64 "$a") && sb=$(blockdev --getsize64 "$b") || return
 	[ "$sa" = "$sb" ] || fail "NSID $3: $sa bytes on $1 ($a), $sb on $2 ($b)" || return
@@ -129,14 +129,12 @@ same_ns() {
 			END { if (i <= n || NR == 0) print "within", k + 0, n }')
 		wait
 		rm -rf "$f"
-		case $res in
-		within*)
-			set -- "$@" $res
-			echo "NSID $3: $sa bytes identical on $1 ($a) and $2 ($b) but for $6 bytes within the $7 LBA ranges of the commands in flight at the stop (they ran on the destination only; the client's model checked them there), read through the PFs"
-			return 0 ;;
-		esac
-		set -- "$@" $res
-		fail "NSID $3: $1 ($a) and $2 ($b) differ at byte $6 (LBA $7), outside the commands in flight at the stop"
+		read -r kind x y <<<"$res"
+		if [ "$kind" = within ]; then
+			echo "NSID $3: $sa bytes identical on $1 ($a) and $2 ($b) but for $x bytes within the $y LBA ranges of the commands in flight at the stop (they ran on the destination only; the client's model checked them there), read through the PFs"
+			return 0
+		fi
+		fail "NSID $3: $1 ($a) and $2 ($b) differ at byte $x (LBA $y), outside the commands in flight at the stop"
 		return
 	fi
 	mib=$((sa >> 20))
