@@ -20,9 +20,7 @@ media_setup() {
 	PCID_A=$(pf_cntlid "$DEV_A") && PCID_B=$(pf_cntlid "$DEV_B") || return 1
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
 	media_bind || return 1
-	only_private || return 1
-	SCID_A0=$(vf_scid "$DEV_A" 1) && SCID_A1=$(vf_scid "$DEV_A" 2) || return 1
-	SCID_B0=$(vf_scid "$DEV_B" 1) && SCID_B1=$(vf_scid "$DEV_B" 2)
+	only_private
 }
 
 # media_bind: VF0 and VF1 of both hosts bound to nvme_vfio_pci (the
