@@ -109,6 +109,7 @@ struct nvme_lm_ns {
  * handle (nvme_lm_put() or nvme_lm_detach()).
  */
 struct nvme_lm_media;
+struct nvme_lm_media_batch;
 
 /* Operations of a media I/O. */
 enum nvme_lm_media_op {
@@ -119,11 +120,11 @@ enum nvme_lm_media_op {
 
 /* The longest read or write of one media I/O, in bytes. */
 #define NVME_LM_MEDIA_MAX_BYTES	SZ_1M
-/* The most I/Os of one nvme_lm_media_rw() batch. */
-#define NVME_LM_MEDIA_MAX_BATCH	32
+/* The most I/Os of one batch (nvme_lm_media_submit(), nvme_lm_media_rw()). */
+#define NVME_LM_MEDIA_MAX_BATCH	256
 
 /**
- * struct nvme_lm_media_io - one I/O of a nvme_lm_media_rw() batch
+ * struct nvme_lm_media_io - one I/O of a batch
  * @op: the operation (enum nvme_lm_media_op)
  * @slba: first logical block
  * @nlb: number of logical blocks (1-based); for a read or a write at most
@@ -173,6 +174,11 @@ struct nvme_lm_media *nvme_lm_media_open(struct nvme_lm *lm, u32 nsid);
 void nvme_lm_media_close(struct nvme_lm_media *m);
 u64 nvme_lm_media_nsze(const struct nvme_lm_media *m);
 u8 nvme_lm_media_lbads(const struct nvme_lm_media *m);
+struct nvme_lm_media_batch *nvme_lm_media_submit(struct nvme_lm_media *m,
+						 struct nvme_lm_media_io *io,
+						 unsigned int n);
+int nvme_lm_media_wait(struct nvme_lm_media_batch *b,
+		       struct nvme_lm_media_io *io);
 int nvme_lm_media_rw(struct nvme_lm_media *m, struct nvme_lm_media_io *io,
 		     unsigned int n);
 int nvme_lm_media_flush(struct nvme_lm_media *m);

@@ -92,6 +92,29 @@ check_sparse_payload() {
 	ns_cmp 3 "$D/in-flight"
 }
 
+# The VMM stops the device in the middle of the bulk copy: the rest of the
+# namespace travels in STOP_COPY (the batch read ahead before the stop
+# included), MIG_DATA_SIZE after the stop is exact (media-migrate checks),
+# and the namespaces are equal.
+check_stopped_during_bulk() {
+	local left stop
+	media "$A0" 1 && media "$B0" 1 || return
+	media_migrate --vf-a "$CDEV_A0" --vf-b "$CDEV_B0" --nsid 2 --keep --rounds 1 --load-mbps 1 \
+		--prefill-mib 4 --stop-at-initial-mib 192 --in-flight-ranges "$D/in-flight"
+	ok_or_fail $? || return
+	report
+	grep -q "^result: OK" "$D/out" || fail "no result line: $(tail -n1 "$D/out")" || return
+	grep -q "^pre-copy: .*stopped before converging" "$D/out" ||
+		fail "PRE_COPY converged before the stop: $(grep -m1 '^pre-copy:' "$D/out")" || return
+	left=$(sed -n 's/^stopping early: .* initial_bytes \([0-9]*\) .*/\1/p' "$D/out")
+	stop=$(sed -n 's/^stop-copy: \([0-9]*\) bytes.*/\1/p' "$D/out")
+	# The bulk copy left at the stop came in STOP_COPY, as DATA records
+	# (no zero compaction once stopped).
+	[ -n "$left" ] && [ -n "$stop" ] && [ "$left" -gt $((64 << 20)) ] && [ "$stop" -ge "$left" ] ||
+		fail "initial_bytes $left at the stop, STOP_COPY $stop bytes: expected more than 64 MiB left, all of it in STOP_COPY" || return
+	ns_cmp 2 "$D/in-flight"
+}
+
 check_cdq_full() {
 	local rc cur log line reason
 	reload_with 64 || return
@@ -198,6 +221,7 @@ check_media_off_refused() {
 
 CASES="local_storage_migrates_to_other_host:check_local_storage_migrates
 	sparse_namespace_payload:check_sparse_payload
+	stopped_during_bulk_copy:check_stopped_during_bulk
 	cdq_full_still_exact:check_cdq_full
 	bad_streams_refused:check_bad_streams
 	media_off_refuses_other_subsystem:check_media_off_refused"

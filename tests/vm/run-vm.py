@@ -232,6 +232,9 @@ def main():
 
     t = threading.Thread(target=follow)
     t.start()
+    # SIGTERM and SIGHUP (a killed make, a CI timeout) unwind like Ctrl-C.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _: sys.exit(128 + signum))
     timed_out = False
     try:
         qout, _ = proc.communicate(timeout=a.timeout)
@@ -239,7 +242,13 @@ def main():
         timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)
         qout, _ = proc.communicate()
-    done.set()
+    finally:
+        # QEMU has a session of its own: when this script is interrupted,
+        # nothing else would stop it.
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        done.set()
     t.join()
     elapsed = time.monotonic() - start
 

@@ -48,6 +48,8 @@ MODULE_IMPORT_NS("NVME_TARGET_PASSTHRU");	/* nvme_find_get_ns() */
  * @nsid: the namespace's ID
  * @nsze: capacity in logical blocks, when the claim was made
  * @lbads: log2 of the logical block size
+ * @inflight: batches submitted whose bios have not all completed;
+ *	nvme_lm_media_close() waits for none
  */
 struct nvme_lm_media {
 	struct nvme_lm *lm;
@@ -55,26 +57,39 @@ struct nvme_lm_media {
 	u32 nsid;
 	u64 nsze;
 	u8 lbads;
-};
-
-/**
- * struct nvme_lm_media_batch - the bios of one nvme_lm_media_rw() call
- * @pending: bios in flight, plus one held by the submitter
- * @done: completed when @pending drops to zero
- */
-struct nvme_lm_media_batch {
-	atomic_t pending;
-	struct completion done;
+	atomic_t inflight;
 };
 
 /**
  * struct nvme_lm_media_req - one I/O of a batch, the private data of its bios
  * @batch: the batch
+ * @buf: the I/O's buffer (NULL for a write-zeroes)
+ * @len: its length in bytes
+ * @op: the operation (enum nvme_lm_media_op)
  * @status: 0 or the first negative errno of its bios (set with cmpxchg)
  */
 struct nvme_lm_media_req {
 	struct nvme_lm_media_batch *batch;
+	void *buf;
+	unsigned int len;
+	u8 op;
 	int status;
+};
+
+/**
+ * struct nvme_lm_media_batch - the bios of one nvme_lm_media_submit() call
+ * @m: the claim, which waits for the batch to complete before it closes
+ * @pending: bios in flight, plus one held by the submitter
+ * @done: completed when @pending drops to zero
+ * @n: the number of I/Os
+ * @req: the I/Os
+ */
+struct nvme_lm_media_batch {
+	struct nvme_lm_media *m;
+	atomic_t pending;
+	struct completion done;
+	unsigned int n;
+	struct nvme_lm_media_req req[] __counted_by(n);
 };
 
 /*
@@ -211,14 +226,19 @@ EXPORT_SYMBOL_FOR_MODULES(nvme_lm_media_open, NVME_LM_USERS);
 
 /**
  * nvme_lm_media_close() - release a claim
- * @m: the claim (NULL or an ERR_PTR is ignored); no I/O of it in flight
+ * @m: the claim (NULL or an ERR_PTR is ignored)
  *
- * Closes the PF's block device: other writers may open it again.
+ * Waits until every bio of the batches submitted on @m has completed (a
+ * batch not waited for yet included), then closes the PF's block device:
+ * other writers may open it again.
+ *
+ * Context: process context, may sleep.
  */
 void nvme_lm_media_close(struct nvme_lm_media *m)
 {
 	if (IS_ERR_OR_NULL(m))
 		return;
+	wait_var_event(&m->inflight, !atomic_read(&m->inflight));
 	/* Synchronous, so that the claim is gone when this returns. */
 	bdev_fput(m->bdev_file);
 	kfree(m);
@@ -313,19 +333,33 @@ static int nvme_lm_media_check(const struct nvme_lm_media *m,
 	return 0;
 }
 
+/*
+ * Drops a reference to @b's pending count; the last one completes the batch
+ * and lets its claim close. @b may be freed as soon as it is completed.
+ */
+static void nvme_lm_media_batch_put(struct nvme_lm_media_batch *b)
+{
+	struct nvme_lm_media *m = b->m;
+
+	if (!atomic_dec_and_test(&b->pending))
+		return;
+	complete(&b->done);
+	if (atomic_dec_and_test(&m->inflight))
+		wake_up_var(&m->inflight);
+}
+
 static void nvme_lm_media_end_io(struct bio *bio)
 {
 	struct nvme_lm_media_req *r = bio->bi_private;
-	struct nvme_lm_media_batch *b = r->batch;
 
 	if (bio->bi_status)
 		cmpxchg(&r->status, 0, blk_status_to_errno(bio->bi_status));
 	bio_put(bio);
-	if (atomic_dec_and_test(&b->pending))
-		complete(&b->done);
+	nvme_lm_media_batch_put(r->batch);
 }
 
-static void nvme_lm_media_submit(struct nvme_lm_media_req *r, struct bio *bio)
+static void nvme_lm_media_submit_bio(struct nvme_lm_media_req *r,
+				     struct bio *bio)
 {
 	bio->bi_private = r;
 	bio->bi_end_io = nvme_lm_media_end_io;
@@ -350,7 +384,7 @@ static void nvme_lm_media_submit_rw(struct nvme_lm_media *m,
 		bio = bio_alloc(bdev, 1, opf, GFP_NOIO);
 		bio->bi_iter.bi_sector = sector;
 		bio_add_virt_nofail(bio, p, len);
-		nvme_lm_media_submit(r, bio);
+		nvme_lm_media_submit_bio(r, bio);
 		return;
 	}
 	/* Pieces of whole blocks, each within BIO_MAX_VECS pages. */
@@ -369,7 +403,7 @@ static void nvme_lm_media_submit_rw(struct nvme_lm_media *m,
 			nvme_lm_media_end_io(bio);
 			return;
 		}
-		nvme_lm_media_submit(r, bio);
+		nvme_lm_media_submit_bio(r, bio);
 		p += piece;
 		sector += piece >> SECTOR_SHIFT;
 		len -= piece;
@@ -402,14 +436,14 @@ static void nvme_lm_media_submit_zeroes(struct nvme_lm_media *m,
 			return;
 		}
 		if (bio)
-			nvme_lm_media_submit(r, bio);
+			nvme_lm_media_submit_bio(r, bio);
 		sector += n;
 		left -= n;
 	}
 }
 
 /**
- * nvme_lm_media_rw() - run a batch of I/Os concurrently on the PF, wait for all
+ * nvme_lm_media_submit() - start a batch of I/Os concurrently on the PF
  * @m: the claim
  * @io: the I/Os
  * @n: their number, at most NVME_LM_MEDIA_MAX_BATCH
@@ -417,22 +451,25 @@ static void nvme_lm_media_submit_zeroes(struct nvme_lm_media *m,
  * Checks every I/O first: a range beyond the namespace fails with -ERANGE,
  * a bad size or operation, or a buffer that is not kmalloc or vmalloc
  * memory aligned for the device's DMA (a stack buffer, say), with -EINVAL;
- * if any fails its check,
- * nothing is submitted and the others get -ECANCELED. Otherwise submits all
- * of them as bios at once (the queue depth is the batch) and waits for every
- * one. Reads and writes take kernel memory, linear (kmalloc) or vmalloc.
- * Writes are not durable before nvme_lm_media_flush().
+ * if any fails its check, nothing is submitted and the others get
+ * -ECANCELED. Otherwise submits all of them as bios at once (the queue
+ * depth is the batch) and returns without waiting: the buffers belong to
+ * the batch until nvme_lm_media_wait() returns, and @io itself may go
+ * (the batch keeps what it needs). Reads and writes take kernel memory,
+ * linear (kmalloc) or vmalloc. Writes are not durable before
+ * nvme_lm_media_flush().
  *
  * Context: process context, may sleep.
- * Return: 0 if all succeeded, else the errno of the first I/O (in @io's
- * order) that failed; -ENODEV if the PF or the namespace is gone. Every
- * io->status is set.
+ * Return: the batch, for nvme_lm_media_wait() (exactly once), or an ERR_PTR
+ * of the first failed check in @io's order, -ENODEV if the PF or the
+ * namespace is gone, -ENOMEM; on error every io->status is set and nothing
+ * was submitted.
  */
-int nvme_lm_media_rw(struct nvme_lm_media *m, struct nvme_lm_media_io *io,
-		     unsigned int n)
+struct nvme_lm_media_batch *nvme_lm_media_submit(struct nvme_lm_media *m,
+						 struct nvme_lm_media_io *io,
+						 unsigned int n)
 {
-	struct nvme_lm_media_req req[NVME_LM_MEDIA_MAX_BATCH];
-	struct nvme_lm_media_batch batch;
+	struct nvme_lm_media_batch *b;
 	struct blk_plug plug;
 	unsigned int i;
 	int ret = 0;
@@ -440,7 +477,7 @@ int nvme_lm_media_rw(struct nvme_lm_media *m, struct nvme_lm_media_io *io,
 	if (n > NVME_LM_MEDIA_MAX_BATCH) {
 		for (i = 0; i < n; i++)
 			io[i].status = -EINVAL;
-		return -EINVAL;
+		return ERR_PTR(-EINVAL);
 	}
 	for (i = 0; i < n; i++) {
 		io[i].status = nvme_lm_media_check(m, &io[i]);
@@ -449,37 +486,93 @@ int nvme_lm_media_rw(struct nvme_lm_media *m, struct nvme_lm_media_io *io,
 	}
 	if (!ret)
 		ret = nvme_lm_media_usable(m);
+	b = ret ? NULL : kzalloc(struct_size(b, req, n), GFP_KERNEL);
+	if (!ret && !b)
+		ret = -ENOMEM;
 	if (ret) {
 		for (i = 0; i < n; i++)
 			if (!io[i].status)
-				io[i].status = ret == -ENODEV ? ret : -ECANCELED;
-		return ret;
+				io[i].status = ret == -ENODEV || ret == -ENOMEM ?
+					       ret : -ECANCELED;
+		return ERR_PTR(ret);
 	}
 
-	atomic_set(&batch.pending, 1);	/* the submitter's */
-	init_completion(&batch.done);
+	b->m = m;
+	b->n = n;
+	atomic_set(&b->pending, 1);	/* the submitter's */
+	init_completion(&b->done);
+	atomic_inc(&m->inflight);
 	blk_start_plug(&plug);
 	for (i = 0; i < n; i++) {
-		req[i].batch = &batch;
-		req[i].status = 0;
+		struct nvme_lm_media_req *r = &b->req[i];
+
+		r->batch = b;
+		r->op = io[i].op;
+		r->buf = io[i].buf;
+		r->len = r->buf ? io[i].nlb << m->lbads : 0;
 		if (io[i].op == NVME_LM_MEDIA_WRITE_ZEROES)
-			nvme_lm_media_submit_zeroes(m, &io[i], &req[i]);
+			nvme_lm_media_submit_zeroes(m, &io[i], r);
 		else
-			nvme_lm_media_submit_rw(m, &io[i], &req[i]);
+			nvme_lm_media_submit_rw(m, &io[i], r);
 	}
 	blk_finish_plug(&plug);
-	if (!atomic_dec_and_test(&batch.pending))
-		wait_for_completion_io(&batch.done);
+	nvme_lm_media_batch_put(b);
+	return b;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_media_submit, NVME_LM_USERS);
 
-	for (i = 0; i < n; i++) {
-		io[i].status = READ_ONCE(req[i].status);
-		if (io[i].status && !ret)
-			ret = io[i].status;
-		if (io[i].op == NVME_LM_MEDIA_READ && is_vmalloc_addr(io[i].buf))
-			invalidate_kernel_vmap_range(io[i].buf,
-						     io[i].nlb << m->lbads);
+/**
+ * nvme_lm_media_wait() - wait for a batch to complete and free it
+ * @b: a batch from nvme_lm_media_submit()
+ * @io: NULL, or the I/Os it was submitted with, to receive their status
+ *
+ * Context: process context, may sleep.
+ * Return: 0 if all succeeded, else the errno of the first I/O (in
+ * submission order) that failed.
+ */
+int nvme_lm_media_wait(struct nvme_lm_media_batch *b,
+		       struct nvme_lm_media_io *io)
+{
+	unsigned int i;
+	int ret = 0;
+
+	wait_for_completion_io(&b->done);
+	for (i = 0; i < b->n; i++) {
+		struct nvme_lm_media_req *r = &b->req[i];
+		int status = READ_ONCE(r->status);
+
+		if (io)
+			io[i].status = status;
+		if (status && !ret)
+			ret = status;
+		if (r->op == NVME_LM_MEDIA_READ && is_vmalloc_addr(r->buf))
+			invalidate_kernel_vmap_range(r->buf, r->len);
 	}
+	kfree(b);
 	return ret;
+}
+EXPORT_SYMBOL_FOR_MODULES(nvme_lm_media_wait, NVME_LM_USERS);
+
+/**
+ * nvme_lm_media_rw() - run a batch of I/Os concurrently on the PF, wait for all
+ * @m: the claim
+ * @io: the I/Os
+ * @n: their number, at most NVME_LM_MEDIA_MAX_BATCH
+ *
+ * nvme_lm_media_submit() and nvme_lm_media_wait(), which see.
+ *
+ * Context: process context, may sleep.
+ * Return: 0 if all succeeded, else the errno of the first I/O (in @io's
+ * order) that failed or of the failed submission. Every io->status is set.
+ */
+int nvme_lm_media_rw(struct nvme_lm_media *m, struct nvme_lm_media_io *io,
+		     unsigned int n)
+{
+	struct nvme_lm_media_batch *b = nvme_lm_media_submit(m, io, n);
+
+	if (IS_ERR(b))
+		return PTR_ERR(b);
+	return nvme_lm_media_wait(b, io);
 }
 EXPORT_SYMBOL_FOR_MODULES(nvme_lm_media_rw, NVME_LM_USERS);
 

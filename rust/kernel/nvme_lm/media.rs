@@ -7,7 +7,7 @@
 
 use super::Handle;
 use crate::{
-    alloc::KVec,
+    alloc::{KVVec, KVec},
     bindings,
     error::{
         from_err_ptr,
@@ -22,8 +22,8 @@ use core::ptr::NonNull;
 /// The longest read or write of one [`MediaIo`], in bytes.
 pub const MAX_BYTES: usize = 1 << 20;
 
-/// The most I/Os one [`Media::run`] takes.
-pub const MAX_BATCH: usize = 32;
+/// The most I/Os one [`Media::run`] or [`Media::start_reads`] takes.
+pub const MAX_BATCH: usize = 256;
 
 // The C service's limits are these, and its operation codes fit `u8`.
 const _: () = {
@@ -126,6 +126,99 @@ impl Media {
     /// the namespace, `EINVAL` for a bad size, nothing submitted then).
     #[inline]
     pub fn run(&self, ios: &mut [MediaIo<'_>]) -> Result {
+        let mut raw = self.raw_ios(ios)?;
+        let n = u32::try_from(raw.len()).map_err(|_| EINVAL)?;
+        // SAFETY: `ptr` is an open claim; `raw` holds `n` I/Os whose buffers
+        // are borrowed from `ios` for the call (exclusively for reads, which
+        // the service writes; shared for writes, which it only reads), each
+        // exactly `nlb << lbads` bytes (`raw_ios` checked).
+        to_result(unsafe { bindings::nvme_lm_media_rw(self.ptr.as_ptr(), raw.as_mut_ptr(), n) })
+    }
+
+    /// Starts the reads `reads` (sorted by [`ReadAt::at`], not
+    /// overlapping, at most [`MAX_BATCH`]) into `buf`'s memory, which
+    /// becomes `len` bytes long, and returns without waiting: `buf` (its
+    /// contents cleared; its capacity at least `len`, else `EINVAL`)
+    /// belongs to the reads until [`MediaReads::wait`] gives it back. Once
+    /// the reads succeed, each filled its range and every other byte below
+    /// `len` is zero. A refused batch (a range beyond the namespace, a read
+    /// beyond `len`) reports its error there, with `buf` empty.
+    #[inline]
+    pub fn start_reads(&self, mut buf: KVVec<u8>, len: usize, reads: &[ReadAt]) -> MediaReads {
+        buf.clear();
+        let mut filled = KVec::new();
+        let (batch, submitted) = match self.submit_reads(&mut buf, len, reads, &mut filled) {
+            Ok(b) => (Some(b), Ok(())),
+            Err(e) => (None, Err(e)),
+        };
+        // INVARIANT: `buf` is empty; `batch` (if any) is a batch just
+        // submitted whose reads fill the ranges `filled` of `buf`'s spare
+        // capacity, all below `len`, which the capacity holds.
+        MediaReads {
+            batch,
+            submitted,
+            buf,
+            len,
+            filled,
+        }
+    }
+
+    #[inline]
+    fn submit_reads(
+        &self,
+        buf: &mut KVVec<u8>,
+        len: usize,
+        reads: &[ReadAt],
+        filled: &mut KVec<(usize, usize)>,
+    ) -> Result<NonNull<bindings::nvme_lm_media_batch>> {
+        let spare = buf.spare_capacity_mut();
+        if len > spare.len() || reads.len() > MAX_BATCH {
+            return Err(EINVAL);
+        }
+        let base = spare.as_mut_ptr().cast::<u8>();
+        let lbads = u32::from(self.lbads());
+        let read =
+            u8::try_from(bindings::nvme_lm_media_op_NVME_LM_MEDIA_READ).map_err(|_| EINVAL)?;
+        let mut raw = KVec::with_capacity(reads.len(), GFP_KERNEL)?;
+        filled.reserve(reads.len(), GFP_KERNEL)?;
+        let mut end = 0usize;
+        for r in reads {
+            let bytes = u64::from(r.nlb).checked_shl(lbads).ok_or(EINVAL)?;
+            let bytes = usize::try_from(bytes).map_err(|_| EINVAL)?;
+            let to = r.at.checked_add(bytes).ok_or(EINVAL)?;
+            if r.at < end || to > len || bytes > MAX_BYTES {
+                return Err(EINVAL);
+            }
+            end = to;
+            // SAFETY: `r.at + bytes <= len`: within the spare capacity.
+            let p = unsafe { base.add(r.at) };
+            raw.push(
+                bindings::nvme_lm_media_io {
+                    op: read,
+                    slba: r.slba,
+                    nlb: r.nlb,
+                    buf: p.cast::<c_void>(),
+                    status: 0,
+                },
+                GFP_KERNEL,
+            )?;
+            filled.push((r.at, to), GFP_KERNEL)?;
+        }
+        let n = u32::try_from(raw.len()).map_err(|_| EINVAL)?;
+        // SAFETY: `ptr` is an open claim; `raw` holds `n` reads into
+        // disjoint ranges of `buf`'s spare capacity, each exactly
+        // `nlb << lbads` bytes (checked above). The caller gives `buf` to
+        // the batch until it is waited for (`MediaReads`), and the claim
+        // waits for the batch's bios before it closes.
+        let b = from_err_ptr(unsafe {
+            bindings::nvme_lm_media_submit(self.ptr.as_ptr(), raw.as_mut_ptr(), n)
+        })?;
+        NonNull::new(b).ok_or(EINVAL)
+    }
+
+    /// The C form of `ios`, each buffer checked to hold exactly its blocks.
+    #[inline]
+    fn raw_ios(&self, ios: &mut [MediaIo<'_>]) -> Result<KVec<bindings::nvme_lm_media_io>> {
         if ios.len() > MAX_BATCH {
             return Err(EINVAL);
         }
@@ -166,12 +259,7 @@ impl Media {
                 GFP_KERNEL,
             )?;
         }
-        let n = u32::try_from(raw.len()).map_err(|_| EINVAL)?;
-        // SAFETY: `ptr` is an open claim; `raw` holds `n` I/Os whose buffers
-        // are borrowed from `ios` for the call (exclusively for reads, which
-        // the service writes; shared for writes, which it only reads), each
-        // exactly `nlb << lbads` bytes as checked above.
-        to_result(unsafe { bindings::nvme_lm_media_rw(self.ptr.as_ptr(), raw.as_mut_ptr(), n) })
+        Ok(raw)
     }
 
     /// Makes every write through the claim durable.
@@ -187,7 +275,93 @@ impl Drop for Media {
     fn drop(&mut self) {
         // SAFETY: By the type invariant `ptr` is an open claim, closed
         // exactly once, here, while `self.handle` (dropped after this) keeps
-        // its handle alive; `&mut self` means no batch is running on it.
+        // its handle alive; `&mut self` means no `run` is running on it, and
+        // the close waits for the bios of started reads still in flight.
         unsafe { bindings::nvme_lm_media_close(self.ptr.as_ptr()) };
+    }
+}
+
+/// One read of [`Media::start_reads`]: `nlb` blocks from `slba` into the
+/// buffer at byte `at`.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadAt {
+    /// Offset in the buffer.
+    pub at: usize,
+    /// First logical block.
+    pub slba: u64,
+    /// Number of logical blocks (1-based), at most [`MAX_BYTES`] of them.
+    pub nlb: u32,
+}
+
+/// Reads started by [`Media::start_reads`], with the buffer they fill.
+///
+/// Dropping it waits for the reads; forgetting it leaks the buffer, which
+/// the device may still write.
+///
+/// # Invariants
+///
+/// `buf` is empty and its capacity holds `len` bytes. `batch`, if any, was
+/// returned by `nvme_lm_media_submit()` for reads that fill exactly the
+/// ranges `filled` (sorted, disjoint, below `len`) of `buf`'s memory, and
+/// is not waited for yet; `buf` is not accessed while it is there.
+pub struct MediaReads {
+    batch: Option<NonNull<bindings::nvme_lm_media_batch>>,
+    submitted: Result,
+    buf: KVVec<u8>,
+    len: usize,
+    filled: KVec<(usize, usize)>,
+}
+
+// SAFETY: A batch may be waited for on any thread; the buffer is owned.
+unsafe impl Send for MediaReads {}
+
+// SAFETY: `&MediaReads` gives access to nothing.
+unsafe impl Sync for MediaReads {}
+
+impl MediaReads {
+    /// Waits for the reads; gives back the buffer (`len` bytes: the data
+    /// read, zeroes elsewhere; empty if the batch failed) and the first
+    /// failure.
+    #[inline]
+    pub fn wait(mut self) -> (KVVec<u8>, Result) {
+        let submitted = self.batch.is_some();
+        let r = self.complete();
+        if submitted && r.is_ok() {
+            let len = self.len;
+            let base = self.buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+            let mut from = 0;
+            for &(at, to) in self.filled.iter() {
+                // SAFETY: `from <= at <= len` (the ranges are sorted and
+                // below `len`): within the spare capacity, which nothing
+                // else writes now that the batch is over.
+                unsafe { core::ptr::write_bytes(base.add(from), 0, at - from) };
+                from = to;
+            }
+            // SAFETY: As above, `from <= len`.
+            unsafe { core::ptr::write_bytes(base.add(from), 0, len - from) };
+            // SAFETY: Every byte below `len` is initialized: the reads
+            // succeeded, so each filled its range, and the rest was zeroed
+            // above; the capacity holds `len` bytes (the type invariant).
+            unsafe { self.buf.inc_len(len) };
+        }
+        (core::mem::take(&mut self.buf), r)
+    }
+
+    #[inline]
+    fn complete(&mut self) -> Result {
+        let Some(b) = self.batch.take() else {
+            return core::mem::replace(&mut self.submitted, Ok(()));
+        };
+        // SAFETY: By the type invariant `b` is a submitted batch not waited
+        // for; it is taken out, so it is waited for (and freed) only here.
+        to_result(unsafe { bindings::nvme_lm_media_wait(b.as_ptr(), core::ptr::null_mut()) })
+    }
+}
+
+impl Drop for MediaReads {
+    #[inline]
+    fn drop(&mut self) {
+        // The buffer is freed after this: the reads must be over.
+        let _ = self.complete();
     }
 }

@@ -145,6 +145,15 @@ enum Cmd {
         /// Rounds without load allowed to converge.
         #[arg(long, default_value_t = 8)]
         quiet_rounds: usize,
+        /// Only read the source's stream in PRE_COPY (no destination, no
+        /// stop), then put the source back to RUNNING: the source alone.
+        #[arg(long)]
+        source_only: bool,
+        /// Stop the device in PRE_COPY round 1 as soon as initial_bytes is
+        /// at most this many MiB (the bulk copy under way), converged or
+        /// not.
+        #[arg(long)]
+        stop_at_initial_mib: Option<u64>,
     },
     /// Feeds a captured media-migration stream, or a bad stream made from
     /// it, to a destination VF in RESUMING (one write per record) and
@@ -660,6 +669,8 @@ fn main() -> ExitCode {
             seed,
             converge_bytes,
             quiet_rounds,
+            source_only,
+            stop_at_initial_mib,
         } => seed_of(seed.as_deref()).and_then(|seed| {
             println!("media-migrate: seed {seed:#x}");
             nvme_lm::media::migrate(&nvme_lm::media::Options {
@@ -682,6 +693,8 @@ fn main() -> ExitCode {
                 seed,
                 converge_bytes: *converge_bytes,
                 quiet_rounds: *quiet_rounds,
+                source_only: *source_only,
+                stop_at_initial: stop_at_initial_mib.map(|m| m << 20),
             })
         }),
         Cmd::MediaResume {

@@ -93,6 +93,12 @@ pub struct Options {
     pub converge_bytes: u64,
     /// Rounds after the loaded ones allowed to converge.
     pub quiet_rounds: usize,
+    /// Only read the source's PRE_COPY stream (no destination), then put
+    /// the source back to RUNNING: the source's throughput alone.
+    pub source_only: bool,
+    /// Stop the device in PRE_COPY round 1 as soon as `initial_bytes` is
+    /// at most this (the bulk copy part done), converged or not.
+    pub stop_at_initial: Option<u64>,
 }
 
 fn e(x: std::io::Error) -> String {
@@ -286,11 +292,11 @@ impl Load {
 }
 
 /// Reads once (up to `buf.len()` bytes) from the source and writes what
-/// came to the destination in `chunk`-byte writes. `Ok(None)`: ENOMSG (no
-/// more for now); `Ok(Some(0))`: the permanent end.
+/// came to the destination (if any) in `chunk`-byte writes. `Ok(None)`:
+/// ENOMSG (no more for now); `Ok(Some(0))`: the permanent end.
 fn pump(
     a: &mut DataFd,
-    b: &mut DataFd,
+    b: Option<&mut DataFd>,
     buf: &mut [u8],
     chunk: usize,
     stream: &mut Vec<u8>,
@@ -306,6 +312,9 @@ fn pump(
     };
     let at = stream.len();
     stream.extend_from_slice(&buf[..n]);
+    let Some(b) = b else {
+        return Ok(Some(n));
+    };
     let t = Instant::now();
     let w = b.write_chunked(&buf[..n], chunk).map_err(|x| {
         format!(
@@ -369,10 +378,15 @@ pub fn migrate(o: &Options) -> Result<(), String> {
 
     db.reset().map_err(e)?;
     let irqs_b = Guest::destination(&db).map_err(e)?;
-    let mut fd_b = db
-        .set_mig_state(State::Resuming)
-        .map_err(e)?
-        .ok_or("no data_fd for RESUMING")?;
+    let mut fd_b = if o.source_only {
+        None
+    } else {
+        Some(
+            db.set_mig_state(State::Resuming)
+                .map_err(e)?
+                .ok_or("no data_fd for RESUMING")?,
+        )
+    };
     let mut fd_a = da
         .set_mig_state(State::PreCopy)
         .map_err(e)?
@@ -391,6 +405,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         let r = rounds.len() + 1;
         let loaded = r <= o.rounds && (o.rate > 0 || o.load_bps > 0);
         let t = Instant::now();
+        let mut early = false;
         let mut round = Round {
             loaded,
             ops: 0,
@@ -428,7 +443,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
             }
             match pump(
                 &mut fd_a,
-                &mut fd_b,
+                fd_b.as_mut(),
                 &mut buf,
                 o.chunk,
                 &mut stream,
@@ -445,6 +460,12 @@ pub fn migrate(o: &Options) -> Result<(), String> {
                 Some(n) => {
                     round.reads += 1;
                     round.bytes += n;
+                }
+            }
+            if let Some(at) = o.stop_at_initial {
+                if fd_a.precopy_info().map_err(e)?.initial_bytes <= at {
+                    early = true;
+                    break;
                 }
             }
             if !o.round_limit.is_zero() && t.elapsed() > o.round_limit {
@@ -471,6 +492,15 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         round.dirty = info.dirty_bytes;
         round.took = t.elapsed();
         rounds.push(round);
+        if early {
+            println!(
+                "stopping early: {} bytes read, initial_bytes {} dirty_bytes {}",
+                stream.len(),
+                info.initial_bytes,
+                info.dirty_bytes
+            );
+            return Ok(());
+        }
         if r >= o.rounds && info.initial_bytes == 0 && info.dirty_bytes <= o.converge_bytes {
             return Ok(());
         }
@@ -499,14 +529,31 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     if let Err(x) = pre {
         return failed_before_stop(&da, &mut g, &load, &x);
     }
+    let Some(mut fd_b) = fd_b else {
+        da.set_mig_state(State::Running)
+            .map_err(|x| format!("source only: PRE_COPY -> RUNNING: {x}"))?;
+        println!(
+            "source only: {} bytes read in PRE_COPY, no destination; the source is RUNNING again",
+            stream.len()
+        );
+        return Ok(());
+    };
     let pre_bytes = stream.len();
-    println!(
-        "pre-copy: {pre_bytes} bytes in {} rounds, {:.0} ms (converged: initial_bytes 0, dirty_bytes {} <= {})",
-        rounds.len(),
-        pre_time.as_secs_f64() * 1e3,
-        rounds.last().map_or(0, |r| r.dirty),
-        o.converge_bytes
-    );
+    let (initial, dirty) = rounds.last().map_or((0, 0), |r| (r.initial, r.dirty));
+    if initial == 0 && dirty <= o.converge_bytes {
+        println!(
+            "pre-copy: {pre_bytes} bytes in {} rounds, {:.0} ms (converged: initial_bytes 0, dirty_bytes {dirty} <= {})",
+            rounds.len(),
+            pre_time.as_secs_f64() * 1e3,
+            o.converge_bytes
+        );
+    } else {
+        println!(
+            "pre-copy: {pre_bytes} bytes in {} rounds, {:.0} ms (stopped before converging: initial_bytes {initial}, dirty_bytes {dirty})",
+            rounds.len(),
+            pre_time.as_secs_f64() * 1e3
+        );
+    }
 
     // Commands in flight at the stop, on disjoint blocks: the source
     // completes those it fetched before the suspend returns, the
@@ -535,7 +582,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
     loop {
         match pump(
             &mut fd_a,
-            &mut fd_b,
+            Some(&mut fd_b),
             &mut buf,
             o.chunk,
             &mut stream,

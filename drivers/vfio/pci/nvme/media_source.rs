@@ -8,6 +8,14 @@
 //! completes afterwards is in the queue. The bulk copy reads each namespace
 //! once, in order, `CHUNK` bytes per record, a batch of reads at a time;
 //! an all-zero chunk becomes a zero-range record while the device runs.
+//! During the bulk copy and once the dirty set is final, the next batch is
+//! read while the one before becomes records and the VMM reads them (one
+//! batch in flight: [`Prefetch`]); its pieces are out
+//! of the bulk range and the dirty set when it starts, so writes to them
+//! from then on mark them dirty again, and every size counts them. Each
+//! piece is read to where its data will be in its record, and the records
+//! are made around the data in that buffer, which the VMM then reads: the
+//! data is copied once, to the VMM.
 //! Queue entries become bits of a per-namespace dirty bitmap (one bit per
 //! granule, [`Geometry`]); only LBAs the bulk copy has already read need a
 //! bit, the rest will be read later anyway. Dirty rounds resend the marked
@@ -24,7 +32,10 @@
 
 use crate::codec::{
     dirty::{self, Geometry},
-    media::{self, crc_record, DataHeader, NsDesc, ZeroRange, MAX_DATA_LEN, NS_DESC_LEN, ZERO_LEN},
+    media::{
+        self, crc_record, DataHeader, NsDesc, ZeroRange, DATA_HEADER_LEN, MAX_DATA_LEN,
+        NS_DESC_LEN, ZERO_LEN,
+    },
     namespaces::Namespaces,
     stream::RECORD_HEADER_LEN,
     udmq::{Change, Entry, Marker, ENTRY_LEN},
@@ -34,7 +45,7 @@ use crate::session::Session;
 use kernel::{
     alloc::KVVec,
     dev_err_ratelimited, dev_warn, device, new_mutex,
-    nvme_lm::{Cdq, CdqEvent, CdqEvents, Handle, Media, MediaIo, MediaOp, MAX_BATCH},
+    nvme_lm::{Cdq, CdqEvent, CdqEvents, Handle, Media, MediaReads, ReadAt, MAX_BATCH},
     prelude::*,
     ratelimit::RateLimit,
     sync::{aref::ARef, Arc, Mutex},
@@ -47,6 +58,14 @@ const BATCH_BYTES: usize = 8 * CHUNK;
 /// Pieces per batch at most: dirty runs may be single granules, and a
 /// batch of few of them would resend no faster than writes dirty.
 const BATCH_PIECES: usize = 256;
+// A batch is one batch of the PF service.
+const _: () = assert!(BATCH_PIECES <= MAX_BATCH);
+/// Bytes before a DATA record's data: where a piece's record starts.
+const HEAD: usize = RECORD_HEADER_LEN + DATA_HEADER_LEN;
+// Records made in place never outgrow the data they replace: a ZERO record
+// fits the head room of a DATA record, and every record is whole 8-byte
+// words (a piece is whole blocks of at least 512 bytes).
+const _: () = assert!(RECORD_HEADER_LEN + ZERO_LEN <= HEAD && HEAD % 8 == 0);
 /// The smallest granule a dirty bit stands for.
 const MIN_GRANULE: u64 = 4096;
 /// Most bits of one namespace's bitmap (1 MiB of memory).
@@ -90,15 +109,31 @@ impl Ns {
 /// A range to read for one record.
 #[derive(Clone, Copy)]
 struct Piece {
-    ns: usize,
     slba: u64,
     nlb: u64,
+}
+
+/// A batch being read: pieces of one namespace, each read to `HEAD` bytes
+/// after the end of the one before in the reads' buffer.
+struct Prefetch {
+    ns: usize,
+    pieces: KVVec<Piece>,
+    reads: MediaReads,
+    /// Bytes of the bulk copy among the pieces.
+    bulk: u64,
+    /// Bytes of dirty runs among the pieces.
+    dirty: u64,
 }
 
 /// The source side of a media migration.
 pub(crate) struct Source {
     dev: ARef<device::Device>,
+    /// The batch in flight (dropped, so waited for, before the claims in
+    /// `ns` close).
+    prefetch: Option<Prefetch>,
     ns: KVVec<Ns>,
+    /// The namespace whose dirty runs the next batch takes first.
+    dirty_ns: usize,
     /// The dirty-LBA queue; `None` when the controller was suspended
     /// before the session (nothing can change).
     cdq: Option<Cdq>,
@@ -107,8 +142,9 @@ pub(crate) struct Source {
     /// Times the queue filled up.
     overflows: u32,
     /// The copy failed for good: the queue overflowed more than
-    /// [`MAX_OVERFLOWS`] times (`ENOSPC`), or the PF's reset deleted it
-    /// (`EIO`). Every later harvest fails with this errno, whichever path
+    /// [`MAX_OVERFLOWS`] times (`ENOSPC`), the PF's reset deleted it
+    /// (`EIO`), or a batch taken for the stream could not be read or made
+    /// into records (its errno). Every later harvest fails with this errno, whichever path
     /// met the failure (a read, a query or the queue's event), which
     /// logged why.
     failed: Option<Error>,
@@ -122,8 +158,6 @@ pub(crate) struct Source {
     described: bool,
     /// Queue entries, as read.
     entries: KVVec<u8>,
-    /// Device data of one batch.
-    scratch: KVVec<u8>,
 }
 
 impl Source {
@@ -185,28 +219,42 @@ impl Source {
             logging: cdq.is_some(),
             drained: cdq.is_none(),
             suspend_seen: false,
+            prefetch: None,
             ns,
+            dirty_ns: 0,
             cdq,
             cdq_entries,
             overflows: 0,
             failed: None,
             described: false,
             entries: KVVec::from_elem(0u8, HARVEST * ENTRY_LEN, GFP_KERNEL)?,
-            scratch: KVVec::from_elem(0u8, BATCH_BYTES, GFP_KERNEL_ACCOUNT)?,
         })
     }
 
-    /// Bytes of the bulk copy left (data, before zero compaction).
+    /// Bytes of the bulk copy left (data, before zero compaction), the
+    /// batch in flight included.
     pub(crate) fn bulk_bytes(&self) -> u64 {
-        self.ns.iter().map(|n| n.bulk_left() << n.lbads).sum()
+        let pending = self.prefetch.as_ref().map_or(0, |p| p.bulk);
+        self.ns
+            .iter()
+            .map(|n| n.bulk_left() << n.lbads)
+            .sum::<u64>()
+            + pending
     }
 
-    /// Bytes the dirty set stands for now.
+    /// Whether the bulk copy has pieces left to take.
+    fn bulk_left(&self) -> bool {
+        self.ns.iter().any(|n| n.copied_below < n.nsze)
+    }
+
+    /// Bytes the dirty set stands for now, the batch in flight included.
     pub(crate) fn dirty_bytes(&self) -> u64 {
+        let pending = self.prefetch.as_ref().map_or(0, |p| p.dirty);
         self.ns
             .iter()
             .map(|n| dirty::count(&n.dirty) * (n.geo.granule_lbas() << n.lbads))
-            .sum()
+            .sum::<u64>()
+            + pending
     }
 
     /// Everything already copied may be dirty (the queue lost entries).
@@ -383,57 +431,106 @@ impl Source {
         Ok(())
     }
 
-    /// The next pieces: bulk first, then dirty runs, up to
-    /// [`BATCH_BYTES`] and [`BATCH_PIECES`].
-    fn next_pieces(&mut self, pieces: &mut KVVec<Piece>) -> Result {
+    /// The next batch's pieces, all of one namespace: the first with bulk
+    /// left (its bulk, then its dirty runs), else the next one with dirty
+    /// runs, in turn; up to [`BATCH_BYTES`] and [`BATCH_PIECES`]. Returns
+    /// the namespace and the bytes of bulk and of dirty runs taken.
+    fn next_pieces(&mut self, pieces: &mut KVVec<Piece>) -> Result<(usize, u64, u64)> {
         pieces.clear();
-        let mut bytes = 0usize;
-        let room = |bytes: usize, pieces: usize, len: u64| {
-            pieces < BATCH_PIECES && (bytes as u64).saturating_add(len) <= BATCH_BYTES as u64
+        let count = self.ns.len();
+        let i = match self.ns.iter().position(|n| n.copied_below < n.nsze) {
+            Some(i) => i,
+            None => match (0..count)
+                .map(|k| (self.dirty_ns + k) % count)
+                .find(|&k| dirty::count(&self.ns[k].dirty) > 0)
+            {
+                Some(i) => i,
+                None => return Ok((0, 0, 0)),
+            },
         };
-        for (i, n) in self.ns.iter_mut().enumerate() {
-            while n.copied_below < n.nsze {
-                let nlb = n.chunk_lbas().min(n.bulk_left());
-                if !room(bytes, pieces.len(), nlb << n.lbads) {
-                    break;
+        self.dirty_ns = (i + 1) % count;
+        let n = &mut self.ns[i];
+        let mut bytes = 0u64;
+        let room = |bytes: u64, pieces: usize, len: u64| {
+            pieces < BATCH_PIECES && bytes.saturating_add(len) <= BATCH_BYTES as u64
+        };
+        while n.copied_below < n.nsze {
+            let nlb = n.chunk_lbas().min(n.bulk_left());
+            if !room(bytes, pieces.len(), nlb << n.lbads) {
+                break;
+            }
+            pieces.push(
+                Piece {
+                    slba: n.copied_below,
+                    nlb,
+                },
+                GFP_KERNEL,
+            )?;
+            n.copied_below += nlb;
+            bytes += nlb << n.lbads;
+        }
+        let bulk = bytes;
+        let run_bits = n.run_bits();
+        // A run is at most one chunk: stop while one surely fits.
+        while room(bytes, pieces.len(), n.chunk_lbas() << n.lbads) {
+            let run = match dirty::take_run(&mut n.dirty, &n.geo, n.scan_bit, run_bits) {
+                Some(r) => Some(r),
+                None => {
+                    n.scan_bit = 0;
+                    dirty::take_run(&mut n.dirty, &n.geo, 0, run_bits)
                 }
-                pieces.push(
-                    Piece {
-                        ns: i,
-                        slba: n.copied_below,
-                        nlb,
-                    },
-                    GFP_KERNEL,
-                )?;
-                n.copied_below += nlb;
-                // CAST: at most `CHUNK` bytes.
-                bytes += (nlb << n.lbads) as usize;
-            }
+            };
+            let Some((slba, nlb)) = run else {
+                break;
+            };
+            n.scan_bit = (slba + nlb).div_ceil(n.geo.granule_lbas());
+            pieces.push(Piece { slba, nlb }, GFP_KERNEL)?;
+            bytes += nlb << n.lbads;
         }
-        for (i, n) in self.ns.iter_mut().enumerate() {
-            let run_bits = n.run_bits();
-            // A run is at most one chunk: stop while one surely fits.
-            while room(bytes, pieces.len(), n.chunk_lbas() << n.lbads) {
-                let run = match dirty::take_run(&mut n.dirty, &n.geo, n.scan_bit, run_bits) {
-                    Some(r) => Some(r),
-                    None => {
-                        n.scan_bit = 0;
-                        dirty::take_run(&mut n.dirty, &n.geo, 0, run_bits)
-                    }
-                };
-                let Some((slba, nlb)) = run else {
-                    break;
-                };
-                n.scan_bit = (slba + nlb).div_ceil(n.geo.granule_lbas());
-                pieces.push(Piece { ns: i, slba, nlb }, GFP_KERNEL)?;
-                // CAST: at most `CHUNK` bytes.
-                bytes += (nlb << n.lbads) as usize;
-            }
-        }
-        Ok(())
+        Ok((i, bulk, bytes - bulk))
     }
 
-    /// Reads the next batch and appends its records to `out`; `crc` runs
+    /// Takes the next batch's pieces and starts reading them; `None` if
+    /// nothing is left now.
+    fn start_batch(&mut self) -> Result<Option<Prefetch>> {
+        let mut pieces = KVVec::new();
+        let (ns, bulk, dirty) = self.next_pieces(&mut pieces)?;
+        if pieces.is_empty() {
+            return Ok(None);
+        }
+        let lbads = self.ns[ns].lbads;
+        let mut reads = KVVec::with_capacity(pieces.len(), GFP_KERNEL)?;
+        let mut at = 0;
+        for p in pieces.iter() {
+            at += HEAD;
+            // CAST: at most `CHUNK >> 9` LBAs.
+            let nlb = p.nlb as u32;
+            reads.push(
+                ReadAt {
+                    at,
+                    slba: p.slba,
+                    nlb,
+                },
+                GFP_KERNEL,
+            )?;
+            // CAST: at most `CHUNK` bytes.
+            at += (p.nlb << lbads) as usize;
+        }
+        // As large as this batch's layout: a batch of a few dirty granules
+        // gets a few pages, not a whole batch's vmalloc area.
+        let buf = KVVec::with_capacity(at, GFP_KERNEL_ACCOUNT)?;
+        let reads = self.ns[ns].media.start_reads(buf, at, &reads);
+        Ok(Some(Prefetch {
+            ns,
+            pieces,
+            reads,
+            bulk,
+            dirty,
+        }))
+    }
+
+    /// Turns the batch in flight (started now if there is none) into
+    /// records appended to `out`, having started the next one; `crc` runs
     /// over every byte but the data. Returns false when nothing is left
     /// now (bulk done, set clean). Zero compaction only while `compact`.
     pub(crate) fn produce(
@@ -443,87 +540,72 @@ impl Source {
         compact: bool,
         limit: &RateLimit,
     ) -> Result<bool> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
         if !self.drained {
             self.harvest(limit)?;
         }
         let described = self.described;
         self.describe(out, crc)?;
-        let mut pieces = KVVec::new();
-        self.next_pieces(&mut pieces)?;
-        if pieces.is_empty() {
-            return Ok(!described);
-        }
-        self.read_pieces(&pieces)?;
-        let mut at = 0;
-        for p in pieces.iter() {
-            let n = &self.ns[p.ns];
-            // CAST: at most `CHUNK` bytes.
-            let len = (p.nlb << n.lbads) as usize;
-            let data = &self.scratch[at..at + len];
-            at += len;
-            if !compact {
-                append_data(out, crc, n.nsid, p.slba, n.lbads, data)?;
-                continue;
-            }
-            // Runs of all-zero and of other blocks (of at least
-            // ZERO_BLOCK bytes): zero ranges are sent as such.
-            let block = ZERO_BLOCK.max(1 << n.lbads);
-            let mut from = 0;
-            while from < len {
-                let zero = is_zero(&data[from..(from + block).min(len)]);
-                let mut to = (from + block).min(len);
-                while to < len && is_zero(&data[to..(to + block).min(len)]) == zero {
-                    to = (to + block).min(len);
-                }
-                // CAST: byte offsets within one piece of `CHUNK` bytes.
-                let slba = p.slba + (from >> n.lbads) as u64;
-                if zero {
-                    append_zero(out, crc, n.nsid, slba, ((to - from) >> n.lbads) as u64)?;
-                } else {
-                    append_data(out, crc, n.nsid, slba, n.lbads, &data[from..to])?;
-                }
-                from = to;
+        // From here on a failure loses pieces taken out of the bulk range
+        // and the dirty set: it ends the copy.
+        let made = self.make_batch(out, crc, compact);
+        match made {
+            Ok(false) => Ok(!described),
+            Ok(true) => Ok(true),
+            Err(e) => {
+                self.failed = Some(e);
+                dev_err!(
+                    self.dev,
+                    "media migration failed: reading the namespace through the PF failed ({:?}), the copy cannot go on\n",
+                    e
+                );
+                Err(e)
             }
         }
-        Ok(true)
     }
 
-    /// Reads every piece into `scratch`: batches of at most
-    /// [`MAX_BATCH`] concurrent reads, each of one namespace.
-    fn read_pieces(&mut self, pieces: &[Piece]) -> Result {
-        let mut ios = KVVec::with_capacity(MAX_BATCH, GFP_KERNEL)?;
-        let mut rest: &mut [u8] = &mut self.scratch;
-        let mut start = 0;
-        while start < pieces.len() {
-            let ns = pieces[start].ns;
-            ios.clear();
-            let mut end = start;
-            while end < pieces.len() && pieces[end].ns == ns && end - start < MAX_BATCH {
-                let p = &pieces[end];
-                // CAST: at most `CHUNK` bytes.
-                let len = (p.nlb << self.ns[ns].lbads) as usize;
-                let (buf, tail) = core::mem::take(&mut rest).split_at_mut(len);
-                rest = tail;
-                ios.push(
-                    MediaIo {
-                        slba: p.slba,
-                        // CAST: at most `CHUNK >> 9` LBAs.
-                        nlb: p.nlb as u32,
-                        op: MediaOp::Read(buf),
-                    },
-                    GFP_KERNEL,
-                )?;
-                end += 1;
-            }
-            self.ns[ns].media.run(&mut ios)?;
-            start = end;
+    /// Waits for the batch in flight (started now if there is none), starts
+    /// the next and appends the first one's records to `out`. False if
+    /// nothing is left now.
+    fn make_batch(&mut self, out: &mut KVVec<u8>, crc: &mut u32, compact: bool) -> Result<bool> {
+        let batch = match self.prefetch.take() {
+            Some(b) => b,
+            None => match self.start_batch()? {
+                Some(b) => b,
+                None => return Ok(false),
+            },
+        };
+        let Prefetch {
+            ns, pieces, reads, ..
+        } = batch;
+        let (mut buf, read) = reads.wait();
+        read?;
+        // Read ahead while this batch becomes records and is read out: the
+        // bulk copy, and anything once the set is final. Dirty runs while
+        // the device runs are taken when asked for, so that a read finds
+        // nothing left (ENOMSG) as soon as nothing is dirty.
+        if self.drained || self.bulk_left() {
+            self.prefetch = self.start_batch()?;
         }
-        Ok(())
+        let n = &self.ns[ns];
+        let end = make_records(&mut buf, &pieces, n.nsid, n.lbads, compact, crc)?;
+        buf.truncate(end);
+        if out.is_empty() {
+            *out = buf;
+        } else {
+            out.extend_from_slice(&buf, GFP_KERNEL)?;
+        }
+        Ok(true)
     }
 
     /// The exact bytes of the records still to come once drained: the
     /// bulk left and the dirty runs, as full data records.
     pub(crate) fn exact_len(&self) -> Result<usize> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
         let rec = |bytes: u64| -> Result<usize> {
             let len = usize::try_from(bytes).map_err(|_| EOVERFLOW)?;
             media::data_record_len(len).map_err(errno)
@@ -531,6 +613,14 @@ impl Source {
         let mut total = 0usize;
         if !self.described {
             total += self.ns.len() * (RECORD_HEADER_LEN + NS_DESC_LEN);
+        }
+        if let Some(p) = &self.prefetch {
+            let lbads = self.ns[p.ns].lbads;
+            for piece in p.pieces.iter() {
+                total = total
+                    .checked_add(rec(piece.nlb << lbads)?)
+                    .ok_or(EOVERFLOW)?;
+            }
         }
         for n in self.ns.iter() {
             let chunk = n.chunk_lbas();
@@ -571,42 +661,96 @@ fn is_zero(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
 
-/// Appends a zero-range record.
-fn append_zero(out: &mut KVVec<u8>, crc: &mut u32, nsid: u32, slba: u64, nlb: u64) -> Result {
-    let off = out.len();
-    out.resize(off + RECORD_HEADER_LEN + ZERO_LEN, 0, GFP_KERNEL)?;
-    let end = media::write_zero(out, off, &ZeroRange { nsid, slba, nlb }).map_err(errno)?;
-    out.truncate(end);
-    *crc = crc_record(*crc, &out[off..]).map_err(errno)?;
-    Ok(())
+/// Makes the records of a batch in `buf`, where piece `k`'s data was read
+/// `HEAD` bytes after the end of piece `k - 1`'s: DATA records around the
+/// data, and with `compact` a ZERO record for each run of all-zero blocks
+/// (of at least `ZERO_BLOCK` bytes); `crc` runs over every byte but the
+/// data. Returns the length of the records, which start at 0.
+///
+/// The records are written at or before the data they describe: a DATA
+/// record's data stays where it is unless a ZERO record before it in the
+/// same piece shrank the stream, and then moves towards the start.
+fn make_records(
+    buf: &mut [u8],
+    pieces: &[Piece],
+    nsid: u32,
+    lbads: u8,
+    compact: bool,
+    crc: &mut u32,
+) -> Result<usize> {
+    let mut w = 0;
+    let mut at = 0;
+    for p in pieces {
+        let data = at + HEAD;
+        // CAST: at most `CHUNK` bytes.
+        let len = (p.nlb << lbads) as usize;
+        at = data + len;
+        if !compact {
+            w = data_record(buf, w, data, len, nsid, p.slba, lbads, crc)?;
+            continue;
+        }
+        // Runs of all-zero and of other blocks.
+        let block = ZERO_BLOCK.max(1 << lbads);
+        let mut from = 0;
+        while from < len {
+            let run = |from: usize| &buf[data + from..data + (from + block).min(len)];
+            let zero = is_zero(run(from));
+            let mut to = (from + block).min(len);
+            while to < len && is_zero(run(to)) == zero {
+                to = (to + block).min(len);
+            }
+            // CAST: byte offsets within one piece of `CHUNK` bytes.
+            let slba = p.slba + (from >> lbads) as u64;
+            w = if zero {
+                let z = ZeroRange {
+                    nsid,
+                    slba,
+                    nlb: ((to - from) >> lbads) as u64,
+                };
+                let end = media::write_zero(buf, w, &z).map_err(errno)?;
+                *crc = crc_record(*crc, &buf[w..end]).map_err(errno)?;
+                end
+            } else {
+                data_record(buf, w, data + from, to - from, nsid, slba, lbads, crc)?
+            };
+            from = to;
+        }
+    }
+    Ok(w)
 }
 
-/// Appends a data record carrying `data` (whole LBAs).
-fn append_data(
-    out: &mut KVVec<u8>,
-    crc: &mut u32,
+/// Makes a DATA record at `w` of the `len` bytes at `data`, moved to
+/// `w + HEAD` first if they are further on; returns where it ends.
+#[expect(clippy::too_many_arguments)]
+fn data_record(
+    buf: &mut [u8],
+    w: usize,
+    data: usize,
+    len: usize,
     nsid: u32,
     slba: u64,
     lbads: u8,
-    data: &[u8],
-) -> Result {
-    let len = data.len();
+    crc: &mut u32,
+) -> Result<usize> {
+    let to = w + HEAD;
+    if data < to {
+        return Err(EINVAL);
+    }
+    if data > to {
+        buf.copy_within(data..data + len, to);
+    }
     let h = DataHeader {
         nsid,
         slba,
         nlb: u32::try_from(len >> lbads).map_err(|_| EOVERFLOW)?,
         // The kernel's CRC-32C (CPU instructions), not the codec's table:
         // every byte of the bulk copy goes through it.
-        crc: kernel::crc::crc32c(0, data),
+        crc: kernel::crc::crc32c(0, &buf[to..to + len]),
     };
-    let off = out.len();
-    let total = media::data_record_len(len).map_err(errno)?;
-    out.resize(off + total, 0, GFP_KERNEL)?;
-    let data_at = media::begin_data(out, off, &h, len).map_err(errno)?;
-    out[data_at..data_at + len].copy_from_slice(data);
-    let end = media::end_data(out, data_at + len).map_err(errno)?;
-    *crc = crc_record(*crc, &out[off..end]).map_err(errno)?;
-    Ok(())
+    let data_at = media::begin_data(buf, w, &h, len).map_err(errno)?;
+    let end = media::end_data(buf, data_at + len).map_err(errno)?;
+    *crc = crc_record(*crc, &buf[w..end]).map_err(errno)?;
+    Ok(end)
 }
 
 /// Smallest queue tried: one page of entries.
