@@ -22,15 +22,20 @@ use crate::device_state::reject;
 use kernel::{
     alloc::KVVec,
     dev_err_ratelimited, device,
-    nvme_lm::{Handle, Media, MediaIo, MediaOp},
+    nvme_lm::{Handle, Media, MediaIo, MediaOp, MAX_BATCH},
     prelude::*,
     ratelimit::RateLimit,
     sync::Arc,
     uaccess::UserSliceReader,
 };
 
-/// Data records written per batch: the queue depth of the destination.
-const BATCH: usize = 8;
+/// Data records written per batch at most: the queue depth of the
+/// destination (dirty rounds send many records of a few blocks each).
+const BATCH: usize = 256;
+/// Data bytes of a batch at most: the memory records wait in.
+const BATCH_BYTES: usize = 8 << 20;
+// A batch is one batch of the PF service.
+const _: () = assert!(BATCH <= MAX_BATCH);
 /// Bytes before a record in its buffer, so that a data record's data
 /// starts 512 bytes in: aligned for the PF's DMA (a large buffer starts on
 /// a page, a small one on its power-of-two size).
@@ -122,10 +127,8 @@ impl SinkIo {
     /// Writes the pending data records, a batch per namespace.
     fn flush(&mut self) -> Result {
         let mut ios = KVVec::with_capacity(self.pending.len(), GFP_KERNEL)?;
-        let mut owner = [0usize; BATCH];
-        for (k, p) in self.pending.iter().enumerate() {
+        for p in self.pending.iter() {
             let len = p.record.len() - DATA_AT;
-            owner[k] = p.ns;
             ios.push(
                 MediaIo {
                     slba: p.slba,
@@ -138,9 +141,9 @@ impl SinkIo {
         let mut start = 0;
         let mut ret = Ok(());
         while start < ios.len() {
-            let ns = owner[start];
+            let ns = self.pending[start].ns;
             let mut end = start;
-            while end < ios.len() && owner[end] == ns {
+            while end < ios.len() && self.pending[end].ns == ns {
                 end += 1;
             }
             if let Err(e) = self.media[ns].1.run(&mut ios[start..end]) {
@@ -182,7 +185,8 @@ impl SinkIo {
                     },
                     GFP_KERNEL,
                 )?;
-                if self.pending.len() == BATCH {
+                let bytes: usize = self.pending.iter().map(|p| p.record.len()).sum();
+                if self.pending.len() == BATCH || bytes >= BATCH_BYTES {
                     self.flush()?;
                 }
             }
