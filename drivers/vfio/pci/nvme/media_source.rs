@@ -242,9 +242,9 @@ impl Source {
             + pending
     }
 
-    /// Whether the bulk copy has pieces left to take.
-    fn bulk_left(&self) -> bool {
-        self.ns.iter().any(|n| n.copied_below < n.nsze)
+    /// The first namespace whose bulk copy has pieces left to take.
+    fn bulk_ns(&self) -> Option<usize> {
+        self.ns.iter().position(|n| n.bulk_left() > 0)
     }
 
     /// Bytes the dirty set stands for now, the batch in flight included.
@@ -438,11 +438,11 @@ impl Source {
     fn next_pieces(&mut self, pieces: &mut KVVec<Piece>) -> Result<(usize, u64, u64)> {
         pieces.clear();
         let count = self.ns.len();
-        let i = match self.ns.iter().position(|n| n.copied_below < n.nsze) {
+        let i = match self.bulk_ns() {
             Some(i) => i,
             None => match (0..count)
                 .map(|k| (self.dirty_ns + k) % count)
-                .find(|&k| dirty::count(&self.ns[k].dirty) > 0)
+                .find(|&k| self.ns[k].dirty.iter().any(|&w| w != 0))
             {
                 Some(i) => i,
                 None => return Ok((0, 0, 0)),
@@ -558,7 +558,7 @@ impl Source {
                 self.failed = Some(e);
                 dev_err!(
                     self.dev,
-                    "media migration failed: reading the namespace through the PF failed ({:?}), the copy cannot go on\n",
+                    "media migration failed: a batch of namespace data could not be read through the PF or made into records ({:?}), the copy cannot go on\n",
                     e
                 );
                 Err(e)
@@ -586,7 +586,7 @@ impl Source {
         // bulk copy, and anything once the set is final. Dirty runs while
         // the device runs are taken when asked for, so that a read finds
         // nothing left (ENOMSG) as soon as nothing is dirty.
-        if self.drained || self.bulk_left() {
+        if self.drained || self.bulk_ns().is_some() {
             self.prefetch = self.start_batch()?;
         }
         let n = &self.ns[ns];
