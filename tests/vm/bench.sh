@@ -128,7 +128,7 @@ bench_media() {
 			pre=$(field "$D/$n" 'no ENOMSG after [0-9]+ s: ')
 			[ -n "$pre" ] && printf "  | %4s %% | %11s | %26s | %6s | %14s | %12s | %15s | %11s |\n" \
 				"$f" "$rate" "(the load ran on)" "> 180 s" "$pre" "$((pre - bulk_b))" "-" "-" &&
-				echo "    $f %: no convergence in round 1 within 180 s; dirty_bytes then $(field "$D/$n" 'dirty_bytes ')"
+				echo "    $f %: no convergence in round 1 within 180 s; dirty_bytes then $(field "$D/$n" 'load commands; initial_bytes [0-9]+ dirty_bytes ')"
 			continue
 		fi
 		local touched lms lrate

@@ -160,6 +160,8 @@ struct Load {
     /// The (SLBA, NLB) ranges of the commands of the last burst left in
     /// flight.
     in_flight: Vec<(u64, u64)>,
+    /// The arena's mark before the burst left in flight, if one is.
+    in_flight_mark: Option<usize>,
     writes: usize,
     zeroes: usize,
     deallocates: usize,
@@ -177,6 +179,7 @@ impl Load {
             slots: g.nsze / slot,
             written: BTreeSet::new(),
             in_flight: Vec::new(),
+            in_flight_mark: None,
             writes: 0,
             zeroes: 0,
             deallocates: 0,
@@ -189,6 +192,9 @@ impl Load {
     /// ranges of 1 to 4 slots), rings, and waits for them unless
     /// `in_flight`.
     fn burst(&mut self, g: &mut Guest, n: usize, in_flight: bool) -> Result<usize, String> {
+        // The burst before, if left in flight, ends first: the commands of
+        // one burst only are on disjoint blocks.
+        self.settle(g)?;
         let mut used = BTreeSet::new();
         let nq = g.io.len();
         let mut free = |rng: &mut Rng, len: u64| -> Option<u64> {
@@ -250,12 +256,24 @@ impl Load {
         g.ring_all().map_err(e)?;
         if in_flight {
             self.in_flight = ranges_of_burst;
+            self.in_flight_mark = Some(mark);
         } else {
             g.drain(20_000)
                 .map_err(|x| format!("the load on the source: {x}"))?;
             g.arena.rewind(mark).map_err(e)?;
         }
         Ok(done)
+    }
+
+    /// Waits for the burst left in flight, if any.
+    fn settle(&mut self, g: &mut Guest) -> Result<(), String> {
+        if let Some(mark) = self.in_flight_mark.take() {
+            g.drain(20_000)
+                .map_err(|x| format!("the load on the source: {x}"))?;
+            g.arena.rewind(mark).map_err(e)?;
+            self.in_flight.clear();
+        }
+        Ok(())
     }
 
     /// Writes `mib` MiB before the migration: 256 KiB extents at distinct
@@ -420,14 +438,16 @@ pub fn migrate(o: &Options) -> Result<(), String> {
             round.ops += load.burst(&mut g, o.rate * 8, false)?;
         }
         // Behind the steady rate: about one command per 4 KiB owed (a
-        // command touches 4 to 10 KiB on average), at most 256.
+        // command touches 4 to 10 KiB on average), at most 256. A guest's
+        // I/O does not wait for its VMM: the burst runs while the stream
+        // is read (the next burst waits for it).
         let steady = |g: &mut Guest, load: &mut Load| -> Result<usize, String> {
             let owed = (t_pre.elapsed().as_secs_f64() * o.load_bps as f64) as u64;
             let done = load.touched * g.lba_size as u64;
             if owed <= done {
                 return Ok(0);
             }
-            load.burst(g, ((owed - done) / 4096).clamp(1, 256) as usize, false)
+            load.burst(g, ((owed - done) / 4096).clamp(1, 256) as usize, true)
         };
         if loaded && o.load_bps > 0 && r > 1 {
             while t.elapsed() < o.round_gap {
@@ -512,6 +532,7 @@ pub fn migrate(o: &Options) -> Result<(), String> {
         }
     })();
     let pre_time = t_pre.elapsed();
+    load.settle(&mut g)?;
     print_rounds(&rounds);
     if let Some(r) = rounds.first() {
         // Round 1 carries the namespace's initial copy: the bulk part.

@@ -8,7 +8,7 @@
 //! completes afterwards is in the queue. The bulk copy reads each namespace
 //! once, in order, `CHUNK` bytes per record, a batch of reads at a time;
 //! an all-zero chunk becomes a zero-range record while the device runs.
-//! During the bulk copy and once the dirty set is final, the next batch is
+//! Whenever anything is left to send, the next batch is
 //! read while the one before becomes records and the VMM reads them (one
 //! batch in flight: [`Prefetch`]); its pieces are out
 //! of the bulk range and the dirty set when it starts, so writes to them
@@ -582,13 +582,9 @@ impl Source {
         } = batch;
         let (mut buf, read) = reads.wait();
         read?;
-        // Read ahead while this batch becomes records and is read out: the
-        // bulk copy, and anything once the set is final. Dirty runs while
-        // the device runs are taken when asked for, so that a read finds
-        // nothing left (ENOMSG) as soon as nothing is dirty.
-        if self.drained || self.bulk_ns().is_some() {
-            self.prefetch = self.start_batch()?;
-        }
+        // Read ahead while this batch becomes records and is read out, if
+        // anything is left now.
+        self.prefetch = self.start_batch()?;
         let n = &self.ns[ns];
         let end = make_records(&mut buf, &pieces, n.nsid, n.lbads, compact, crc)?;
         buf.truncate(end);
