@@ -4,7 +4,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 export PATH="$HOME/.cargo/bin:$PATH"
-cd "$REPO"
+cd "$REPO" || exit 1
 
 PASSED=0 FAILED=0 SKIPPED=0 FAILED_NAMES=()
 T0=$(date +%s)
@@ -37,16 +37,22 @@ vm_boot() {
 	rc=${PIPESTATUS[0]}
 	vm_counts "$boot" "$rc"
 }
-# vm_start BOOT CMD...: the same in the background (the test VM has one
-# vCPU, so two boots use the machine's two cores); vm_finish BOOT WHAT
+# vm_start BOOT CMD...: the same in the background (a test VM's vCPUs
+# take one host thread, so the main boot and the background ones use the
+# machine's two cores; background boots run one after the other, in the
+# order started); VM_OPTS: more run-vm.py options. vm_finish BOOT WHAT
 # waits for it, prints what it printed and counts it.
 declare -A VM_PIDS=()
 vm_start() {
 	local boot=$1
 	shift
-	python3 tests/vm/run-vm.py --kernel-dir "$KOUT" --timeout "${VM_TIMEOUT:-3600}" \
+	# shellcheck disable=SC2086
+	flock "$CACHE/vm-background.lock" python3 tests/vm/run-vm.py --kernel-dir "$KOUT" \
+		--timeout "${VM_TIMEOUT:-3600}" ${VM_OPTS:-} \
 		-- "$@" >"$CACHE/vm-$boot.log" 2>"$CACHE/vm-$boot.stderr" &
 	VM_PIDS[$boot]=$!
+	# The next one queues behind this one.
+	sleep 1
 }
 vm_finish() {
 	local boot=$1 what=$2 rc
@@ -155,9 +161,12 @@ elif KOUT=$(bash scripts/build-kernel.sh); then
 	# come back whole (tests/ktap-check.py). The running-guest migration
 	# boots its own VM, in parallel with the main one.
 	vm_start guest bash tests/vm/run-tests.sh "qemu_migration bash tests/vm/qemu-migrate.sh"
-	vm_boot main "smoke, KUnit, HMLM, nvme-cli lm, variant, migration, storage, PF service, CDQ" \
+	# Races on two vCPUs (round-robin TCG: tests/vm/run-vm.py), after it.
+	VM_OPTS="--smp 2 --tcg-thread single" vm_start smp2 bash tests/vm/run-tests.sh --smp2
+	vm_boot main "smoke, KUnit, HMLM, nvme-cli lm, variant, migration, storage, PF service, media, CDQ" \
 		bash tests/vm/run-tests.sh
 	vm_finish guest "qemu_migration: stock QEMU migrates a running L2 guest"
+	vm_finish smp2 "PF teardown races, fault matrix, concurrency on 2 vCPUs"
 else
 	not_ok "kernel: build"
 	not_ok "vm: not run, no kernel"

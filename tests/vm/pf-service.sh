@@ -328,7 +328,7 @@ check_cdq_overflow_reported_once() {
 }
 
 check_pf_reset() {
-	local got bad
+	local got
 	fresh || return
 	expect "$A" "cdq-create 16" OK || return
 	expect "$A" cdq-start OK || return
@@ -345,6 +345,49 @@ check_pf_reset() {
 	[ "$got" != ETIMEDOUT ] || fail "suspend after PF reset hung" || return
 	lmcmd "$A" resume >/dev/null || fail "resume on $A timed out" || return
 	expect "$A" "cdq-create 16" OK || return
+	kernel_log_clean || return
+}
+
+# A CDQ created across a PF controller reset: the service holds the create
+# between noting the PFs' disables and sending the command
+# (lm_cdq_create_delay_ms) while the PF is reset. The queue the command
+# made cannot be trusted (made before the reset and gone, or after it):
+# the create fails with EAGAIN and a message, and deletes it on the device
+# (where a second queue for the controller would be Invalid Field, so the
+# next create shows none is left).
+check_cdq_create_races_pf_reset() {
+	local delay=/sys/module/nvme/parameters/lm_cdq_create_delay_ms out got create t0 i f
+	[ -w "$delay" ] || fail "no $delay" || return
+	fresh || return
+	out=$(mktemp)
+	# Long enough for the reset (nvme reset returns once the PF is live
+	# again) to end first: the command then goes to the new controller.
+	echo 6000 >"$delay"
+	lmcmd "$A" "cdq-create 16" >"$out" &
+	create=$!
+	# Reset once the create sleeps in the service (its kernel stack says
+	# so), past its Identify and its count of the PFs' disables.
+	for i in $(seq 100); do
+		for f in $(grep -las "cdq-create 16" /proc/[0-9]*/cmdline); do
+			grep -qs nvme_lm_cdq_create "${f%cmdline}stack" && break 2
+		done
+		sleep 0.1
+	done
+	echo "the create sleeps in the service after $i polls"
+	t0=$(date +%s%N)
+	nvme reset "$PF_DEV" || fail "PF reset failed"
+	echo "PF reset took $((($(date +%s%N) - t0) / 1000000)) ms"
+	wait "$create"
+	echo 0 >"$delay"
+	got=$(cat "$out")
+	rm -f "$out"
+	wait_ctrl_live "$PF_DEV" || return
+	echo "CDQ create across a PF reset: $got"
+	[ "$got" = EAGAIN ] || fail "CDQ create across a PF reset: $got, expected EAGAIN" || return
+	suite_log | grep -q "$A: CDQ: PF .* was reset while the queue was created" ||
+		fail "no message naming the PF reset" || return
+	expect "$A" "cdq-create 16" OK || return
+	expect "$A" cdq-destroy OK || return
 	kernel_log_clean || return
 }
 
@@ -718,7 +761,8 @@ ops) cases="handles_per_vf:check_handles suspend_resume:check_suspend_resume
 	cdq_arm_counts_from_tail:check_cdq_arm_counts_from_tail
 	cdq_overflow_event_lost:check_cdq_overflow_event_lost
 	cdq_overflow_reported_once:check_cdq_overflow_reported_once" ;;
-teardown) cases="pf_reset_while_held:check_pf_reset pf_goes_away:check_pf_goes_away
+teardown) cases="pf_reset_while_held:check_pf_reset
+	cdq_create_races_pf_reset:check_cdq_create_races_pf_reset pf_goes_away:check_pf_goes_away
 	probe_races_pf_unbind:check_probe_races_pf_unbind" ;;
 media) cases="media_attachment:check_media_attachment media_round_trip:check_media_round_trip
 	media_write_zeroes:check_media_write_zeroes media_out_of_range:check_media_out_of_range

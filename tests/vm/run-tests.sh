@@ -27,9 +27,6 @@ SUITES=(
 	"pf_service_ops bash tests/vm/pf-service.sh ops"
 	"pf_service_io bash tests/vm/pf-service.sh io"
 	"pf_service_media bash tests/vm/pf-service.sh media"
-	"pf_service_teardown bash tests/vm/pf-service.sh teardown"
-	"fault_matrix bash tests/vm/faults.sh"
-	"concurrency bash tests/vm/concurrency.sh"
 	# The longest (media copies of 256 MiB namespaces under load): late,
 	# so that a slow run costs only itself at the VM's timeout.
 	"media_migration bash tests/vm/media.sh"
@@ -37,7 +34,17 @@ SUITES=(
 	"cdq bash tests/vm/cdq.sh"
 )
 # A run of only some suites ("NAME CMD..." each), for development.
-[ $# -eq 0 ] || SUITES=("$@")
+# The boot with two vCPUs (make check's "smp2"): races and faults.
+SMP2_SUITES=(
+	"pf_service_teardown bash tests/vm/pf-service.sh teardown"
+	"fault_matrix bash tests/vm/faults.sh"
+	"concurrency bash tests/vm/concurrency.sh"
+)
+if [ "${1:-}" = --smp2 ]; then
+	SUITES=("${SMP2_SUITES[@]}")
+elif [ $# -gt 0 ]; then
+	SUITES=("$@")
+fi
 
 state=$(mktemp -d)
 exits=() health=() rc=0
@@ -59,7 +66,7 @@ health() {
 # Boot: what the kernel said before any test. Leaks found at boot are not
 # ours to fix unless our code allocated them; the rest is the baseline the
 # end-of-run scan is compared against (kmemleak_baseline clears it).
-echo "# boot: $(cut -d' ' -f1 /proc/uptime) s since the kernel started"
+echo "# boot: $(cut -d' ' -f1 /proc/uptime) s since the kernel started, vCPUs: $(nproc)"
 health boot kernel_health_step "$state"
 t0=$SECONDS
 health boot_kmemleak kmemleak_baseline "nvme|vfio"

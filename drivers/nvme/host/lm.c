@@ -395,6 +395,19 @@ static void nvme_lm_get_test_delay(void)
 		msleep(ms);
 }
 
+static unsigned int lm_cdq_create_delay_ms;
+module_param(lm_cdq_create_delay_ms, uint, 0644);
+MODULE_PARM_DESC(lm_cdq_create_delay_ms,
+		 "test only: sleep in nvme_lm_cdq_create() before the command (race tests)");
+
+static void nvme_lm_cdq_create_test_delay(void)
+{
+	unsigned int ms = READ_ONCE(lm_cdq_create_delay_ms);
+
+	if (ms)
+		msleep(ms);
+}
+
 static bool lm_cdq_drop_full_events;
 module_param(lm_cdq_drop_full_events, bool, 0644);
 MODULE_PARM_DESC(lm_cdq_drop_full_events,
@@ -406,6 +419,7 @@ static bool nvme_lm_test_drop_full(void)
 }
 #else
 static void nvme_lm_get_test_delay(void) { }
+static void nvme_lm_cdq_create_test_delay(void) { }
 static bool nvme_lm_test_drop_full(void) { return false; }
 #endif
 
@@ -1217,6 +1231,7 @@ struct nvme_lm_cdq *nvme_lm_cdq_create(struct nvme_lm *lm, u32 nr_entries,
 	spin_lock_irq(&nvme_lm_cdq_lock);
 	disables = nvme_lm_pf_disables;
 	spin_unlock_irq(&nvme_lm_cdq_lock);
+	nvme_lm_cdq_create_test_delay();
 	ret = nvme_lm_submit(lm, &c, NULL, 0, &dw0,
 			     "Controller Data Queue: Create");
 	if (ret)
