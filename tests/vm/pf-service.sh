@@ -396,9 +396,14 @@ check_pf_goes_away() {
 	expect "$A" "cdq-create 16" OK || return
 	expect "$A" cdq-start OK || return
 
-	# Unbinding the PF first releases the drivers of VFs holding handles:
-	# the test driver lets go of them (and deletes the CDQ) on the way.
+	# Unbinding the PF first releases the drivers of VFs holding handles.
+	# Their remove() only detaches the handles (put_after_remove): the test
+	# driver keeps them, A's with its CDQ, until it is unloaded, with the PF
+	# gone, as a driver whose VFIO device is released after its remove().
+	echo 1 >/sys/module/nvme_lm_selftest/parameters/put_after_remove ||
+		fail "no put_after_remove" || return
 	echo "$PF" >/sys/bus/pci/drivers/nvme/unbind || fail "PF unbind failed" || return
+	suite_log | grep -q "$A: handle detached, kept" || fail "$A's handle was not kept" || return
 	[ -z "$(bound_driver "$A")" ] && [ -z "$(bound_driver "$B")" ] ||
 		fail "VF drivers still bound after PF unbind" || return
 	[ ! -d "$DBG/$A" ] || fail "test driver still holds $A" || return
@@ -407,7 +412,8 @@ check_pf_goes_away() {
 		fail "a handle was acquired while the PF is unbound" || return
 	fi
 	rmmod nvme_lm_selftest || fail "rmmod nvme_lm_selftest failed" || return
-	kernel_log_clean "outlives its PF|possible recursive|use-after-free" || return
+	kernel_log_clean "outlives its PF|keeps its migration handle|possible recursive|use-after-free" ||
+		return
 	# The PF comes back as an ordinary nvme controller.
 	echo "$PF" >/sys/bus/pci/drivers/nvme/bind || fail "PF rebind failed" || return
 	PF_DEV=$(pci_nvme_dev "$PF") && wait_ctrl_live "$PF_DEV"

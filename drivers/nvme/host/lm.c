@@ -387,25 +387,27 @@ module_param(lm_get_delay_ms, uint, 0644);
 MODULE_PARM_DESC(lm_get_delay_ms,
 		 "test only: sleep in nvme_lm_get() once the PF is taken (race tests)");
 
-static void nvme_lm_get_test_delay(void)
-{
-	unsigned int ms = READ_ONCE(lm_get_delay_ms);
-
-	if (ms)
-		msleep(ms);
-}
-
 static unsigned int lm_cdq_create_delay_ms;
 module_param(lm_cdq_create_delay_ms, uint, 0644);
 MODULE_PARM_DESC(lm_cdq_create_delay_ms,
 		 "test only: sleep in nvme_lm_cdq_create() before the command (race tests)");
 
-static void nvme_lm_cdq_create_test_delay(void)
+static void nvme_lm_test_delay(const unsigned int *param)
 {
-	unsigned int ms = READ_ONCE(lm_cdq_create_delay_ms);
+	unsigned int ms = READ_ONCE(*param);
 
 	if (ms)
 		msleep(ms);
+}
+
+static void nvme_lm_get_test_delay(void)
+{
+	nvme_lm_test_delay(&lm_get_delay_ms);
+}
+
+static void nvme_lm_cdq_create_test_delay(void)
+{
+	nvme_lm_test_delay(&lm_cdq_create_delay_ms);
 }
 
 static bool lm_cdq_drop_full_events;

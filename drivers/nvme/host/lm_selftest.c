@@ -59,6 +59,57 @@ struct lm_selftest {
 
 static struct dentry *lm_selftest_root;
 
+/*
+ * With put_after_remove, remove() only detaches the handle and keeps it,
+ * with its CDQ and claim, until the module goes: a driver whose handle
+ * outlives its remove() (the VFIO device's release can run after it).
+ */
+static bool put_after_remove;
+module_param(put_after_remove, bool, 0644);
+MODULE_PARM_DESC(put_after_remove,
+		 "test only: detach the handle in remove(), put it at module unload");
+
+struct lm_selftest_kept {
+	struct list_head entry;
+	struct nvme_lm *lm;
+	struct nvme_lm_cdq *cdq;
+	struct nvme_lm_media *media;
+};
+
+static LIST_HEAD(lm_selftest_kept_list);
+static DEFINE_MUTEX(lm_selftest_kept_lock);
+
+/* Claims go before the handle they point at. */
+static void lm_selftest_put(struct nvme_lm *lm, struct nvme_lm_cdq *cdq,
+			    struct nvme_lm_media *media)
+{
+	nvme_lm_media_close(media);
+	if (cdq)
+		nvme_lm_cdq_destroy(cdq);
+	nvme_lm_put(lm);
+}
+
+/* Keeps @t's handle, detached, for lm_selftest_exit(); false if it cannot. */
+static bool lm_selftest_keep(struct lm_selftest *t)
+{
+	struct lm_selftest_kept *k;
+
+	if (!READ_ONCE(put_after_remove))
+		return false;
+	k = kzalloc_obj(*k, GFP_KERNEL);
+	if (!k)
+		return false;
+	nvme_lm_detach(t->lm);
+	k->lm = t->lm;
+	k->cdq = t->cdq;
+	k->media = t->media;
+	mutex_lock(&lm_selftest_kept_lock);
+	list_add_tail(&k->entry, &lm_selftest_kept_list);
+	mutex_unlock(&lm_selftest_kept_lock);
+	dev_info(&t->pdev->dev, "handle detached, kept until the module goes\n");
+	return true;
+}
+
 static void lm_selftest_notify(void *data, enum nvme_lm_cdq_event event)
 {
 	struct lm_selftest *t = data;
@@ -602,11 +653,8 @@ static void lm_selftest_remove(struct pci_dev *pdev)
 
 	debugfs_remove_recursive(t->dir);
 	vfio_pci_core_unregister_device(core);
-	/* Claims go before the handle they point at. */
-	nvme_lm_media_close(t->media);
-	if (t->cdq)
-		nvme_lm_cdq_destroy(t->cdq);
-	nvme_lm_put(t->lm);
+	if (!lm_selftest_keep(t))
+		lm_selftest_put(t->lm, t->cdq, t->media);
 	vfio_put_device(&core->vdev);
 }
 
@@ -632,8 +680,15 @@ static int __init lm_selftest_init(void)
 
 static void __exit lm_selftest_exit(void)
 {
+	struct lm_selftest_kept *k, *n;
+
 	pci_unregister_driver(&lm_selftest_driver);
 	debugfs_remove_recursive(lm_selftest_root);
+	list_for_each_entry_safe(k, n, &lm_selftest_kept_list, entry) {
+		list_del(&k->entry);
+		lm_selftest_put(k->lm, k->cdq, k->media);
+		kfree(k);
+	}
 }
 
 module_init(lm_selftest_init);

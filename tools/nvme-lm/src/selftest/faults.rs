@@ -18,7 +18,8 @@ use crate::codec::identify::{SecondaryList, CNS_SECONDARY_CONTROLLER_LIST};
 use crate::dma::Arena;
 use crate::fail;
 use crate::kmsg::KmsgTail;
-use crate::migration::{DataFd, State};
+use crate::media::errno_name;
+use crate::migration::{errno_of, DataFd, State};
 use crate::passthru::Passthru;
 use crate::vfio::{Device, Iommufd};
 use std::io::{Read, Write};
@@ -85,7 +86,10 @@ enum Fault {
 
 /// Unbinds the PF while `rig` holds the VFs: the unbind must wait for
 /// them, finish once they are closed, and leave the VFs unbound; then
-/// binds everything back.
+/// binds everything back. The data file, if any, stays open until the PF
+/// is unbound: it holds the driver's session, and with it the VF's
+/// migration handle, past the VF driver's `remove()` and the PF's; it
+/// must fail with `ENODEV` then and close safely.
 fn pf_unbind(s: &Setup, rig: Rig, file: Option<DataFd>, g: Guest) -> CaseResult {
     let (tx, rx) = std::sync::mpsc::channel();
     let pf_bdf = s.pf.clone();
@@ -95,8 +99,8 @@ fn pf_unbind(s: &Setup, rig: Rig, file: Option<DataFd>, g: Guest) -> CaseResult 
     });
     std::thread::sleep(Duration::from_millis(500));
     let waited = rx.try_recv().is_err();
-    // The VMM lets go of the devices, as the device request asks.
-    drop(file);
+    // The VMM lets go of the devices, as the device request asks (not of
+    // the data file yet).
     drop(g);
     drop(rig);
     let r = rx
@@ -108,6 +112,28 @@ fn pf_unbind(s: &Setup, rig: Rig, file: Option<DataFd>, g: Guest) -> CaseResult 
     ensure(waited, || {
         "the PF unbind did not wait for the VFs' user".into()
     })?;
+    if let Some(mut f) = file {
+        // A saving file reads, a resuming one writes (the other way is
+        // EBADF, before the driver).
+        let mut b = [0u8; 8];
+        let r = match f.0.read(&mut b) {
+            Err(x) if errno_of(&x) == Some(libc::EBADF) => f.0.write(&b),
+            r => r,
+        };
+        let got = match r {
+            Ok(n) => fail!("the data file after the PF unbind: {n} bytes, expected ENODEV"),
+            Err(x) => errno_of(&x),
+        };
+        println!(
+            "# the data file after the PF unbind: {}",
+            got.map_or_else(|| "?".into(), errno_name)
+        );
+        ensure(got == Some(libc::ENODEV), || {
+            "the data file after the PF unbind: expected ENODEV".into()
+        })?;
+        // The last reference to the handle goes now, the PF unbound.
+        drop(f);
+    }
     for vf in [&s.a, &s.b] {
         ensure(driver_of(vf).is_none(), || {
             format!(
@@ -710,17 +736,8 @@ fn pf_reset_in_media_bulk_copy(s: &Setup) -> CaseResult {
         // A media session starts again: the claim and the queue were let go.
         let mut f = arc(&rig.a, State::PreCopy, true)?.ok_or("no fd")?;
         let full = f.precopy_info().map_err(e)?.initial_bytes;
-        let mut got = 0usize;
-        let left = loop {
-            let left = f.precopy_info().map_err(e)?.initial_bytes;
-            if full.saturating_sub(left) >= MEDIA_READ_BEFORE {
-                break left;
-            }
-            match f.0.read(&mut buf) {
-                Ok(n) if n > 0 => got += n,
-                r => fail!("a new media session after the recovery, at {got} bytes: {r:?}"),
-            }
-        };
+        let (got, left) = read_bulk(&mut f, &mut buf, full)
+            .map_err(|x| format!("a new media session after the recovery: {x}"))?;
         drop(f);
         rig.a.reset().map_err(e)?;
         state_is(&rig.a, State::Running)?;
@@ -728,7 +745,30 @@ fn pf_reset_in_media_bulk_copy(s: &Setup) -> CaseResult {
             "# after the recovery a new media session: {got} stream bytes read, {left} of {full} left"
         );
     }
-    // Every device closed: the PF's block device is nobody's.
+    media_case_end(s, media, &mut log)
+}
+
+/// Reads the media stream until `initial_bytes` (`full` at the start) is
+/// down by [`MEDIA_READ_BEFORE`]; returns the bytes read and the
+/// `initial_bytes` left.
+fn read_bulk(f: &mut DataFd, buf: &mut [u8], full: u64) -> Result<(usize, u64), String> {
+    let mut got = 0usize;
+    loop {
+        let left = f.precopy_info().map_err(e)?.initial_bytes;
+        if full.saturating_sub(left) >= MEDIA_READ_BEFORE {
+            return Ok((got, left));
+        }
+        match f.0.read(buf) {
+            Ok(n) if n > 0 => got += n,
+            r => fail!("read {got} bytes into the bulk copy: {r:?}"),
+        }
+    }
+}
+
+/// The end of a media case, every device closed: the PF's block device is
+/// nobody's, the option goes off, and the kernel log since the case began
+/// holds no warning.
+fn media_case_end(s: &Setup, media: MediaOn, log: &mut KmsgTail) -> CaseResult {
     let dev = pf_blockdev(s, 1)?;
     let excl = std::fs::OpenOptions::new()
         .read(true)
@@ -749,6 +789,54 @@ fn pf_reset_in_media_bulk_copy(s: &Setup) -> CaseResult {
     })
 }
 
+/// A PF unbind during a media migration's bulk copy, the data file kept
+/// open past it: the session holds the namespace's claim on the PF and
+/// the dirty-LBA queue, and with them the VF's migration handle, after the
+/// VF driver's `remove()` and the PF's (`pf_unbind`: ENODEV, then closed
+/// with the PF unbound). Then everything is bound again, the PF's block
+/// device is nobody's, and a new media session on A starts.
+fn pf_unbind_in_media_bulk_copy(s: &Setup) -> CaseResult {
+    let mut log = KmsgTail::open().map_err(|x| format!("/dev/kmsg: {x}"))?;
+    let media = MediaOn::on(&s.a)?;
+    let rig = Rig::open(s)?;
+    rig.a.reset().map_err(e)?;
+    rig.b.reset().map_err(e)?;
+    let mut g = Guest::start(&rig.a, Rc::clone(&rig.arena), 1, 16).map_err(e)?;
+    g.write_range(0, 900, 4).map_err(e)?;
+    let mut f = arc(&rig.a, State::PreCopy, true)?.ok_or("no fd")?;
+    let full = f.precopy_info().map_err(e)?.initial_bytes;
+    ensure(full > MEDIA_READ_BEFORE * 2, || {
+        format!("initial_bytes {full}: no bulk copy to interrupt (is media migration on?)")
+    })?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (before, left) = read_bulk(&mut f, &mut buf, full)?;
+    ensure(left > 0, || {
+        "the bulk copy ended before the PF unbind".into()
+    })?;
+    println!(
+        "# {before} stream bytes read, {left} of the bulk copy's {full} bytes left: PF unbind, the data file kept open"
+    );
+    pf_unbind(s, rig, Some(f), g)?;
+    // The option is the bound driver's: on again for the new binding.
+    drop(media);
+    let media = MediaOn::on(&s.a)?;
+    {
+        let rig = Rig::open(s)?;
+        rig.a.reset().map_err(e)?;
+        let mut f = arc(&rig.a, State::PreCopy, true)?.ok_or("no fd")?;
+        let again = f.precopy_info().map_err(e)?.initial_bytes;
+        let n = f.0.read(&mut buf).map_err(e)?;
+        println!("# a new media session: initial_bytes {again}, first read {n} bytes");
+        ensure(again == full && n > 0, || {
+            format!("a new media session: initial_bytes {again} (was {full}), read {n}")
+        })?;
+        drop(f);
+        rig.a.reset().map_err(e)?;
+        rig.recovered(&rig.a, 930)?;
+    }
+    media_case_end(s, media, &mut log)
+}
+
 /// Runs the suite; returns the number of failed cases.
 pub fn run(s: &Setup) -> usize {
     let faults = [
@@ -758,7 +846,7 @@ pub fn run(s: &Setup) -> usize {
     ];
     let mut k = Ktap::begin(
         "fault_matrix",
-        faults.len() * PLACES.len() + 5,
+        faults.len() * PLACES.len() + 6,
         s.filter.clone(),
     );
     for (fault, fname) in faults {
@@ -772,6 +860,9 @@ pub fn run(s: &Setup) -> usize {
     k.case("half_stream_then_reuse", || half_stream_then_reuse(s));
     k.case("pf_reset_in_media_bulk_copy", || {
         pf_reset_in_media_bulk_copy(s)
+    });
+    k.case("pf_unbind_in_media_bulk_copy", || {
+        pf_unbind_in_media_bulk_copy(s)
     });
     k.failed()
 }
