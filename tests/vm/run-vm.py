@@ -138,11 +138,14 @@ def main():
     ap.add_argument("--memory", default="2G")
     ap.add_argument("--smp", type=int, default=int(os.environ.get("NVME_VFIO_SMP", "1")))
     ap.add_argument("--tcg-thread", choices=("single", "multi"),
-                    default=os.environ.get("NVME_VFIO_TCG_THREAD", "multi"))
+                    default=os.environ.get("NVME_VFIO_TCG_THREAD"),
+                    help="TCG threads: default multi for one vCPU, single (round-robin) for more")
     ap.add_argument("--append", default=os.environ.get("NVME_VFIO_APPEND", ""))
     ap.add_argument("--qemu", default=os.environ.get("NVME_VFIO_QEMU", "qemu-system-x86_64"))
     ap.add_argument("cmd", nargs="*")
     a = ap.parse_args()
+    if a.tcg_thread is None:
+        a.tcg_thread = "single" if a.smp > 1 else "multi"
 
     kdir = os.path.abspath(a.kernel_dir)
     bzimage = os.path.join(kdir, "arch/x86/boot/bzImage")
