@@ -17,10 +17,23 @@ media_setup() {
 	[ "$(cat "/sys/bus/pci/devices/$PF_A/sriov_numvfs")" -ge 2 ] || sriov_setup 4 a || return 1
 	[ "$(cat "/sys/bus/pci/devices/$PF_B/sriov_numvfs")" -ge 2 ] || sriov_setup 4 b || return 1
 	DEV_A=$(pci_nvme_dev "$PF_A") && DEV_B=$(pci_nvme_dev "$PF_B") || return 1
+	media_online "$PF_A" "$DEV_A" && media_online "$PF_B" "$DEV_B" || return 1
 	PCID_A=$(pf_cntlid "$DEV_A") && PCID_B=$(pf_cntlid "$DEV_B") || return 1
 	modprobe nvme_vfio_pci || fail "modprobe nvme_vfio_pci failed" || return
 	media_bind || return 1
 	only_private
+}
+
+# media_online PF PF_DEV: VF0 and VF1 of PF unbound and their secondary
+# controllers online with resources, whatever an earlier suite left (a PF
+# controller reset takes them offline: their CAP reads 0 and a driver
+# probing them finds no migration).
+media_online() {
+	local pf=$1 dev=$2 i vf scid
+	for i in 0 1; do
+		vf=$(vf_bdf "$pf" "$i") && bind_driver "$vf" "" || return 1
+		scid=$(vf_scid "$dev" $((i + 1))) && online_vf "$dev" "$scid" || return 1
+	done
 }
 
 # media_bind: VF0 and VF1 of both hosts bound to nvme_vfio_pci (the
