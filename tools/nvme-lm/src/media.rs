@@ -254,13 +254,10 @@ impl Load {
             done += 1;
         }
         g.ring_all().map_err(e)?;
-        if in_flight {
-            self.in_flight = ranges_of_burst;
-            self.in_flight_mark = Some(mark);
-        } else {
-            g.drain(20_000)
-                .map_err(|x| format!("the load on the source: {x}"))?;
-            g.arena.rewind(mark).map_err(e)?;
+        self.in_flight = ranges_of_burst;
+        self.in_flight_mark = Some(mark);
+        if !in_flight {
+            self.settle(g)?;
         }
         Ok(done)
     }

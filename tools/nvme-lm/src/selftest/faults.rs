@@ -619,12 +619,7 @@ fn pf_reset_in_media_bulk_copy(s: &Setup) -> CaseResult {
     let media = MediaOn::on(&s.a)?;
     let mut log = KmsgTail::open().map_err(|x| format!("/dev/kmsg: {x}"))?;
     {
-        let rig = Rig::open(s)?;
-        rig.a.reset().map_err(e)?;
-        rig.b.reset().map_err(e)?;
-        let mut g = Guest::start(&rig.a, Rc::clone(&rig.arena), 1, 16).map_err(e)?;
-        g.write_range(0, 900, 4).map_err(e)?;
-        let mut f = arc(&rig.a, State::PreCopy, true)?.ok_or("no fd")?;
+        let (rig, mut g, mut f) = media_pre_copy(s)?;
         let info = f.precopy_info().map_err(|x| format!("PRECOPY_INFO: {x}"))?;
         println!(
             "# media PRE_COPY: initial_bytes {}, dirty_bytes {}",
@@ -748,6 +743,18 @@ fn pf_reset_in_media_bulk_copy(s: &Setup) -> CaseResult {
     media_case_end(s, media, &mut log)
 }
 
+/// A (opted in) and B reset, a guest on A that wrote some blocks, and A in
+/// PRE_COPY: its media session started (claim and dirty-LBA queue).
+fn media_pre_copy(s: &Setup) -> Result<(Rig, Guest, DataFd), String> {
+    let rig = Rig::open(s)?;
+    rig.a.reset().map_err(e)?;
+    rig.b.reset().map_err(e)?;
+    let mut g = Guest::start(&rig.a, Rc::clone(&rig.arena), 1, 16).map_err(e)?;
+    g.write_range(0, 900, 4).map_err(e)?;
+    let f = arc(&rig.a, State::PreCopy, true)?.ok_or("no fd")?;
+    Ok((rig, g, f))
+}
+
 /// Reads the media stream until `initial_bytes` (`full` at the start) is
 /// down by [`MEDIA_READ_BEFORE`]; returns the bytes read and the
 /// `initial_bytes` left.
@@ -798,12 +805,7 @@ fn media_case_end(s: &Setup, media: MediaOn, log: &mut KmsgTail) -> CaseResult {
 fn pf_unbind_in_media_bulk_copy(s: &Setup) -> CaseResult {
     let mut log = KmsgTail::open().map_err(|x| format!("/dev/kmsg: {x}"))?;
     let media = MediaOn::on(&s.a)?;
-    let rig = Rig::open(s)?;
-    rig.a.reset().map_err(e)?;
-    rig.b.reset().map_err(e)?;
-    let mut g = Guest::start(&rig.a, Rc::clone(&rig.arena), 1, 16).map_err(e)?;
-    g.write_range(0, 900, 4).map_err(e)?;
-    let mut f = arc(&rig.a, State::PreCopy, true)?.ok_or("no fd")?;
+    let (rig, g, mut f) = media_pre_copy(s)?;
     let full = f.precopy_info().map_err(e)?.initial_bytes;
     ensure(full > MEDIA_READ_BEFORE * 2, || {
         format!("initial_bytes {full}: no bulk copy to interrupt (is media migration on?)")
