@@ -30,6 +30,7 @@ SUITES=(
 	# The longest (media copies of 256 MiB namespaces under load): late,
 	# so that a slow run costs only itself at the VM's timeout.
 	"media_migration bash tests/vm/media.sh"
+	"media_resume_fuzz bash tests/vm/media-fuzz.sh"
 	# Last: it takes the PF away from the nvme driver.
 	"cdq bash tests/vm/cdq.sh"
 )

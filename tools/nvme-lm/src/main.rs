@@ -240,9 +240,10 @@ enum Cmd {
     /// load), and the destination, reset after every input and never run,
     /// must stay usable. Both VFs bound to nvme-vfio-pci.
     FuzzResume {
-        /// Source VF: its VFIO cdev (saved to get real streams).
-        #[arg(long)]
-        vf_a: PathBuf,
+        /// Source VF: its VFIO cdev (saved to get real streams; not used
+        /// with --replay or --media-stream).
+        #[arg(long, required_unless_present_any = ["replay", "media_stream"])]
+        vf_a: Option<PathBuf>,
         /// Destination VF: its VFIO cdev (resumed with each input).
         #[arg(long)]
         vf_b: PathBuf,
@@ -275,6 +276,11 @@ enum Cmd {
         /// Feed these files as they are instead (the source is not used).
         #[arg(long)]
         replay: Vec<PathBuf>,
+        /// Mutate this media stream (saved by media-migrate --save),
+        /// thinned out, instead of the source's streams: the destination
+        /// has media migration on (repeatable).
+        #[arg(long)]
+        media_stream: Vec<PathBuf>,
         /// Also fail when the device refuses a stream the driver let
         /// through that differs only in fields the driver checks.
         #[arg(long)]
@@ -719,13 +725,14 @@ fn main() -> ExitCode {
             dump,
             kmsg,
             replay,
+            media_stream,
             strict_gaps,
             by_field,
             known_gap,
         } => seed_of(seed.as_deref()).and_then(|seed| {
             println!("fuzz-resume: seed {seed:#x}");
             let o = nvme_lm::fuzz::Options {
-                a: vf_a.clone(),
+                a: vf_a.clone().unwrap_or_default(),
                 b: vf_b.clone(),
                 seed,
                 inputs: *inputs,
@@ -736,6 +743,7 @@ fn main() -> ExitCode {
                 dump: dump.clone(),
                 kmsg: *kmsg,
                 replay: replay.clone(),
+                media_streams: media_stream.clone(),
                 strict_gaps: *strict_gaps,
                 by_field: *by_field,
                 known_gaps: known_gap.clone(),

@@ -396,6 +396,62 @@ pub fn mutate(good: &[u8], how: &str) -> Result<(Vec<u8>, usize), String> {
     Ok((out, di))
 }
 
+/// A smaller stream with the same shape as `good` (a whole v3 stream):
+/// its first `data_records` DATA records, each cut to its first
+/// `max_blocks` blocks, its first `zero_records` ZERO records, and every
+/// other record as it was; the end CRC recomputed. The fuzzer's material:
+/// each of its inputs is written to a destination's namespace, so fewer
+/// bytes make more inputs a second, and a real stream thinned out is still
+/// one the destination must load.
+pub fn trim(
+    good: &[u8],
+    data_records: usize,
+    max_blocks: u32,
+    zero_records: usize,
+) -> Result<Vec<u8>, String> {
+    let recs = walk(good, false)?;
+    let lbads = |nsid: u32| -> Result<u8, String> {
+        recs.iter()
+            .filter(|r| r.tag == tag::NS_DESC)
+            .map(|r| NsDesc::parse(payload(good, r)?).map_err(why))
+            .find(|d| d.as_ref().map_or(true, |d| d.nsid == nsid))
+            .ok_or(format!("DATA of NSID {nsid}, which has no NS_DESC"))?
+            .map(|d| d.lbads)
+    };
+    let mut out = good[..HEADER_LEN].to_vec();
+    let (mut data, mut zero) = (0, 0);
+    for r in &recs {
+        let raw = &good[r.off..r.end()];
+        match r.tag {
+            tag::DATA => {
+                data += 1;
+                if data > data_records {
+                    continue;
+                }
+                let (h, d) = DataHeader::parse(payload(good, r)?).map_err(why)?;
+                let nlb = h.nlb.min(max_blocks.max(1));
+                let len =
+                    usize::try_from(u64::from(nlb) << lbads(h.nsid)?).map_err(|x| x.to_string())?;
+                let d = d.get(..len).ok_or("DATA shorter than its NLB")?;
+                let mut rec =
+                    vec![0; RECORD_HEADER_LEN + pad8(DATA_HEADER_LEN + len).map_err(why)?];
+                let h = DataHeader { nlb, ..h };
+                crate::codec::media::write_data(&mut rec, 0, &h, d).map_err(why)?;
+                out.extend_from_slice(&rec);
+            }
+            tag::ZERO => {
+                zero += 1;
+                if zero <= zero_records {
+                    out.extend_from_slice(raw);
+                }
+            }
+            _ => out.extend_from_slice(raw),
+        }
+    }
+    fix_end(&mut out)?;
+    Ok(out)
+}
+
 /// Rewrites the end record of `buf` with [`end_crc`] (after a change
 /// before it).
 pub fn fix_end(buf: &mut [u8]) -> Result<(), String> {
@@ -419,10 +475,6 @@ mod tests {
         write_zero,
         Checker, //
     };
-    use crate::codec::namespaces::{
-        Namespace,
-        Namespaces, //
-    };
     use crate::codec::stream::{
         stream_crc,
         write_end,
@@ -433,18 +485,7 @@ mod tests {
     /// The source (and destination) of [`sample`]: the fuzzer's, with
     /// media migration and one namespace, NSID 2, 64 blocks of 512 bytes.
     fn compat() -> Compat {
-        let c = crate::fuzz::tests::compat();
-        let ns = Namespace {
-            nsid: 2,
-            lbads: 9,
-            nsze: 64,
-            ..c.namespaces.as_slice()[0]
-        };
-        Compat {
-            media: true,
-            namespaces: Namespaces::new(&[ns]).unwrap(),
-            ..c
-        }
+        crate::fuzz::tests::media_compat_of(64)
     }
 
     /// A small v3 stream written by the codec: the namespace of
@@ -542,6 +583,28 @@ mod tests {
         // Any other byte changes it.
         b[d.payload()] ^= 1;
         assert_ne!(end_crc(&b, &r, end.off), end_crc(&good, &recs, end.off));
+    }
+
+    #[test]
+    fn trimmed_stream_is_valid_and_smaller() {
+        let (good, _) = sample();
+        // Unchanged when nothing is over the limits.
+        assert_eq!(trim(&good, 1, 2, 1).unwrap(), good);
+        let t = trim(&good, 1, 1, 0).unwrap();
+        let s = summarize(&t).unwrap();
+        assert!(s.end_crc_ok);
+        assert_eq!((s.data_records, s.data_blocks, s.zero_records), (1, 1, 0));
+        assert!(Stream::parse(&t).is_ok());
+        assert_eq!(refused_at(&t), None);
+        // The kept block is the first of the original record's.
+        let recs = walk(&t, false).unwrap();
+        let d = recs.iter().find(|r| r.tag == tag::DATA).unwrap();
+        let (h, data) = DataHeader::parse(payload(&t, d).unwrap()).unwrap();
+        assert_eq!((h.slba, h.nlb, data), (4, 1, &[0xab; 512][..]));
+        // No DATA at all is a valid stream too.
+        let t = trim(&good, 0, 1, 1).unwrap();
+        assert_eq!(summarize(&t).unwrap().data_records, 0);
+        assert_eq!(refused_at(&t), None);
     }
 
     #[test]

@@ -17,6 +17,13 @@
 //! could point its queues anywhere. After each reset it must read RUNNING
 //! and take the next RESUMING; every few hundred inputs, and at the end, it
 //! must do real I/O. A watchdog ends the run on an input that hangs.
+//!
+//! With media migration on at the destination (`--media-stream`), the
+//! material is real media streams (namespace records and data, captured
+//! by `nvme-lm media-migrate --save`), thinned out ([`media_stream::trim`])
+//! so that each input writes little to the destination's namespace; the
+//! driver then takes the stream record by record, writing the namespace
+//! through the PF as it goes ([`oracle::Sink`]).
 
 pub mod kmsg;
 pub mod mutate;
@@ -95,6 +102,10 @@ pub struct Options {
     pub kmsg: bool,
     /// Feed these files instead of mutations (the source is not used).
     pub replay: Vec<PathBuf>,
+    /// Media streams (saved by `media-migrate --save`) as the material
+    /// instead of the source's streams (the source is not used); the
+    /// destination must have media migration on.
+    pub media_streams: Vec<PathBuf>,
     /// Fail on a stream the driver let through whose only changes are in
     /// fields it checks itself and that the device then refused.
     pub strict_gaps: bool,
@@ -351,6 +362,16 @@ fn judge(
             },
         ) if c == chunk && *errno == refusal.errno => {
             let Some(after) = after else { return Ok(()) };
+            if t.compat.media {
+                // A media session takes nothing more after a refusal.
+                return match after {
+                    Err(a) if *a == libc::EINVAL => Ok(()),
+                    a => Err(format!(
+                        "after write {c} was refused ({}), RESUMING -> STOP gave {a:?}, expected EINVAL (a refused media session is over)",
+                        refusal.why
+                    )),
+                };
+            }
             // The session keeps what came before the refused write.
             match (oracle::check_load(t, &input.bytes[..*kept]), after) {
                 (Err(x), Err(a)) if oracle::errno(&x) == *a => Ok(()),
@@ -410,10 +431,10 @@ fn describe_got(got: &Got) -> String {
 
 /// Enables `d`, writes and reads back a few blocks, and resets it (the
 /// arena's chunks are handed back).
-fn io_check(d: &Device, arena: &Rc<Arena>, lba: u64) -> Result<(), String> {
+fn io_check(d: &Device, arena: &Rc<Arena>, nsid: u32, lba: u64) -> Result<(), String> {
     let mark = arena.used();
     let r = (|| {
-        let mut g = Guest::start(d, Rc::clone(arena), 1, 16).map_err(e)?;
+        let mut g = Guest::start_ns(d, Rc::clone(arena), 1, 16, 16, nsid).map_err(e)?;
         g.write_range(0, lba, 4).map_err(e)?;
         g.flush(0).map_err(e)?;
         g.verify_all().map_err(e)?;
@@ -515,6 +536,25 @@ fn take_streams(a: &Device, arena: &Rc<Arena>) -> Result<Vec<Base>, String> {
     // 4: never enabled (registers only).
     out.push(Base::new("never_enabled", save(a)?)?);
     a.reset().map_err(e)?;
+    Ok(out)
+}
+
+/// The material of a media run: each stream in `files` thinned out two
+/// ways ([`media_stream::trim`]): a few DATA records of a few blocks and
+/// a few ZERO ranges, and one DATA record of one block alone.
+fn media_bases(files: &[PathBuf]) -> Result<Vec<Base>, String> {
+    let mut out = Vec::new();
+    for f in files {
+        let s = std::fs::read(f).map_err(|x| format!("{}: {x}", f.display()))?;
+        let name = f
+            .file_stem()
+            .map_or("media".into(), |n| n.to_string_lossy().into_owned());
+        for (what, data, blocks, zero) in [("few", 4, 8, 4), ("one_block", 1, 1, 0)] {
+            let t = crate::media_stream::trim(&s, data, blocks, zero)
+                .map_err(|x| format!("{}: {x}", f.display()))?;
+            out.push(Base::new(&format!("{name}_{what}"), t)?);
+        }
+    }
     Ok(out)
 }
 
@@ -658,17 +698,38 @@ pub fn run(o: &Options) -> Result<bool, String> {
         }
     );
 
+    let media_run = !o.media_streams.is_empty();
+    if o.replay.is_empty() && t.compat.media != media_run {
+        return Err(format!(
+            "the destination has media migration {}: {}",
+            if t.compat.media { "on" } else { "off" },
+            if t.compat.media {
+                "fuzz it with --media-stream"
+            } else {
+                "--media-stream needs it on"
+            }
+        ));
+    }
+    // I/O checks on the destination's first namespace (a media
+    // destination's is its private one).
+    let nsid = t.compat.namespaces.as_slice().first().map_or(1, |n| n.nsid);
+
     let mut usable: Result<(), String> = Ok(());
     let mut real: Result<(), String> = Ok(());
     let mut tally = Tally::default();
     let mut bases = Vec::new();
 
     if o.replay.is_empty() {
-        let a = Device::open(&o.a, &iommufd).map_err(e)?;
-        watch.begin("taking the source's streams".into(), &[], setup_limit);
-        bases = take_streams(&a, &arena).map_err(|x| format!("source {}: {x}", o.a.display()))?;
-        watch.end();
-        drop(a);
+        if o.media_streams.is_empty() {
+            let a = Device::open(&o.a, &iommufd).map_err(e)?;
+            watch.begin("taking the source's streams".into(), &[], setup_limit);
+            bases =
+                take_streams(&a, &arena).map_err(|x| format!("source {}: {x}", o.a.display()))?;
+            watch.end();
+            drop(a);
+        } else {
+            bases = media_bases(&o.media_streams)?;
+        }
         if let Some(dir) = &o.dump {
             // The material, for replays and reproducers.
             for s in &bases {
@@ -722,7 +783,7 @@ pub fn run(o: &Options) -> Result<bool, String> {
     }
 
     watch.begin("I/O check before the inputs".into(), &[], setup_limit);
-    if let Err(x) = io_check(&b, &arena, 1000) {
+    if let Err(x) = io_check(&b, &arena, nsid, 1000) {
         usable = Err(format!("before any input, I/O failed: {x}"));
     }
     watch.end();
@@ -858,7 +919,7 @@ pub fn run(o: &Options) -> Result<bool, String> {
                 fed_since_io = 0;
                 watch.begin(format!("I/O check after input {i}"), &[], setup_limit);
                 let t_io = Instant::now();
-                let r = io_check(&b, &arena, 1000 + (i % 1000) * 8);
+                let r = io_check(&b, &arena, nsid, 1000 + (i % 1000) * 8);
                 watch.end();
                 tally.io_time += t_io.elapsed();
                 tally.io_checks += 1;
@@ -892,7 +953,7 @@ pub fn run(o: &Options) -> Result<bool, String> {
             .set_mig_state(State::Resuming)
             .map_err(|x| format!("RESUMING after the last input: {x}"))
             .and_then(|_| b.reset().map_err(e))
-            .and_then(|()| io_check(&b, &arena, 900));
+            .and_then(|()| io_check(&b, &arena, nsid, 900));
         watch.end();
         tally.io_checks += 1;
         if let Err(x) = r {

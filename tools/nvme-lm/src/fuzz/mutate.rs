@@ -8,6 +8,12 @@
 //! state. Deterministic: one seed gives the same inputs from the same
 //! streams.
 
+use crate::codec::media::{
+    write_data,
+    DataHeader,
+    DATA_HEADER_LEN,
+    MAX_DATA_LEN, //
+};
 use crate::codec::state::{
     HEADER_LEN as STATE_HEADER_LEN,
     QUEUE_ENTRY_LEN,
@@ -122,6 +128,12 @@ pub enum Region {
     End,
     /// Record padding.
     Padding,
+    /// A namespace descriptor's payload (NS_DESC).
+    NsDesc,
+    /// A DATA record's data header or a ZERO record's payload.
+    MediaHeader,
+    /// A DATA record's data (covered by its own CRC, not the stream's).
+    MediaData,
 }
 
 impl Region {
@@ -136,6 +148,9 @@ impl Region {
             Region::Vendor => "vendor-state",
             Region::End => "end",
             Region::Padding => "padding",
+            Region::NsDesc => "ns-desc",
+            Region::MediaHeader => "media-header",
+            Region::MediaData => "media-data",
         }
     }
 
@@ -185,6 +200,8 @@ pub struct Layout {
     pub state: (usize, usize),
     /// Offset of the checksum.
     pub crc_off: usize,
+    /// A media stream (version 3: namespaces' data in it).
+    pub media: bool,
 }
 
 fn le(b: &[u8], off: usize, width: usize) -> u64 {
@@ -245,7 +262,9 @@ impl Layout {
             boundaries: vec![0, 8, 10, 12, HEADER_LEN, PREFIX_LEN, s.len()],
             state: (0, 0),
             crc_off: 0,
+            media: le(s, 8, 2) == u64::from(stream::VERSION),
         };
+        let mut count = [0usize; 3];
         let mut f = |l: &mut Layout, off: usize, width: usize, name: String| {
             l.fields.push(Field { off, width, name });
         };
@@ -258,10 +277,13 @@ impl Layout {
             let size = le(s, off, 8) as usize;
             let t = le(s, off + 12, 4) as u32;
             let name = match t {
-                tag::COMPAT => "compat",
-                tag::CTRL_STATE => "state",
-                tag::END => "end",
-                _ => "record",
+                tag::COMPAT => "compat".to_string(),
+                tag::CTRL_STATE => "state".into(),
+                tag::END => "end".into(),
+                tag::NS_DESC => format!("ns_desc[{}]", count[0]),
+                tag::DATA => format!("data[{}]", count[1]),
+                tag::ZERO => format!("zero[{}]", count[2]),
+                _ => "record".into(),
             };
             f(&mut l, off, 8, format!("{name}.rec.size"));
             f(&mut l, off + 8, 4, format!("{name}.rec.flags"));
@@ -321,6 +343,60 @@ impl Layout {
                     l.regions.push((p, p + size, Region::End));
                     l.crc_off = p;
                     f(&mut l, p, 4, "end.crc32c".into());
+                }
+                tag::NS_DESC | tag::DATA | tag::ZERO => {
+                    let (k, fields): (usize, &[(usize, usize, &str)]) = match t {
+                        tag::NS_DESC => (
+                            0,
+                            &[
+                                (0, 4, "nsid"),
+                                (4, 1, "lbads"),
+                                (5, 1, "rsvd5"),
+                                (6, 2, "rsvd6"),
+                                (8, 8, "nsze"),
+                            ],
+                        ),
+                        tag::DATA => (
+                            1,
+                            &[
+                                (0, 4, "nsid"),
+                                (4, 4, "nlb"),
+                                (8, 8, "slba"),
+                                (16, 4, "crc"),
+                                (20, 4, "rsvd20"),
+                            ],
+                        ),
+                        _ => (
+                            2,
+                            &[
+                                (0, 4, "nsid"),
+                                (4, 4, "rsvd4"),
+                                (8, 8, "slba"),
+                                (16, 8, "nlb"),
+                            ],
+                        ),
+                    };
+                    count[k] += 1;
+                    let head = if t == tag::DATA {
+                        DATA_HEADER_LEN.min(size)
+                    } else {
+                        size
+                    };
+                    let region = if t == tag::NS_DESC {
+                        Region::NsDesc
+                    } else {
+                        Region::MediaHeader
+                    };
+                    l.regions.push((p, p + head, region));
+                    if head < size {
+                        l.regions.push((p + head, p + size, Region::MediaData));
+                    }
+                    l.boundaries.push(p + head);
+                    for &(o, w, n) in fields {
+                        if o + w <= head {
+                            f(&mut l, p + o, w, format!("{name}.{n}"));
+                        }
+                    }
                 }
                 _ => l.regions.push((p, p + size, Region::Vendor)),
             }
@@ -498,6 +574,10 @@ pub enum Kind {
     QueueEdit,
     /// Lengths around the largest stream the driver takes.
     TooLong,
+    /// A media record (NS_DESC, DATA, ZERO) changed consistently: ranges
+    /// at and past the namespace's capacity, lengths at the limits, a
+    /// DATA record moved, grown or repeated with its own CRC right.
+    MediaEdit,
     /// A replayed file.
     Replay,
 }
@@ -524,11 +604,27 @@ impl Kind {
         (Kind::TooLong, 3),
     ];
 
-    /// A random kind, by weight.
-    pub fn random(r: &mut Rng) -> Kind {
-        let total: u32 = Self::WEIGHTS.iter().map(|w| w.1).sum();
+    /// Media streams: every kind, and consistent media edits.
+    pub const MEDIA_WEIGHTS: [(Kind, u32); 18] = {
+        let mut w = [(Kind::MediaEdit, 200); 18];
+        let mut i = 0;
+        while i < Self::WEIGHTS.len() {
+            w[i] = Self::WEIGHTS[i];
+            i += 1;
+        }
+        w
+    };
+
+    /// A random kind, by weight (`media`: for a media stream).
+    pub fn random(r: &mut Rng, media: bool) -> Kind {
+        let weights: &[(Kind, u32)] = if media {
+            &Self::MEDIA_WEIGHTS
+        } else {
+            &Self::WEIGHTS
+        };
+        let total: u32 = weights.iter().map(|w| w.1).sum();
         let mut x = r.below(total as usize) as u32;
-        for (k, w) in Self::WEIGHTS {
+        for &(k, w) in weights {
             if x < w {
                 return k;
             }
@@ -557,6 +653,7 @@ impl Kind {
             Kind::StateResize => "state_resize",
             Kind::QueueEdit => "queue_edit",
             Kind::TooLong => "too_long",
+            Kind::MediaEdit => "media_edit",
             Kind::Replay => "replay",
         }
     }
@@ -688,9 +785,11 @@ fn record(tag: u32, flags: u32, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-/// A stream with `base`'s compatibility record and `state`.
+/// A stream with `base`'s records up to its controller state (the
+/// compatibility record; a media stream's namespace records too) and
+/// `state`.
 fn with_state(base: &Base, state: &[u8]) -> Vec<u8> {
-    let mut v = base.bytes[..PREFIX_LEN].to_vec();
+    let mut v = base.bytes[..base.layout.state.0 - RECORD_HEADER_LEN].to_vec();
     v.extend(record(tag::CTRL_STATE, 0, state));
     let crc = end_crc(&v);
     v.extend(record(tag::END, 0, &crc.to_le_bytes()));
@@ -750,7 +849,7 @@ pub fn make(seed: u64, index: u64, bases: &[Base], fix_percent: u32) -> Input {
     let mut tries = 0;
     loop {
         tries += 1;
-        let kind = Kind::random(&mut r);
+        let kind = Kind::random(&mut r, base.layout.media);
         let mut what = String::new();
         let mut b = mutate(&mut r, kind, bi, bases, &mut what);
         let crc_fixed = r.chance(fix_percent);
@@ -811,8 +910,11 @@ fn mutate(r: &mut Rng, kind: Kind, bi: usize, bases: &[Base], what: &mut String)
                 Region::QueueState,
                 Region::Vendor,
                 Region::Padding,
+                Region::NsDesc,
+                Region::MediaHeader,
+                Region::MediaData,
             ];
-            let reg = *r.pick(&regions);
+            let reg = *r.pick(&regions[..if l.media { 10 } else { 7 }]);
             let ranges = l.ranges(reg);
             if ranges.is_empty() {
                 let _ = write!(what, "no {} region", reg.name());
@@ -987,6 +1089,9 @@ fn mutate(r: &mut Rng, kind: Kind, bi: usize, bases: &[Base], what: &mut String)
         Kind::QueueEdit => {
             b = queue_edit(r, base, what);
         }
+        Kind::MediaEdit => {
+            b = media_edit(r, base, what);
+        }
         Kind::TooLong => {
             let max = stream::stream_len(MAX_STATE_LEN).unwrap_or(usize::MAX);
             let target = match r.below(4) {
@@ -1005,6 +1110,154 @@ fn mutate(r: &mut Rng, kind: Kind, bi: usize, bases: &[Base], what: &mut String)
             }
             b.resize(target, 0);
             let _ = write!(what, "{target} bytes (largest taken: {max})");
+        }
+    }
+    b
+}
+
+/// `base` (a media stream) with one media record changed consistently:
+/// a DATA record rewritten (moved to the capacity's edge or past it, grown
+/// to the 1 MiB limit or past it, of no block, of another namespace, or
+/// repeated elsewhere) with its data CRC and size right; a ZERO range or a
+/// namespace descriptor set to values around the namespace's capacity.
+fn media_edit(r: &mut Rng, base: &Base, what: &mut String) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let l = &base.layout;
+    let mut b = base.bytes.clone();
+    let media: Vec<Record> = l
+        .records
+        .iter()
+        .filter(|x| matches!(x.tag, tag::NS_DESC | tag::DATA | tag::ZERO))
+        .copied()
+        .collect();
+    if media.is_empty() {
+        let _ = write!(what, "no media record");
+        return b;
+    }
+    let rec = *r.pick(&media);
+    let p = rec.off + RECORD_HEADER_LEN;
+    // The first namespace described: its capacity and block size.
+    let (nsid, lbads, nsze) = l
+        .records
+        .iter()
+        .find(|x| x.tag == tag::NS_DESC)
+        .map(|x| {
+            let q = x.off + RECORD_HEADER_LEN;
+            (
+                le(&b, q, 4) as u32,
+                le(&b, q + 4, 1) as u32,
+                le(&b, q + 8, 8),
+            )
+        })
+        .unwrap_or((1, 9, 1 << 20));
+    let lbads = lbads.min(16);
+    let edge = |r: &mut Rng, nlb: u64| -> u64 {
+        match r.below(6) {
+            0 => nsze.saturating_sub(nlb),
+            1 => nsze.saturating_sub(nlb).saturating_add(1),
+            2 => nsze,
+            3 => u64::MAX - r.below(4) as u64,
+            4 => 0,
+            _ => r.u64() % nsze.saturating_add(2),
+        }
+    };
+    match rec.tag {
+        tag::DATA => {
+            let h = DataHeader {
+                nsid: le(&b, p, 4) as u32,
+                nlb: le(&b, p + 4, 4) as u32,
+                slba: le(&b, p + 8, 8),
+                crc: 0,
+            };
+            let data = b
+                [p + DATA_HEADER_LEN..rec.off + RECORD_HEADER_LEN + (le(&b, rec.off, 8) as usize)]
+                .to_vec();
+            let max_nlb = (MAX_DATA_LEN >> lbads) as u32;
+            let (nh, len) = match r.below(6) {
+                0 | 1 => {
+                    let slba = edge(r, u64::from(h.nlb));
+                    let _ = write!(what, "DATA at {} moved to slba {slba:#x}", rec.off);
+                    (DataHeader { slba, ..h }, data.len())
+                }
+                2 => {
+                    let nlb = *r.pick(&[
+                        max_nlb,
+                        max_nlb + 1,
+                        h.nlb.saturating_add(1),
+                        h.nlb.saturating_mul(2),
+                    ]);
+                    let _ = write!(what, "DATA at {} grown to {nlb} blocks", rec.off);
+                    (
+                        DataHeader { nlb, ..h },
+                        ((nlb as usize) << lbads).min(2 * MAX_DATA_LEN),
+                    )
+                }
+                3 => {
+                    let _ = write!(what, "DATA at {} of no block", rec.off);
+                    (DataHeader { nlb: 0, ..h }, 0)
+                }
+                4 => {
+                    let other = *r.pick(&[0, nsid.wrapping_add(1), nsid.wrapping_sub(1), u32::MAX]);
+                    let _ = write!(what, "DATA at {} of NSID {other}", rec.off);
+                    (DataHeader { nsid: other, ..h }, data.len())
+                }
+                _ => {
+                    // A copy elsewhere (overlapping or not): valid if in range.
+                    let slba = edge(r, u64::from(h.nlb));
+                    let mut copy =
+                        vec![0; RECORD_HEADER_LEN + (DATA_HEADER_LEN + data.len()).div_ceil(8) * 8];
+                    let _ = write_data(&mut copy, 0, &DataHeader { slba, ..h }, &data);
+                    let at = rec.off + rec.len;
+                    b.splice(at..at, copy);
+                    let _ = write!(what, "DATA at {} repeated at slba {slba:#x}", rec.off);
+                    return b;
+                }
+            };
+            let bytes: Vec<u8> = data
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(0x5a))
+                .take(len)
+                .collect();
+            let mut new = vec![0; RECORD_HEADER_LEN + pad8(DATA_HEADER_LEN + len)];
+            if write_data(&mut new, 0, &nh, &bytes).is_err() {
+                // The codec's writer refuses what its reader would: a raw
+                // record of that size with the data CRC right.
+                let mut payload = nh.encode().to_vec();
+                payload[16..20].copy_from_slice(&crc32c(&bytes).to_le_bytes());
+                payload.extend_from_slice(&bytes);
+                new = record(tag::DATA, 0, &payload);
+            }
+            b.splice(rec.off..rec.off + rec.len, new);
+        }
+        tag::ZERO => {
+            let nlb = le(&b, p + 16, 8);
+            if r.chance(50) {
+                let slba = edge(r, nlb);
+                put(&mut b, p + 8, 8, slba);
+                let _ = write!(what, "ZERO at {} moved to slba {slba:#x}", rec.off);
+            } else {
+                let n = *r.pick(&[0, 1, nsze, nsze.saturating_add(1), u64::MAX, 1 << 32]);
+                put(&mut b, p + 16, 8, n);
+                let _ = write!(what, "ZERO at {} of {n:#x} blocks", rec.off);
+            }
+        }
+        _ => {
+            if r.chance(50) {
+                let n = *r.pick(&[
+                    0,
+                    1,
+                    nsze.saturating_sub(1),
+                    nsze.saturating_add(1),
+                    u64::MAX,
+                ]);
+                put(&mut b, p + 8, 8, n);
+                let _ = write!(what, "NS_DESC at {} capacity {n:#x}", rec.off);
+            } else {
+                let x = *r.pick(&[0, 12, lbads + 1, 255]);
+                put(&mut b, p + 4, 1, u64::from(x));
+                let _ = write!(what, "NS_DESC at {} lbads {x}", rec.off);
+            }
         }
     }
     b

@@ -12,6 +12,11 @@
 //! The rules are those of `drivers/vfio/pci/nvme/session.rs`
 //! (`check_prefix`, `write`) and `migration.rs` (`load`,
 //! `device_state::check_state`); the checks themselves are the codec's.
+//! A destination with media migration on takes its stream record by
+//! record instead (`media_sink.rs`, [`Sink`] here): each record checked
+//! ([`Checker`]) and applied as it completes, the first refusal ends the
+//! session, and RESUMING -> STOP checks that the stream ended and its
+//! controller state.
 
 use crate::codec::state::{
     ControllerState,
@@ -20,7 +25,11 @@ use crate::codec::state::{
 };
 use crate::codec::stream::{
     self,
+    parse_record,
+    record_need,
+    Checker,
     Compat,
+    Record,
     Stream,
     HEADER_LEN,
     MAX_STATE_LEN,
@@ -124,9 +133,102 @@ pub fn check_prefix(t: &Target, rx: &[u8]) -> Result<(), Error> {
 pub fn check_load(t: &Target, rx: &[u8]) -> Result<(), Error> {
     let s = Stream::parse(rx)?;
     t.compat.accepts(&s.compat)?;
-    let cs = ControllerState::parse(s.state)?;
+    check_state(t, s.state)
+}
+
+/// A controller state against the destination's limits
+/// (`device_state::check_state`).
+fn check_state(t: &Target, state: &[u8]) -> Result<(), Error> {
+    let cs = ControllerState::parse(state)?;
     QueueStateV0::parse(cs.nvme)?.validate(&t.limits)
 }
+
+/// A media destination's session (`SinkIo`): the stream header, then
+/// records framed by their headers, each checked and applied once whole.
+pub struct Sink {
+    checker: Checker,
+    dest: Compat,
+    started: bool,
+    /// The header or record being received.
+    rx: Vec<u8>,
+    state: Option<Vec<u8>>,
+}
+
+impl Sink {
+    /// A session of the destination `dest`.
+    pub fn new(dest: &Compat) -> Self {
+        Self {
+            checker: Checker::new(dest),
+            dest: *dest,
+            started: false,
+            rx: Vec::new(),
+            state: None,
+        }
+    }
+
+    /// One write (`SinkIo::take`).
+    pub fn take(&mut self, mut inp: &[u8]) -> Result<(), Error> {
+        while !inp.is_empty() {
+            let want = if self.started {
+                record_need(&self.rx)?.unwrap_or(RECORD_HEADER_LEN)
+            } else {
+                HEADER_LEN
+            };
+            let n = want.saturating_sub(self.rx.len()).min(inp.len());
+            self.rx.extend_from_slice(&inp[..n]);
+            inp = &inp[n..];
+            if !self.started {
+                if self.rx.len() == HEADER_LEN {
+                    self.checker.header(&self.rx)?;
+                    self.started = true;
+                    self.rx.clear();
+                }
+                continue;
+            }
+            if self.rx.len() >= RECORD_HEADER_LEN && Some(self.rx.len()) == record_need(&self.rx)? {
+                self.apply()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self) -> Result<(), Error> {
+        let rx = std::mem::take(&mut self.rx);
+        let (rec, _) = parse_record(&rx)?;
+        self.checker.check(&rec, &rx)?;
+        // The sink writes a range only to a namespace of this VF.
+        let mine = |nsid: u32| {
+            self.dest
+                .namespaces
+                .as_slice()
+                .iter()
+                .any(|n| n.nsid == nsid)
+        };
+        match rec {
+            Record::Data { header, .. } if !mine(header.nsid) => Err(NOT_MINE),
+            Record::Zero(z) if !mine(z.nsid) => Err(NOT_MINE),
+            Record::CtrlState(st) => {
+                self.state = Some(st.to_vec());
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// RESUMING -> STOP (`SinkIo::finish`): the controller state to load.
+    pub fn finish(&mut self) -> Result<Vec<u8>, Error> {
+        if !self.checker.ended() || !self.rx.is_empty() {
+            return Err(Error::InvalidField("the stream ended early"));
+        }
+        self.state
+            .take()
+            .ok_or(Error::InvalidField("no controller state"))
+    }
+}
+
+/// A media record of a namespace the destination VF does not have (the
+/// driver's `EINVAL`, not logged).
+const NOT_MINE: Error = Error::InvalidField("media record of a namespace this VF does not have");
 
 /// The most bytes a resuming session takes.
 pub fn max_len() -> usize {
@@ -135,6 +237,9 @@ pub fn max_len() -> usize {
 
 /// What must happen to `input` written in `chunks`.
 pub fn expect(t: &Target, input: &[u8], chunks: &[usize]) -> Expect {
+    if t.compat.media {
+        return expect_media(t, input, chunks);
+    }
     let max = max_len();
     let mut held = 0;
     for (i, &n) in chunks.iter().enumerate() {
@@ -158,6 +263,27 @@ pub fn expect(t: &Target, input: &[u8], chunks: &[usize]) -> Expect {
         held += n;
     }
     match check_load(t, &input[..held]) {
+        Ok(()) => Expect::Device,
+        Err(e) => Expect::Load(Refusal::of(e)),
+    }
+}
+
+/// [`expect`] for a destination with media migration on: no length limit,
+/// every record checked when it completes, the first refusal final.
+fn expect_media(t: &Target, input: &[u8], chunks: &[usize]) -> Expect {
+    let mut s = Sink::new(&t.compat);
+    let mut held = 0;
+    for (i, &n) in chunks.iter().enumerate() {
+        if let Err(e) = s.take(&input[held..held + n]) {
+            return Expect::Write {
+                chunk: i,
+                refusal: Refusal::of(e),
+                kept: held,
+            };
+        }
+        held += n;
+    }
+    match s.finish().and_then(|st| check_state(t, &st)) {
         Ok(()) => Expect::Device,
         Err(e) => Expect::Load(Refusal::of(e)),
     }
