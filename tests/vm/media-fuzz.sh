@@ -31,10 +31,13 @@ CASES="real_streams_load inputs_refused_or_loaded destination_usable
 
 # The canaries' checksums, then the material (lib/fuzz.sh), in $D.
 setup() {
+	local t=$SECONDS
 	media_setup || return 1
 	N1=$(ns_sum b 1) && N2=$(ns_sum b 2) || return 1
 	kernel_log_mark
-	media_material "$D"
+	T_SETUP=$((SECONDS - t)) t=$SECONDS
+	media_material "$D" || return 1
+	T_MATERIAL=$((SECONDS - t))
 }
 
 check_canaries() {
@@ -52,7 +55,7 @@ if ! setup >/dev/null 2>"$errf"; then
 	media_teardown >/dev/null 2>&1
 	exit 1
 fi
-echo "# material: $(grep -m1 '^stream' "$D/capture")"
+echo "# test bed and canaries: $T_SETUP s; material: $(grep -m1 '^stream' "$D/capture"), $T_MATERIAL s"
 OUT=$(mktemp)
 t0=$SECONDS
 timeout -k 10 $((INPUTS + 900)) "$NVME_LM" fuzz-resume --vf-b "$CDEV_B1" \
