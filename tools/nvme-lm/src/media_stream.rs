@@ -324,6 +324,22 @@ fn rewrite_data(out: &mut [u8], r: &Rec, h: &DataHeader, data_len: usize) -> Res
     Ok(())
 }
 
+/// A whole DATA record (header, padding) carrying `data` under `h`, its
+/// data CRC right (`h.crc` is ignored), whatever the size: the codec's
+/// record writer, as its DATA writers refuse more than 1 MiB of data.
+pub fn data_record(h: &DataHeader, data: &[u8]) -> Result<Vec<u8>, String> {
+    let h = DataHeader {
+        crc: crc32c(0, data),
+        ..*h
+    };
+    let mut p = Vec::with_capacity(DATA_HEADER_LEN + data.len());
+    p.extend_from_slice(&h.encode());
+    p.extend_from_slice(data);
+    let mut rec = vec![0; RECORD_HEADER_LEN + pad8(p.len()).map_err(why)?];
+    write_record(&mut rec, 0, tag::DATA, 0, &p).map_err(why)?;
+    Ok(rec)
+}
+
 /// A bad stream made from `good` by `how` (one of [`MUTATIONS`]), and the
 /// index of the record the destination must refuse (the one changed or
 /// added; for `truncated`, the record the stream ends in).
@@ -364,18 +380,8 @@ pub fn mutate(good: &[u8], how: &str) -> Result<(Vec<u8>, usize), String> {
             let nlb = u32::try_from((MAX_DATA_LEN >> desc.lbads) + 1).map_err(|x| x.to_string())?;
             let len = usize::try_from(u64::from(nlb) << desc.lbads).map_err(|x| x.to_string())?;
             let bytes: Vec<u8> = data.iter().copied().cycle().take(len).collect();
-            let h = DataHeader {
-                nsid: d.nsid,
-                slba: 0,
-                nlb,
-                crc: crc32c(0, &bytes),
-            };
-            let mut p = Vec::with_capacity(DATA_HEADER_LEN + len);
-            p.extend_from_slice(&h.encode());
-            p.extend_from_slice(&bytes);
-            let mut rec = vec![0; RECORD_HEADER_LEN + pad8(p.len()).map_err(why)?];
-            write_record(&mut rec, 0, tag::DATA, 0, &p).map_err(why)?;
-            out.splice(dr.off..dr.end(), rec);
+            let h = DataHeader { slba: 0, nlb, ..d };
+            out.splice(dr.off..dr.end(), data_record(&h, &bytes)?);
         }
         "truncated" => {
             out.truncate(dr.payload() + DATA_HEADER_LEN + data.len() / 2);
@@ -410,14 +416,6 @@ pub fn trim(
     zero_records: usize,
 ) -> Result<Vec<u8>, String> {
     let recs = walk(good, false)?;
-    let lbads = |nsid: u32| -> Result<u8, String> {
-        recs.iter()
-            .filter(|r| r.tag == tag::NS_DESC)
-            .map(|r| NsDesc::parse(payload(good, r)?).map_err(why))
-            .find(|d| d.as_ref().map_or(true, |d| d.nsid == nsid))
-            .ok_or(format!("DATA of NSID {nsid}, which has no NS_DESC"))?
-            .map(|d| d.lbads)
-    };
     let mut out = good[..HEADER_LEN].to_vec();
     let (mut data, mut zero) = (0, 0);
     for r in &recs {
@@ -429,15 +427,13 @@ pub fn trim(
                     continue;
                 }
                 let (h, d) = DataHeader::parse(payload(good, r)?).map_err(why)?;
+                // The block size: a valid record carries `nlb` blocks.
+                let block = d.len() / usize::try_from(h.nlb.max(1)).map_err(|x| x.to_string())?;
                 let nlb = h.nlb.min(max_blocks.max(1));
-                let len =
-                    usize::try_from(u64::from(nlb) << lbads(h.nsid)?).map_err(|x| x.to_string())?;
-                let d = d.get(..len).ok_or("DATA shorter than its NLB")?;
-                let mut rec =
-                    vec![0; RECORD_HEADER_LEN + pad8(DATA_HEADER_LEN + len).map_err(why)?];
-                let h = DataHeader { nlb, ..h };
-                crate::codec::media::write_data(&mut rec, 0, &h, d).map_err(why)?;
-                out.extend_from_slice(&rec);
+                let d = d
+                    .get(..block * nlb as usize)
+                    .ok_or("DATA shorter than its NLB")?;
+                out.extend_from_slice(&data_record(&DataHeader { nlb, ..h }, d)?);
             }
             tag::ZERO => {
                 zero += 1;

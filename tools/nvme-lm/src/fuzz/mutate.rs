@@ -9,7 +9,6 @@
 //! streams.
 
 use crate::codec::media::{
-    write_data,
     DataHeader,
     DATA_HEADER_LEN,
     MAX_DATA_LEN, //
@@ -27,6 +26,7 @@ use crate::codec::stream::{
     PREFIX_LEN,
     RECORD_HEADER_LEN, //
 };
+use crate::media_stream::data_record;
 
 /// xorshift64* seeded through splitmix64.
 #[derive(Clone, Debug)]
@@ -1163,15 +1163,12 @@ fn media_edit(r: &mut Rng, base: &Base, what: &mut String) -> Vec<u8> {
     };
     match rec.tag {
         tag::DATA => {
-            let h = DataHeader {
-                nsid: le(&b, p, 4) as u32,
-                nlb: le(&b, p + 4, 4) as u32,
-                slba: le(&b, p + 8, 8),
-                crc: 0,
+            let size = le(&b, rec.off, 8) as usize;
+            let Ok((h, data)) = DataHeader::parse(&b[p..p + size]) else {
+                let _ = write!(what, "DATA at {} unreadable", rec.off);
+                return b;
             };
-            let data = b
-                [p + DATA_HEADER_LEN..rec.off + RECORD_HEADER_LEN + (le(&b, rec.off, 8) as usize)]
-                .to_vec();
+            let data = data.to_vec();
             let max_nlb = (MAX_DATA_LEN >> lbads) as u32;
             let (nh, len) = match r.below(6) {
                 0 | 1 => {
@@ -1204,9 +1201,7 @@ fn media_edit(r: &mut Rng, base: &Base, what: &mut String) -> Vec<u8> {
                 _ => {
                     // A copy elsewhere (overlapping or not): valid if in range.
                     let slba = edge(r, u64::from(h.nlb));
-                    let mut copy =
-                        vec![0; RECORD_HEADER_LEN + (DATA_HEADER_LEN + data.len()).div_ceil(8) * 8];
-                    let _ = write_data(&mut copy, 0, &DataHeader { slba, ..h }, &data);
+                    let copy = data_record(&DataHeader { slba, ..h }, &data).unwrap_or_default();
                     let at = rec.off + rec.len;
                     b.splice(at..at, copy);
                     let _ = write!(what, "DATA at {} repeated at slba {slba:#x}", rec.off);
@@ -1219,15 +1214,7 @@ fn media_edit(r: &mut Rng, base: &Base, what: &mut String) -> Vec<u8> {
                 .chain(std::iter::repeat(0x5a))
                 .take(len)
                 .collect();
-            let mut new = vec![0; RECORD_HEADER_LEN + pad8(DATA_HEADER_LEN + len)];
-            if write_data(&mut new, 0, &nh, &bytes).is_err() {
-                // The codec's writer refuses what its reader would: a raw
-                // record of that size with the data CRC right.
-                let mut payload = nh.encode().to_vec();
-                payload[16..20].copy_from_slice(&crc32c(&bytes).to_le_bytes());
-                payload.extend_from_slice(&bytes);
-                new = record(tag::DATA, 0, &payload);
-            }
+            let new = data_record(&nh, &bytes).unwrap_or_default();
             b.splice(rec.off..rec.off + rec.len, new);
         }
         tag::ZERO => {
