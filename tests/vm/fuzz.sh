@@ -22,8 +22,8 @@ if [ "${FUZZ_INPUTS:-100000}" -gt 0 ]; then
 	set +e
 	echo "PF $PF: source $VF0 ($CDEV0), destination $VF1 ($CDEV1)"
 	"$NVME_LM" fuzz-resume --vf-a "$CDEV0" --vf-b "$CDEV1" --seed "${FUZZ_SEED:?}" \
-		--inputs "${FUZZ_INPUTS:-100000}" --io-every 500 --timeout 60 --kmsg \
-		"${FUZZ_GAP_ARGS[@]}" --dump "$JOB/fuzz" 2>&1 || rc=1
+		--inputs "${FUZZ_INPUTS:-100000}" --kmsg "${FUZZ_ARGS[@]}" --dump "$JOB/fuzz" 2>&1 ||
+		rc=1
 	bind_driver "$VF0" "" && bind_driver "$VF1" ""
 fi
 if [ "${FUZZ_MEDIA_INPUTS:-10000}" -gt 0 ]; then
@@ -34,8 +34,8 @@ if [ "${FUZZ_MEDIA_INPUTS:-10000}" -gt 0 ]; then
 	else
 		echo "media: $(grep -m1 '^stream' "$D/capture"); destination $B1 ($CDEV_B1)"
 		"$NVME_LM" fuzz-resume --vf-b "$CDEV_B1" --media-stream "$D/media.stream" \
-			--seed "${FUZZ_SEED:?}" --inputs "${FUZZ_MEDIA_INPUTS:-10000}" --io-every 500 \
-			--timeout 60 --kmsg "${FUZZ_GAP_ARGS[@]}" --dump "$JOB/media-fuzz" 2>&1 || rc=1
+			--seed "${FUZZ_SEED:?}" --inputs "${FUZZ_MEDIA_INPUTS:-10000}" --kmsg \
+			"${FUZZ_ARGS[@]}" --dump "$JOB/media-fuzz" 2>&1 || rc=1
 		cp "$D/media.stream" "$JOB/media.stream" 2>/dev/null
 	fi
 	media_teardown >/dev/null 2>&1

@@ -56,17 +56,8 @@ if ! setup >/dev/null 2>"$errf"; then
 	exit 1
 fi
 echo "# test bed and canaries: $T_SETUP s; material: $(grep -m1 '^stream' "$D/capture"), $T_MATERIAL s"
-OUT=$(mktemp)
-t0=$SECONDS
-timeout -k 10 $((INPUTS + 900)) "$NVME_LM" fuzz-resume --vf-b "$CDEV_B1" \
-	--media-stream "$D/media.stream" --seed "$SEED" --inputs "$INPUTS" --io-every 500 \
-	--timeout 60 "${FUZZ_GAP_ARGS[@]}" \
-	--dump "${NVME_VFIO_JOB:-/tmp}/media-fuzz" >"$OUT" 2>&1
-RC=$?
-echo "# fuzz-resume: $((SECONDS - t0)) s, exit $RC"
-ktap_check real_streams_load check_real_streams
-ktap_check inputs_refused_or_loaded check_inputs
-ktap_check destination_usable check_destination
+fuzz_suite_run media-fuzz --vf-b "$CDEV_B1" --media-stream "$D/media.stream" \
+	--seed "$SEED" --inputs "$INPUTS"
 ktap_check other_namespaces_unchanged check_canaries
 ktap_check kernel_log_clean check_log
 media_teardown >/dev/null 2>&1

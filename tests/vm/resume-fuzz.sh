@@ -44,17 +44,7 @@ if ! setup >/dev/null 2>"$errf"; then
 	for t in $CASES; do ktap_not_ok "$t" "setup: $(tail -n1 "$errf")"; done
 	exit 1
 fi
-OUT=$(mktemp)
-t0=$SECONDS
-timeout -k 10 $((INPUTS + 900)) "$NVME_LM" fuzz-resume --vf-a "$CDEV0" --vf-b "$CDEV1" \
-	--seed "$SEED" --inputs "$INPUTS" --io-every 500 --timeout 60 \
-	"${FUZZ_GAP_ARGS[@]}" \
-	--dump "${NVME_VFIO_JOB:-/tmp}/resume-fuzz" >"$OUT" 2>&1
-RC=$?
-echo "# fuzz-resume: $((SECONDS - t0)) s, exit $RC"
-ktap_check real_streams_load check_real_streams
-ktap_check inputs_refused_or_loaded check_inputs
-ktap_check destination_usable check_destination
+fuzz_suite_run resume-fuzz --vf-a "$CDEV0" --vf-b "$CDEV1" --seed "$SEED" --inputs "$INPUTS"
 ktap_check kernel_log_clean check_log
 teardown >/dev/null 2>&1
 rm -f "$OUT" "$errf"

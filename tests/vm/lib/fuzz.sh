@@ -12,10 +12,12 @@
 # bytes 7:6 of the version-0 state, are checked since.)
 KNOWN_GAPS=()
 
-# The options that make fuzz-resume strict about gaps, known ones aside.
+# The options of every fuzz-resume run here: I/O through the destination
+# every 500 inputs, 60 s for one input, strict about gaps (known ones
+# aside).
 # shellcheck disable=SC2034 # used by the scripts that source this
-FUZZ_GAP_ARGS=(--strict-gaps)
-for _g in "${KNOWN_GAPS[@]}"; do FUZZ_GAP_ARGS+=(--known-gap "$_g"); done
+FUZZ_ARGS=(--io-every 500 --timeout 60 --strict-gaps)
+for _g in "${KNOWN_GAPS[@]}"; do FUZZ_ARGS+=(--known-gap "$_g"); done
 unset _g
 
 # media_material DIR: the material of media fuzzing, on the test bed of
@@ -28,6 +30,23 @@ media_material() {
 	"$NVME_LM" media-migrate --vf-a "$CDEV_A1" --vf-b "$CDEV_B1" --nsid 3 --keep --rounds 1 \
 		--rate 0 --prefill-mib 1 --save "$1/media.stream" >"$1/capture" 2>&1 ||
 		fail "capturing a media stream: $(grep -m1 '^nvme-lm: error' "$1/capture" || tail -n1 "$1/capture")"
+}
+
+# fuzz_suite_run DUMP ARGS...: a KTAP suite's fuzz-resume run (ARGS: the
+# VFs or the material, --seed, --inputs; INPUTS bounds its time), inputs
+# with an unexpected outcome kept in the job directory's DUMP/; its output
+# in $OUT and exit status in $RC; then the suite's first three cases.
+fuzz_suite_run() {
+	local dump=$1 t0=$SECONDS
+	shift
+	OUT=$(mktemp)
+	timeout -k 10 $((INPUTS + 900)) "$NVME_LM" fuzz-resume "$@" "${FUZZ_ARGS[@]}" \
+		--dump "${NVME_VFIO_JOB:-/tmp}/$dump" >"$OUT" 2>&1
+	RC=$?
+	echo "# fuzz-resume: $((SECONDS - t0)) s, exit $RC"
+	ktap_check real_streams_load check_real_streams
+	ktap_check inputs_refused_or_loaded check_inputs
+	ktap_check destination_usable check_destination
 }
 
 # verdict NAME: the tool's verdict NAME (a line "verdict NAME: ok").
