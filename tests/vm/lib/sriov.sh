@@ -36,12 +36,17 @@ pf_bdf() {
 	fail "no NVMe PF with SR-IOV capability for host $host found" || return
 }
 
-# /dev/nvmeN of the controller bound to PCI device $1.
+# /dev/nvmeN of the controller bound to PCI device $1. nvme-pci probes
+# asynchronously: right after boot (make fuzz's first step) the controller
+# may not be there yet, so wait up to 30 s for it.
 pci_nvme_dev() {
-	local n
-	n=$(ls "/sys/bus/pci/devices/$1/nvme" 2>/dev/null | head -n1)
-	[ -n "$n" ] || { fail "$1: no nvme controller bound"; return 1; }
-	echo "/dev/$n"
+	local n i
+	for i in $(seq 300); do
+		n=$(ls "/sys/bus/pci/devices/$1/nvme" 2>/dev/null | head -n1)
+		[ -n "$n" ] && { echo "/dev/$n"; return 0; }
+		sleep 0.1
+	done
+	fail "$1: no nvme controller bound after 30 s"
 }
 
 wait_ctrl_live() {
